@@ -1,0 +1,173 @@
+"""The one place where foreign exceptions become VoiceBotErrors (like httpcore's ``map_exceptions``).
+
+``classify(exc)`` flattens nested (Base)ExceptionGroups, maps every leaf, and returns the most severe
+classification with all parts kept. ``trio.Cancelled``, ``KeyboardInterrupt``, ``SystemExit`` and
+``GeneratorExit`` are never classified: :func:`split_passthrough` separates them so callers re-raise them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+
+import attrs
+import trio
+import trio_websocket
+
+from ._types import (
+    Category,
+    PersistenceError,
+    Severity,
+    ValidationError,
+    VoiceBotError,
+    WebRTCError,
+    WebSocketError,
+)
+
+__all__ = ["PASSTHROUGH", "Classification", "classify", "flatten", "map_exception", "split_passthrough"]
+
+#: Exceptions that are control flow, not failures: never classified, counted or swallowed.
+PASSTHROUGH: tuple[type[BaseException], ...] = (trio.Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+@attrs.frozen
+class Classification:
+    """The result of classifying one exception (possibly a group of many)."""
+
+    error: VoiceBotError
+    """The most severe part; what the client is told and what decides the handling."""
+    parts: tuple[VoiceBotError, ...]
+    """Every classified leaf, in traversal order (``error`` is one of them)."""
+    originals: tuple[BaseException, ...]
+    """The leaves as raised, aligned with ``parts``."""
+
+    @property
+    def severity(self) -> Severity:
+        """Severity of the primary error."""
+        return self.error.severity
+
+
+def split_passthrough(exc: BaseException) -> tuple[BaseException | None, BaseException | None]:
+    """Split ``exc`` into (control-flow part to re-raise, failure part to classify); either may be None."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(PASSTHROUGH)
+    if isinstance(exc, PASSTHROUGH):
+        return exc, None
+    return None, exc
+
+
+def flatten(exc: BaseException) -> Iterator[BaseException]:
+    """Yield the leaves of arbitrarily nested exception groups, depth first."""
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            yield from flatten(sub)
+    else:
+        yield exc
+
+
+def _sqlite_error(exc: sqlite3.Error) -> VoiceBotError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return PersistenceError(
+            "the change conflicts with stored data", code="constraint_violation",
+            severity=Severity.LOW, retryable=False,
+        )
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return PersistenceError("storage busy, try again", code="database_busy")
+        return PersistenceError(code="database_unavailable")
+    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in str(exc).lower():
+        return PersistenceError(
+            "storage failure", code="database_corrupt", severity=Severity.CRITICAL,
+            retryable=False, subsystem="persistence",
+        )
+    return PersistenceError(code="database_error", severity=Severity.HIGH)
+
+
+def _foreign_module(exc: BaseException) -> str:
+    return type(exc).__module__.split(".", 1)[0]
+
+
+def map_exception(exc: BaseException) -> VoiceBotError:
+    """Map one leaf exception to a VoiceBotError (the leaf itself if it already is one).
+
+    The original is attached as ``__cause__`` and described in ``context``; client-visible messages
+    of foreign exceptions are generic, so no internals leak.
+    """
+    if isinstance(exc, VoiceBotError):
+        return exc
+    mapped = _map_foreign(exc)
+    mapped.__cause__ = exc
+    mapped.context.setdefault("exception", f"{type(exc).__module__}.{type(exc).__qualname__}")
+    mapped.context.setdefault("detail", str(exc)[:500])
+    return mapped
+
+
+def _map_foreign(exc: BaseException) -> VoiceBotError:
+    if isinstance(exc, json.JSONDecodeError):
+        return ValidationError(
+            f"message is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return ValidationError("message is not valid UTF-8", code="invalid_encoding")
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        return WebSocketError("connection closed", code="connection_closed", retryable=True)
+    if isinstance(exc, trio_websocket.HandshakeError):
+        return WebSocketError("websocket handshake failed", code="handshake_failed")
+    if isinstance(exc, trio.BrokenResourceError):
+        return VoiceBotError(
+            "connection lost", code="connection_broken", category=Category.NETWORK,
+            severity=Severity.MEDIUM, retryable=True,
+        )
+    if isinstance(exc, trio.ClosedResourceError):
+        return VoiceBotError(
+            "resource already closed", code="resource_closed", category=Category.SYSTEM,
+            severity=Severity.MEDIUM,
+        )
+    if isinstance(exc, trio.TooSlowError | TimeoutError):
+        return VoiceBotError(
+            "operation timed out", code="timeout", category=Category.NETWORK,
+            severity=Severity.MEDIUM, retryable=True,
+        )
+    if isinstance(exc, sqlite3.Error):
+        return _sqlite_error(exc)
+    module = _foreign_module(exc)
+    if module == "aioice":
+        return WebRTCError("ICE connectivity failed", code="ice_failed", retryable=True, recovery="ice_restart")
+    if module == "aiortc":
+        return WebRTCError("peer connection failure", code="webrtc_error", recovery="rebuild_peer")
+    if module == "av":
+        return WebRTCError("media codec failure", code="media_error")
+    if isinstance(exc, ConnectionError):
+        return VoiceBotError(
+            "connection lost", code="connection_lost", category=Category.NETWORK,
+            severity=Severity.MEDIUM, retryable=True,
+        )
+    if isinstance(exc, MemoryError):
+        return VoiceBotError(code="out_of_memory", severity=Severity.CRITICAL, subsystem="system")
+    if isinstance(exc, OSError):
+        return VoiceBotError(
+            "system resource failure", code="os_error", category=Category.SYSTEM, severity=Severity.HIGH,
+        )
+    return VoiceBotError(code="internal_error", category=Category.SYSTEM, severity=Severity.HIGH)
+
+
+def classify(exc: BaseException) -> Classification:
+    """Classify ``exc`` (an exception or nested group without passthrough parts).
+
+    Raises ``TypeError`` if ``exc`` contains a passthrough exception: split it first with
+    :func:`split_passthrough` so ``Cancelled`` can never be counted by mistake.
+    """
+    originals = tuple(flatten(exc))
+    if not originals:
+        raise ValueError("cannot classify an empty exception group")
+    for leaf in originals:
+        if isinstance(leaf, PASSTHROUGH):
+            raise TypeError(f"{type(leaf).__name__} must propagate, not be classified")
+    parts = tuple(map_exception(leaf) for leaf in originals)
+    primary = parts[0]
+    for part in parts[1:]:
+        if part.severity > primary.severity:
+            primary = part
+    return Classification(error=primary, parts=parts, originals=originals)
