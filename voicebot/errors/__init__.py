@@ -7,7 +7,9 @@
 - :class:`ErrorHandler` decides what each severity does, counts, logs and notifies listeners.
 """
 
+from ._budget import ErrorBudget
 from ._classify import PASSTHROUGH, Classification, classify, flatten, map_exception, split_passthrough
+from ._handler import Decision, ErrorContext, ErrorHandler, ErrorRecord, IdFactory, RequestContext
 from ._types import (
     DEFAULT_CLOSE_CODE,
     AuthError,
@@ -30,10 +32,17 @@ __all__ = [
     "AuthError",
     "Category",
     "Classification",
+    "Decision",
+    "ErrorBudget",
+    "ErrorContext",
+    "ErrorHandler",
+    "ErrorRecord",
+    "IdFactory",
     "LobbyError",
     "PersistenceError",
     "ProviderError",
     "RateLimitError",
+    "RequestContext",
     "SessionError",
     "Severity",
     "ValidationError",
