@@ -1,0 +1,122 @@
+"""Password hashing with Argon2id, off the event loop.
+
+Parameters (the default): argon2-cffi's ``RFC_9106_LOW_MEMORY`` profile, i.e. Argon2id, ``time_cost=3``,
+``memory_cost=64 MiB``, ``parallelism=4``, 16-byte salt, 32-byte hash. RFC 9106 §4 recommends exactly this
+as the uniformly safe choice when 2 GiB per hash is not affordable, which is the case on a server that
+hashes for many users. Argon2id is memory-hard (GPU/ASIC guessing costs memory, not just cycles) and
+resists side channels. One hash takes tens of milliseconds of CPU and 64 MiB of RAM, so
+:class:`Passwords` runs it in a worker thread (the event loop never blocks) behind its own
+:class:`trio.CapacityLimiter`: at most ``max_concurrent`` hashes run at once (peak RAM
+``max_concurrent × 64 MiB``), and a login flood queues for at most ``queue_timeout`` seconds before
+getting a retryable :class:`~voicebot.errors.RateLimitError` instead of exhausting the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import argon2
+import argon2.exceptions
+import trio
+
+from voicebot.errors import AuthError, RateLimitError
+
+__all__ = ["DEFAULT_PARAMETERS", "Passwords"]
+
+_T = TypeVar("_T")
+
+#: Argon2id, t=3, m=64 MiB, p=4 (RFC 9106 "low memory" recommendation); see the module docstring.
+DEFAULT_PARAMETERS = argon2.profiles.RFC_9106_LOW_MEMORY
+
+# Hashed once so that verifying an unknown name costs as much as a real verify; never accepted.
+_DUMMY_PASSWORD = "voicebot-dummy-password"
+
+
+class Passwords:
+    """Hash, verify and re-hash passwords without blocking Trio.
+
+    ``hasher`` defaults to ``argon2.PasswordHasher.from_parameters(DEFAULT_PARAMETERS)``; tests pass a
+    cheap one (``argon2.profiles.CHEAPEST``). Use one instance within one ``trio.run`` (it owns limiters).
+    """
+
+    def __init__(
+        self,
+        hasher: argon2.PasswordHasher | None = None,
+        *,
+        max_concurrent: int = 4,
+        queue_timeout: float = 10.0,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        if queue_timeout <= 0:
+            raise ValueError("queue_timeout must be positive")
+        self._hasher = hasher if hasher is not None else argon2.PasswordHasher.from_parameters(DEFAULT_PARAMETERS)
+        self._limiter = trio.CapacityLimiter(max_concurrent)
+        # Own thread limiter (same size, so never waited on): hashing does not compete with other
+        # to_thread users for trio's default limiter.
+        self._threads = trio.CapacityLimiter(max_concurrent)
+        self._queue_timeout = queue_timeout
+        self._dummy_hash: str | None = None
+
+    @property
+    def hasher(self) -> argon2.PasswordHasher:
+        """The underlying argon2 hasher (its parameters decide :meth:`needs_rehash`)."""
+        return self._hasher
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        # Bounded wait for a slot; the hash itself is CPU-bound and finishes on its own.
+        with trio.move_on_after(self._queue_timeout) as waited:
+            await self._limiter.acquire()
+        if waited.cancelled_caught:
+            raise RateLimitError(
+                "server busy, try again shortly", code="auth_busy", retry_after=1.0,
+                context={"queue_timeout": self._queue_timeout},
+            )
+        try:
+            return await trio.to_thread.run_sync(fn, *args, thread_name="voicebot-argon2", limiter=self._threads)
+        finally:
+            self._limiter.release()
+
+    async def hash(self, password: str) -> str:
+        """Return the encoded Argon2id hash (salt and parameters included) of ``password``."""
+        return await self._run(self._hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """True if ``password`` matches ``password_hash`` (argon2's comparison is constant time).
+
+        ``password_hash=None`` (unknown account) still performs one full hash against a dummy, so the
+        response time does not reveal whether a name is registered; the result is then False.
+        A stored hash that is not a valid encoded hash raises :class:`~voicebot.errors.AuthError`
+        ``invalid_password_hash`` (a data problem worth logging, not a wrong password).
+        """
+        if password_hash is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = await self.hash(_DUMMY_PASSWORD)
+            await self._run(self._verify_quiet, self._dummy_hash, password)
+            return False
+        return await self._run(self._verify_quiet, password_hash, password)
+
+    def _verify_quiet(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except argon2.exceptions.VerifyMismatchError:
+            return False
+        except argon2.exceptions.InvalidHashError as exc:
+            raise AuthError(
+                "stored credentials are unusable", code="invalid_password_hash",
+                context={"detail": str(exc)},
+            ) from exc
+        except argon2.exceptions.VerificationError:
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """True if ``password_hash`` was made with other parameters than the current hasher's.
+
+        After a successful :meth:`verify`, re-hash the plaintext and store it (e.g. with
+        ``Store.update_name_password``). Cheap: it only parses the encoded parameters.
+        """
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except (argon2.exceptions.InvalidHashError, ValueError):
+            return True
