@@ -1,0 +1,21 @@
+"""Shared fixtures: every test that uses them runs on Trio's autojump mock clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from voicebot.server import Server
+from voicebot.testing import open_test_server
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """An in-process server (no listener; clients connect through memory streams).
+
+    pytest-trio only honours a clock fixture requested by the test function itself, so every test using
+    this fixture must also take ``autojump_clock``.
+    """
+    async with open_test_server(seed=1) as srv:
+        yield srv

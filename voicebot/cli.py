@@ -1,0 +1,82 @@
+"""The ``voicebot`` command: ``voicebot serve`` runs the hub server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from . import __version__
+from .server import Server, Settings, add_arguments, settings_from
+
+__all__ = ["main", "serve"]
+
+log = logging.getLogger("voicebot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicebot", description="Real-time AI voice-bot server on Trio.")
+    parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="run the WebSocket hub server",
+                                  description="Run the hub. Every flag can also be set as VOICEBOT_<NAME>.")
+    add_arguments(serve_parser)
+    return parser
+
+
+async def serve(settings: Settings) -> None:
+    """Run a server until SIGINT/SIGTERM, then shut down gracefully (bounded by ``shutdown_timeout``).
+
+    A second signal during shutdown stops at once.
+    """
+    server = Server(settings)
+    run_scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
+        with run_scope:
+            await server.run(task_status=task_status)
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    if server.stopping:
+                        log.warning("second %s: stopping now", signal.Signals(signum).name)
+                        run_scope.cancel()
+                        continue
+                    log.info("received %s: shutting down", signal.Signals(signum).name)
+                    server.shutdown()
+                    run_scope.deadline = trio.current_time() + settings.shutdown_timeout
+
+            nursery.start_soon(watch)
+            await nursery.start(run)
+            print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
+            await server.stopped.wait()  # set when run() ends: graceful, forced or failed
+            nursery.cancel_scope.cancel()
+    log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``voicebot`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if args.command == "serve":
+        trio.run(serve, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The hub core: lobbies, sessions, membership and routing, sans-IO (events in, actions out)."""
+
+from ._core import RESUMED_ELSEWHERE, Hub, token_hash
+from ._model import (
+    Action,
+    Close,
+    ConnId,
+    HubConfig,
+    Lobby,
+    Notice,
+    Send,
+    Session,
+    SessionGone,
+    Warn,
+    validate_name,
+)
+
+__all__ = [
+    "RESUMED_ELSEWHERE",
+    "Action",
+    "Close",
+    "ConnId",
+    "Hub",
+    "HubConfig",
+    "Lobby",
+    "Notice",
+    "Send",
+    "Session",
+    "SessionGone",
+    "Warn",
+    "token_hash",
+    "validate_name",
+]

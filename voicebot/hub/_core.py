@@ -1,0 +1,234 @@
+"""The hub core: sessions, lobbies, membership and routing as a sans-IO state machine.
+
+Events go in (``hello``, ``request``, ``disconnect``, ``expire``) with the current time; decisions come out
+as a list of :mod:`actions <voicebot.hub._model>`. Domain failures are raised as VoiceBotErrors for the
+caller's error handler. No trio, no sockets: every rule here is unit-tested without a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import SessionError
+from ..protocol import Chat, Hello, LobbyCreate, LobbyJoin, LobbyLeave, LobbyList, Ping, Request, Signal
+from . import _lobbies
+from ._model import Action, Close, ConnId, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
+
+__all__ = ["RESUMED_ELSEWHERE", "Hub", "token_hash"]
+
+#: Close code for a socket replaced by a resume on another connection.
+RESUMED_ELSEWHERE = 4001
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of a resume token (tokens are 256-bit random, so a fast hash is enough)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Hub:
+    """All lobbies and sessions of one server.
+
+    ``rng`` makes ids deterministic under a seed; ``new_token`` makes resume tokens (default ``secrets``);
+    ``wall_clock`` stamps chat messages and lobby creation (data, never used for timing).
+    """
+
+    def __init__(
+        self,
+        config: HubConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+        new_token: Callable[[], str] = _new_token,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config if config is not None else HubConfig()
+        self.rng = rng if rng is not None else random.Random(secrets.randbits(64))
+        self.new_token = new_token
+        self.wall_clock = wall_clock
+        self.sessions: dict[str, Session] = {}
+        self.lobbies: dict[str, Lobby] = {}
+        self._by_conn: dict[ConnId, Session] = {}
+        self._by_token: dict[str, Session] = {}
+
+    # -- queries ------------------------------------------------------------------------------------
+    def session_of(self, conn: ConnId) -> Session | None:
+        """The session bound to ``conn`` (None before ``hello``)."""
+        return self._by_conn.get(conn)
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id like ``p_1a2b3c4d5e6f`` drawn from the hub's rng."""
+        while True:
+            candidate = f"{prefix}_{self.rng.getrandbits(48):012x}"
+            if candidate not in self.sessions and candidate not in self.lobbies:
+                return candidate
+
+    def next_deadline(self) -> float | None:
+        """The earliest Trio time at which :meth:`expire` has work to do."""
+        times = [s.grace_deadline for s in self.sessions.values() if s.grace_deadline is not None]
+        ttl = self.config.empty_lobby_ttl
+        times += [lb.empty_since + ttl for lb in self.lobbies.values() if lb.empty_since is not None]
+        return min(times) if times else None
+
+    # -- events -------------------------------------------------------------------------------------
+    def hello(self, conn: ConnId, req: Hello, now: float, *, admin: bool = False) -> list[Action]:
+        """Bind ``conn`` to a new session, or to a resumed one when ``req.resume`` is valid and in grace.
+
+        An unknown or expired resume token starts a new session (``resumed: false`` tells the client).
+        """
+        if conn in self._by_conn:
+            raise SessionError("hello was already sent on this connection", code="already_hello")
+        name = validate_name(req.name)
+        actions: list[Action] = []
+        session = self._by_token.get(token_hash(req.resume)) if req.resume else None
+        resumed = session is not None
+        if session is not None:
+            if session.conn is not None:
+                self._by_conn.pop(session.conn, None)
+                actions.append(Close(session.conn, RESUMED_ELSEWHERE, "session resumed on another connection"))
+            del self._by_token[session.token_hash]
+            session.grace_deadline = None
+            session.admin = session.admin or admin
+        else:
+            session = Session(self.new_id("p"), name, req.kind, "", None, admin=admin)
+            self.sessions[session.peer_id] = session
+        token = self.new_token()
+        session.token_hash = token_hash(token)
+        session.conn = conn
+        self._by_token[session.token_hash] = session
+        self._by_conn[conn] = session
+        welcome: dict[str, Any] = {
+            "type": "welcome", "peer_id": session.peer_id, "resume_token": token, "name": session.name,
+            "resumed": resumed, "lobby_id": session.lobby_id, "heartbeat_interval": self.config.heartbeat_interval,
+            "resume_grace": self.config.resume_grace, "protocol": 1, "server": self.config.server,
+            "kind": session.kind, "admin": session.admin,
+        }
+        if req.id is not None:
+            welcome["reply_to"] = req.id
+        if resumed and session.lobby_id is not None:
+            lobby = self.lobbies[session.lobby_id]
+            welcome["lobby"] = lobby.public()
+            welcome["peers"] = _lobbies.peers_except(self, lobby, session.peer_id)
+        actions.append(Send((conn,), welcome))
+        if session.buffer:
+            actions.extend(Send((conn,), msg) for msg in session.buffer)
+            session.buffer.clear()
+        actions.append(Notice("session.resumed" if resumed else "session.started",
+                              {"peer_id": session.peer_id, "conn": conn, "name": session.name}))
+        return actions
+
+    def request(self, conn: ConnId, req: Request, now: float) -> list[Action]:
+        """Handle any request after ``hello`` (``ping`` is also allowed before it)."""
+        if isinstance(req, Ping):
+            return [Send((conn,), _reply(req, {"type": "pong"}))]
+        session = self._by_conn.get(conn)
+        if session is None:
+            if isinstance(req, Hello):
+                return self.hello(conn, req, now)
+            raise SessionError("send hello first", code="hello_required")
+        if isinstance(req, Hello):
+            raise SessionError("hello was already sent on this connection", code="already_hello")
+        if isinstance(req, LobbyList):
+            return [Send((conn,), _reply(req, {"type": "lobby.list", "lobbies": _lobbies.public_list(self)}))]
+        if isinstance(req, LobbyLeave):
+            return _lobbies.leave(self, session, req, now)
+        if isinstance(req, LobbyJoin):
+            return _lobbies.join(self, session, req, now, password_ok=None)
+        if isinstance(req, Signal):
+            return _lobbies.signal(self, session, req, now)
+        if isinstance(req, Chat):
+            return _lobbies.chat(self, session, req, now)
+        if isinstance(req, LobbyCreate):
+            return self.create_lobby(conn, req, now, password_hash=None)
+        raise SessionError(f"{req.TYPE} is not handled by the hub core", code="unknown_type")
+
+    def create_lobby(self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None) -> list[Action]:
+        """``lobby.create`` with the password already hashed by the caller (hashing is slow, so off-core)."""
+        self._require(conn)
+        lobby = _lobbies.build(self, req, now, password_hash)
+        self.add_lobby(lobby, now)
+        return [Send((conn,), _reply(req, {"type": "lobby.created", "lobby": lobby.public()})),
+                Notice("lobby.created", {"lobby_id": lobby.id, "persistent": lobby.persistent})]
+
+    def add_lobby(self, lobby: Lobby, now: float) -> None:
+        """Register a lobby (a new one, or a persistent one restored at start)."""
+        lobby.empty_since = None if lobby.persistent else now
+        self.lobbies[lobby.id] = lobby
+
+    def join(self, conn: ConnId, req: LobbyJoin, now: float, *, password_ok: bool | None) -> list[Action]:
+        """``lobby.join``; ``password_ok`` is the caller's verification of ``req.password`` (None: not checked)."""
+        return _lobbies.join(self, self._require(conn), req, now, password_ok=password_ok)
+
+    def disconnect(self, conn: ConnId, now: float) -> list[Action]:
+        """The socket of ``conn`` is gone: its session (if any) enters the resume grace."""
+        session = self._by_conn.pop(conn, None)
+        if session is None or session.conn != conn:
+            return []
+        session.conn = None
+        session.grace_deadline = now + self.config.resume_grace
+        return [Notice("session.disconnected", {"peer_id": session.peer_id, "conn": conn})]
+
+    def expire(self, now: float) -> list[Action]:
+        """End sessions whose grace is over and drop ephemeral lobbies left empty too long."""
+        actions: list[Action] = []
+        for session in [s for s in self.sessions.values() if s.grace_deadline is not None and s.grace_deadline <= now]:
+            actions += self.end_session(session, "disconnected", now)
+        ttl = self.config.empty_lobby_ttl
+        for lobby in [lb for lb in self.lobbies.values() if lb.empty_since is not None and lb.empty_since + ttl <= now]:
+            actions += _lobbies.delete(self, lobby, "expired")
+        return actions
+
+    def end_session(self, session: Session, reason: str, now: float) -> list[Action]:
+        """End ``session`` for good: it leaves its lobby with ``reason`` and its resume token dies."""
+        actions: list[Action] = []
+        if session.lobby_id is not None:
+            actions += _lobbies.remove_member(self, session, reason, now)
+        self.sessions.pop(session.peer_id, None)
+        self._by_token.pop(session.token_hash, None)
+        if session.conn is not None:
+            self._by_conn.pop(session.conn, None)
+        actions.append(SessionGone(session.peer_id, reason))
+        return actions
+
+    # -- delivery -----------------------------------------------------------------------------------
+    def deliver(self, peer_ids: Iterable[str], message: dict[str, Any], now: float) -> list[Action]:
+        """Send ``message`` to peers: live ones now, ones in grace into their bounded resume buffer.
+
+        A buffer that overflows ends that peer's session (reason ``disconnected``).
+        """
+        live: list[ConnId] = []
+        overflow: list[Session] = []
+        for pid in peer_ids:
+            session = self.sessions.get(pid)
+            if session is None:
+                continue
+            if session.conn is not None:
+                live.append(session.conn)
+            elif len(session.buffer) < self.config.resume_buffer:
+                session.buffer.append(message)
+            else:
+                overflow.append(session)
+        actions: list[Action] = [Send(tuple(live), message)] if live else []
+        for session in overflow:
+            if session.peer_id in self.sessions:
+                actions += self.end_session(session, "disconnected", now)
+        return actions
+
+    def _require(self, conn: ConnId) -> Session:
+        session = self._by_conn.get(conn)
+        if session is None:
+            raise SessionError("send hello first", code="hello_required")
+        return session
+
+
+def _reply(req: Request, message: dict[str, Any]) -> dict[str, Any]:
+    if req.id is not None:
+        message["reply_to"] = req.id
+    return message

@@ -1,0 +1,164 @@
+"""Lobby rules of the hub core: create, join, leave, relay signals and chat (sans-IO helpers of :class:`Hub`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LobbyError, RateLimitError, Severity, ValidationError, WebRTCError
+from ..protocol import Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal
+from ._model import Action, Lobby, Notice, Send, Session, Warn
+
+if TYPE_CHECKING:
+    from ._core import Hub
+
+__all__ = ["build", "chat", "delete", "join", "leave", "peers_except", "public_list", "remove_member", "signal"]
+
+
+def build(hub: Hub, req: LobbyCreate, now: float, password_hash: str | None) -> Lobby:
+    """Check limits and make (but do not register) the lobby ``req`` asks for."""
+    if len(hub.lobbies) >= hub.config.max_lobbies:
+        raise RateLimitError("too many lobbies exist; try again later", code="lobby_limit", retry_after=60.0)
+    if req.password is not None and password_hash is None:
+        raise ValueError("a lobby password must be hashed before the lobby is built")
+    return Lobby(
+        id=hub.new_id("l"), name=req.name, private=req.private, password_hash=password_hash,
+        max_members=req.max_members, persistent=req.persistent, created=hub.wall_clock(),
+    )
+
+
+def public_list(hub: Hub) -> list[dict[str, Any]]:
+    """``lobby`` objects of all public lobbies, oldest first."""
+    return [lobby.public() for lobby in hub.lobbies.values() if not lobby.private]
+
+
+def peers_except(hub: Hub, lobby: Lobby, peer_id: str) -> list[dict[str, Any]]:
+    """``peer`` objects of the lobby's members other than ``peer_id``, in join order."""
+    return [hub.sessions[pid].peer_object() for pid in lobby.members if pid != peer_id and pid in hub.sessions]
+
+
+def join(hub: Hub, session: Session, req: LobbyJoin, now: float, *, password_ok: bool | None) -> list[Action]:
+    """Join ``req.lobby_id``, leaving any other lobby first; idempotent for the lobby one is in."""
+    lobby = hub.lobbies.get(req.lobby_id)
+    if lobby is None:
+        raise LobbyError(f"no lobby {req.lobby_id!r}", code="lobby_not_found", field="lobby_id")
+    if session.lobby_id == lobby.id:
+        return [_joined_reply(hub, session, lobby, req)]
+    if lobby.password_hash is not None and not password_ok:
+        if req.password is None:
+            raise LobbyError("this lobby needs a password", code="wrong_password", field="password")
+        raise LobbyError("wrong password for this lobby", code="wrong_password", field="password")
+    if len(lobby.members) >= lobby.max_members:
+        raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
+    actions: list[Action] = []
+    if session.lobby_id is not None:
+        old = session.lobby_id
+        actions += remove_member(hub, session, "left", now)
+        if session.conn is not None:
+            actions.append(Send((session.conn,), {"type": "lobby.left", "lobby_id": old, "reason": "switched"}))
+    others = list(lobby.members)
+    lobby.members[session.peer_id] = None
+    lobby.empty_since = None
+    session.lobby_id = lobby.id
+    actions.append(_joined_reply(hub, session, lobby, req))
+    actions += hub.deliver(others, {"type": "peer.joined", "lobby_id": lobby.id, "peer": session.peer_object()}, now)
+    actions.append(Notice("lobby.joined", {"lobby_id": lobby.id, "peer_id": session.peer_id}))
+    return actions
+
+
+def _joined_reply(hub: Hub, session: Session, lobby: Lobby, req: LobbyJoin) -> Send:
+    assert session.conn is not None
+    message: dict[str, Any] = {"type": "lobby.joined", "lobby": lobby.public(),
+                               "peers": peers_except(hub, lobby, session.peer_id)}
+    if req.id is not None:
+        message["reply_to"] = req.id
+    return Send((session.conn,), message)
+
+
+def leave(hub: Hub, session: Session, req: LobbyLeave, now: float) -> list[Action]:
+    """``lobby.leave``: the others get ``peer.left`` with reason ``left``."""
+    if session.lobby_id is None or session.conn is None:
+        raise LobbyError("you are not in a lobby", code="not_in_lobby")
+    lobby_id = session.lobby_id
+    actions = remove_member(hub, session, "left", now)
+    reply: dict[str, Any] = {"type": "lobby.left", "lobby_id": lobby_id, "reason": "left"}
+    if req.id is not None:
+        reply["reply_to"] = req.id
+    return [Send((session.conn,), reply), *actions]
+
+
+def remove_member(hub: Hub, session: Session, reason: str, now: float) -> list[Action]:
+    """Take ``session`` out of its lobby; tell the others; delete an ephemeral lobby left empty."""
+    lobby = hub.lobbies.get(session.lobby_id) if session.lobby_id else None
+    session.lobby_id = None
+    if lobby is None:
+        return []
+    lobby.members.pop(session.peer_id, None)
+    lobby.pending_offers = {pair for pair in lobby.pending_offers if session.peer_id not in pair}
+    actions = hub.deliver(
+        lobby.members, {"type": "peer.left", "lobby_id": lobby.id, "peer_id": session.peer_id, "reason": reason}, now
+    )
+    actions.append(Notice("lobby.left", {"lobby_id": lobby.id, "peer_id": session.peer_id, "reason": reason}))
+    if not lobby.members and not lobby.persistent:
+        actions += delete(hub, lobby, "empty")
+    return actions
+
+
+def delete(hub: Hub, lobby: Lobby, reason: str) -> list[Action]:
+    """Remove ``lobby``; members still in it are told ``lobby.left`` with ``reason`` (e.g. ``closed``)."""
+    hub.lobbies.pop(lobby.id, None)
+    actions: list[Action] = []
+    for pid in list(lobby.members):
+        session = hub.sessions.get(pid)
+        if session is not None and session.lobby_id == lobby.id:
+            session.lobby_id = None
+            if session.conn is not None:
+                actions.append(Send((session.conn,), {"type": "lobby.left", "lobby_id": lobby.id, "reason": reason}))
+    lobby.members.clear()
+    actions.append(Notice("lobby.deleted", {"lobby_id": lobby.id, "reason": reason, "persistent": lobby.persistent}))
+    return actions
+
+
+def signal(hub: Hub, session: Session, req: Signal, now: float) -> list[Action]:
+    """Relay a WebRTC signal to a member of the sender's own lobby; detect offer glare."""
+    if session.lobby_id is None or session.conn is None:
+        raise LobbyError("join a lobby before signaling", code="not_in_lobby")
+    if req.to == session.peer_id:
+        raise ValidationError("to: cannot signal yourself", field="to")
+    lobby = hub.lobbies[session.lobby_id]
+    if req.to not in lobby.members:
+        raise LobbyError(f"no peer {req.to!r} in your lobby", code="peer_not_found", field="to")
+    actions: list[Action] = []
+    me, peer = session.peer_id, req.to
+    if req.kind == "offer":
+        if (peer, me) in lobby.pending_offers:
+            polite = max(me, peer)
+            actions.append(Warn(session.conn, WebRTCError(
+                f"offer glare: your offer crossed one from {peer}; the polite peer ({polite}) must roll back",
+                code="offer_glare", severity=Severity.MEDIUM, retryable=True, recovery="glare",
+                context={"peer": peer, "polite": polite},
+            )))
+        lobby.pending_offers.add((me, peer))
+    elif req.kind == "answer":
+        lobby.pending_offers.discard((peer, me))
+    elif req.kind == "bye":
+        lobby.pending_offers.discard((me, peer))
+        lobby.pending_offers.discard((peer, me))
+    message: dict[str, Any] = {"type": "signal", "from": me, "kind": req.kind, "lobby_id": lobby.id}
+    if req.sdp is not None:
+        message["sdp"] = req.sdp
+    if req.kind == "candidate":
+        message["candidate"] = req.candidate.model_dump() if req.candidate is not None else None
+    actions += hub.deliver((peer,), message, now)
+    if req.id is not None:
+        actions.append(Send((session.conn,), {"type": "signal.sent", "reply_to": req.id, "to": peer}))
+    return actions
+
+
+def chat(hub: Hub, session: Session, req: Chat, now: float) -> list[Action]:
+    """Broadcast a chat line to every member of the sender's lobby, sender included."""
+    if session.lobby_id is None:
+        raise LobbyError("join a lobby before chatting", code="not_in_lobby")
+    lobby = hub.lobbies[session.lobby_id]
+    message = {"type": "chat", "lobby_id": lobby.id, "from": session.peer_id, "name": session.name,
+               "text": req.text, "ts": int(hub.wall_clock() * 1000)}
+    return hub.deliver(list(lobby.members), message, now)

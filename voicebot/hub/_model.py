@@ -1,0 +1,156 @@
+"""Hub state and the decisions the hub returns (plain data, no I/O)."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Literal
+
+import attrs
+
+from ..errors import ValidationError, VoiceBotError
+
+__all__ = [
+    "Action",
+    "Close",
+    "ConnId",
+    "HubConfig",
+    "Lobby",
+    "Notice",
+    "Send",
+    "Session",
+    "SessionGone",
+    "Warn",
+    "validate_name",
+]
+
+ConnId = int
+"""A connection's id, chosen by the I/O layer."""
+
+PeerKind = Literal["user", "bot"]
+
+NAME_MAX = 32
+_NAME_EXTRA = frozenset(" _-.")
+
+
+def validate_name(raw: str) -> str:
+    """Return the trimmed name or raise ``name_invalid``: 1–32 chars of letters, digits, space and ``_ - .``."""
+    name = raw.strip()
+    if not name:
+        raise ValidationError("name: must not be empty", code="name_invalid", field="name")
+    if len(name) > NAME_MAX:
+        raise ValidationError(f"name: at most {NAME_MAX} characters", code="name_invalid", field="name")
+    bad = next((c for c in name if not (c.isalnum() or c in _NAME_EXTRA)), None)
+    if bad is not None:
+        raise ValidationError(
+            f"name: character {bad!r} not allowed (letters, digits, space, _ - . only)",
+            code="name_invalid", field="name",
+        )
+    return name
+
+
+@attrs.frozen
+class HubConfig:
+    """Tunables of the hub core (the server fills them from settings)."""
+
+    resume_grace: float = 30.0
+    """Seconds a disconnected peer keeps its place (and its lobby) waiting for a resume."""
+    resume_buffer: int = 256
+    """Messages kept for a peer in grace; one more ends its session."""
+    heartbeat_interval: float = 15.0
+    """Told to clients in ``welcome``."""
+    max_lobbies: int = 10_000
+    """Lobbies that may exist at once; ``lobby.create`` beyond it fails with ``lobby_limit``."""
+    empty_lobby_ttl: float = 300.0
+    """Seconds an ephemeral lobby nobody has joined yet survives."""
+    server: str = "voicebot"
+    """Server name/version told to clients in ``welcome``."""
+
+
+@attrs.define(eq=False)
+class Session:
+    """A peer's identity; outlives its WebSocket for ``resume_grace``."""
+
+    peer_id: str
+    name: str
+    kind: PeerKind
+    token_hash: str
+    conn: ConnId | None
+    lobby_id: str | None = None
+    grace_deadline: float | None = None
+    buffer: collections.deque[dict[str, Any]] = attrs.field(factory=collections.deque)
+    admin: bool = False
+
+    def peer_object(self) -> dict[str, Any]:
+        """The protocol's ``peer`` object."""
+        return {"peer_id": self.peer_id, "name": self.name, "kind": self.kind}
+
+
+@attrs.define(eq=False)
+class Lobby:
+    """A room; members are peer ids in join order."""
+
+    id: str
+    name: str
+    private: bool
+    password_hash: str | None
+    max_members: int
+    persistent: bool = False
+    created: float = 0.0
+    """Wall-clock creation time (seconds since the epoch)."""
+    members: dict[str, None] = attrs.field(factory=dict)
+    empty_since: float | None = None
+    """Trio time when the lobby last became empty (ephemeral lobbies expire from it)."""
+    pending_offers: set[tuple[str, str]] = attrs.field(factory=set)
+    """(from, to) pairs with an offer not yet answered, for glare detection."""
+
+    def public(self) -> dict[str, Any]:
+        """The protocol's ``lobby`` object."""
+        return {
+            "id": self.id, "name": self.name, "private": self.private,
+            "has_password": self.password_hash is not None, "members": len(self.members),
+            "max_members": self.max_members, "persistent": self.persistent,
+        }
+
+
+@attrs.frozen
+class Send:
+    """Deliver ``message`` to each live connection in ``conns`` (encode once, send many)."""
+
+    conns: tuple[ConnId, ...]
+    message: dict[str, Any]
+
+
+@attrs.frozen
+class Close:
+    """Close connection ``conn`` with a WebSocket close code and reason."""
+
+    conn: ConnId
+    code: int
+    reason: str
+
+
+@attrs.frozen
+class Warn:
+    """Report ``error`` to ``conn`` through the error handler (the request itself went through)."""
+
+    conn: ConnId
+    error: VoiceBotError
+
+
+@attrs.frozen
+class SessionGone:
+    """A session ended for good (grace expired, buffer overflow, kicked); the I/O layer may forget it."""
+
+    peer_id: str
+    reason: str
+
+
+@attrs.frozen
+class Notice:
+    """A domain event for audit/persistence/journal listeners (``event`` plus fields)."""
+
+    event: str
+    fields: dict[str, Any]
+
+
+Action = Send | Close | Warn | SessionGone | Notice

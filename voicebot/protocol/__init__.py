@@ -1,0 +1,44 @@
+"""Protocol v1: JSON text frames, one object per frame, always a ``type`` (see README "Protocol").
+
+Pure data: decoding, validation and encoding, no I/O.
+"""
+
+from ._codec import Envelope, decode, encode, register_request, validate
+from ._requests import (
+    MAX_SDP_BYTES,
+    REQUEST_TYPES,
+    Candidate,
+    Chat,
+    Hello,
+    LobbyCreate,
+    LobbyJoin,
+    LobbyLeave,
+    LobbyList,
+    Ping,
+    Request,
+    Signal,
+)
+
+#: Protocol version spoken by this server.
+PROTOCOL_VERSION = 1
+
+__all__ = [
+    "MAX_SDP_BYTES",
+    "PROTOCOL_VERSION",
+    "REQUEST_TYPES",
+    "Candidate",
+    "Chat",
+    "Envelope",
+    "Hello",
+    "LobbyCreate",
+    "LobbyJoin",
+    "LobbyLeave",
+    "LobbyList",
+    "Ping",
+    "Request",
+    "Signal",
+    "decode",
+    "encode",
+    "register_request",
+    "validate",
+]

@@ -1,0 +1,103 @@
+"""Text frame ⇄ message: JSON decoding, envelope checks and model validation (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+
+from ..errors import ValidationError
+from ._requests import REQUEST_TYPES, Request
+
+__all__ = ["Envelope", "decode", "encode", "register_request", "validate"]
+
+
+class Envelope:
+    """A decoded JSON object with its ``type`` and ``id`` checked, before the type's own validation."""
+
+    __slots__ = ("data", "id", "type")
+
+    def __init__(self, data: dict[str, Any], type_: str, id_: str | int | None) -> None:
+        self.data = data
+        self.type = type_
+        self.id = id_
+
+
+def register_request(model: type[Request]) -> None:
+    """Make ``model`` (a :class:`Request` subclass with ``TYPE`` set) known to :func:`validate`."""
+    if not model.TYPE:
+        raise ValueError("request model needs a TYPE")
+    REQUEST_TYPES[model.TYPE] = model
+
+
+def decode(text: str | bytes) -> Envelope:
+    """Parse one frame into an :class:`Envelope`.
+
+    Raises ValidationError: ``invalid_json`` (not JSON / binary frame), ``invalid_message`` (not an object,
+    bad ``type`` or ``id``), ``unknown_type``. Whenever the ``id`` could be read it is kept in the error's
+    context as ``request_id`` so the reply still carries ``reply_to``.
+    """
+    if isinstance(text, bytes):
+        raise ValidationError("binary frames are not supported; send JSON text frames", code="invalid_message")
+    try:
+        data = json.loads(text)  # JSONDecodeError is mapped to invalid_json by voicebot.errors.classify
+    except RecursionError as exc:
+        raise ValidationError("message nests too deeply", code="invalid_json") from exc
+    if not isinstance(data, dict):
+        raise ValidationError(f"message must be a JSON object, not {_json_kind(data)}", code="invalid_message")
+    rid = data.get("id")
+    if rid is not None and not _valid_id(rid):
+        raise ValidationError("id: must be a string of at most 64 characters or an integer", field="id")
+    context = {"request_id": rid} if rid is not None else {}
+    mtype = data.get("type")
+    if mtype is None:
+        raise ValidationError("type: missing", field="type", context=context)
+    if not isinstance(mtype, str):
+        raise ValidationError(f"type: must be a string, not {_json_kind(mtype)}", field="type", context=context)
+    if mtype not in REQUEST_TYPES:
+        raise ValidationError(
+            f"unknown message type {mtype[:64]!r}", code="unknown_type", field="type", context=context
+        )
+    return Envelope(data, mtype, rid)
+
+
+def validate(envelope: Envelope) -> Request:
+    """Validate an envelope against its type's model; errors name the first offending field."""
+    model = REQUEST_TYPES[envelope.type]
+    try:
+        return model.model_validate(envelope.data)
+    except pydantic.ValidationError as exc:
+        raise _field_error(exc, envelope) from None
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Serialise a server message (compact JSON, UTF-8 kept as is)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def _field_error(exc: pydantic.ValidationError, envelope: Envelope) -> ValidationError:
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    text = str(first["msg"])
+    # Errors raised by model validators read "Value error, <field>: <text>" and carry no location.
+    if text.startswith("Value error, "):
+        text = text.removeprefix("Value error, ")
+        if not loc and ": " in text:
+            loc, text = text.split(": ", 1)
+    field = loc or None
+    message = f"{envelope.type}: {field}: {text}" if field else f"{envelope.type}: {text}"
+    context = {"request_id": envelope.id, "errors": exc.error_count()}
+    return ValidationError(message, code="invalid_message", field=field, context=context)
+
+
+def _valid_id(rid: Any) -> bool:
+    if isinstance(rid, bool):
+        return False
+    return isinstance(rid, int) or (isinstance(rid, str) and len(rid) <= 64)
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )

@@ -1,0 +1,149 @@
+"""Client → server request models (protocol v1), validated with pydantic.
+
+Validation is strict (no coercion: ``"16"`` is not an integer) and ignores unknown fields so newer clients
+can talk to older servers. Every failure becomes a :class:`voicebot.errors.ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "REQUEST_TYPES",
+    "Candidate",
+    "Chat",
+    "Hello",
+    "LobbyCreate",
+    "LobbyJoin",
+    "LobbyLeave",
+    "LobbyList",
+    "Ping",
+    "Request",
+    "Signal",
+]
+
+MAX_SDP_BYTES = 32 * 1024
+"""Largest accepted SDP (bytes, UTF-8)."""
+
+RequestId = str | int
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class Request(BaseModel):
+    """Base of every client request: carries the optional ``id`` echoed back as ``reply_to``."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    TYPE: ClassVar[str] = ""
+
+    id: RequestId | None = None
+
+
+class Hello(Request):
+    """``hello {name, resume?, protocol?: 1}``: must be the first message on a connection."""
+
+    TYPE: ClassVar[str] = "hello"
+    name: Annotated[str, StringConstraints(max_length=256)]
+    """Display name (rules checked by the hub: 1–32 chars after trimming, letters/digits/space/_-.)."""
+    resume: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    protocol: Literal[1] = 1
+    kind: Literal["user", "bot"] = "user"
+    password: Secret | None = None
+    admin_token: Secret | None = None
+
+
+class LobbyCreate(Request):
+    """``lobby.create {name, private?, password?, max_members?, persistent?}``."""
+
+    TYPE: ClassVar[str] = "lobby.create"
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    private: bool = False
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    max_members: Annotated[int, Field(ge=2, le=64)] = 16
+    persistent: bool = False
+
+
+class LobbyList(Request):
+    """``lobby.list``: public lobbies."""
+
+    TYPE: ClassVar[str] = "lobby.list"
+
+
+class LobbyJoin(Request):
+    """``lobby.join {lobby_id, password?}``."""
+
+    TYPE: ClassVar[str] = "lobby.join"
+    lobby_id: Id
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class LobbyLeave(Request):
+    """``lobby.leave``."""
+
+    TYPE: ClassVar[str] = "lobby.leave"
+
+
+class Candidate(BaseModel):
+    """An ICE candidate as browsers produce it (``RTCIceCandidateInit``)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    candidate: Annotated[str, StringConstraints(max_length=2048)]
+    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=1024)] | None = None
+
+
+class Signal(Request):
+    """``signal {to, kind, sdp?, candidate?}``: relayed to ``to`` inside the sender's lobby."""
+
+    TYPE: ClassVar[str] = "signal"
+    to: Id
+    kind: Literal["offer", "answer", "candidate", "bye"]
+    sdp: str | None = None
+    candidate: Candidate | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind")
+        sdp = data.get("sdp")
+        if kind in ("offer", "answer"):
+            if sdp is None:
+                raise ValueError(f"sdp: required for kind {kind!r}")
+            if isinstance(sdp, str):
+                if len(sdp.encode()) > MAX_SDP_BYTES:
+                    raise ValueError(f"sdp: longer than {MAX_SDP_BYTES} bytes")
+                if not sdp.startswith("v=0"):
+                    raise ValueError("sdp: must start with 'v=0'")
+        if kind == "candidate" and "candidate" not in data:
+            raise ValueError("candidate: required for kind 'candidate' (null means end of candidates)")
+        return data
+
+
+class Chat(Request):
+    """``chat {text}``: broadcast to every member of the sender's lobby, sender included."""
+
+    TYPE: ClassVar[str] = "chat"
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> Chat:
+        if not self.text.strip():
+            raise ValueError("text: must not be blank")
+        return self
+
+
+class Ping(Request):
+    """``ping`` → ``pong``."""
+
+    TYPE: ClassVar[str] = "ping"
+
+
+#: Every request type the core protocol knows, by wire name. Extensions register more with
+#: :func:`voicebot.protocol.register_request`.
+REQUEST_TYPES: dict[str, type[Request]] = {
+    model.TYPE: model for model in (Hello, LobbyCreate, LobbyList, LobbyJoin, LobbyLeave, Signal, Chat, Ping)
+}

@@ -1,0 +1,217 @@
+"""One client WebSocket: reader, writer (bounded outbox) and heartbeat in the connection's own nursery.
+
+Every failure in any of the three tasks goes through the server's ErrorHandler; none escapes to the
+server or to other connections. Closing is decided once (first decision wins), flushed when possible,
+and carried out shielded with a deadline.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+import trio_websocket
+
+from .. import protocol
+from ..errors import Decision, ErrorBudget, ErrorContext, RequestContext, VoiceBotError
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_HEARTBEAT", "CLOSE_HELLO_TIMEOUT", "CLOSE_POLICY", "Connection"]
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+CLOSE_HEARTBEAT = 4002
+CLOSE_HELLO_TIMEOUT = 4003
+
+
+class _Marker(enum.Enum):
+    CLOSE = "close"
+
+
+class Connection:
+    """A client connection; created and run by :class:`~voicebot.server.Server`."""
+
+    def __init__(self, server: Server, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str) -> None:
+        self.server = server
+        self.ws = ws
+        self.id = conn_id
+        self.remote = remote
+        settings = server.settings
+        self._out_send, self._out_recv = trio.open_memory_channel[str | _Marker](settings.outbox_size)
+        self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)
+        self.budget = ErrorBudget(settings.error_limit, settings.error_window)
+        self.close_decision: tuple[int, str] | None = None
+        self.greeted = trio.Event()
+        self.finished = trio.Event()
+        self._scope = trio.CancelScope()
+        self._send_scope: trio.CancelScope | None = None
+        self._broken = False
+        self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve the connection until it closes; always ends with a (bounded) close handshake."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._guarded, "writer", self._writer)
+                    nursery.start_soon(self._guarded, "heartbeat", self._heartbeat)
+                    nursery.start_soon(self._hello_deadline)
+                    await self._guarded("reader", self._reader)
+                    nursery.cancel_scope.cancel()
+        finally:
+            await self._finish()
+
+    def request_close(self, code: int, reason: str, *, flush: bool = True) -> None:
+        """Decide to close with ``code``; with ``flush`` the queued messages go out first (bounded)."""
+        if self.close_decision is not None:
+            return
+        self.close_decision = (code, reason)
+        if flush:
+            try:
+                self._out_send.send_nowait(_Marker.CLOSE)
+                return
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+        if self._send_scope is not None:  # let the frame in flight finish, but only briefly
+            self._send_scope.deadline = min(
+                self._send_scope.deadline, trio.current_time() + self.server.close_timeout
+            )
+        self._scope.cancel()
+
+    def enqueue(self, text: str) -> None:
+        """Queue one encoded message; a full outbox means the client is too slow: close 1008."""
+        try:
+            self._out_send.send_nowait(text)
+        except trio.WouldBlock:
+            if self.close_decision is None:
+                self.server.errors.note_close(CLOSE_POLICY)
+            self.request_close(CLOSE_POLICY, "outbox full: client is not reading fast enough", flush=False)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the connection is finishing; nothing more goes out
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Encode and queue ``message``."""
+        self.enqueue(protocol.encode(message))
+
+    # -- tasks --------------------------------------------------------------------------------------
+    async def _guarded(self, component: str, body: Any) -> None:
+        try:
+            await body()
+        except trio_websocket.ConnectionClosed:
+            self._scope.cancel()  # the peer went away: the normal end of a connection, not an error
+        except BaseException as exc:
+            decision = self.server.errors.capture(exc, attrs.evolve(self.ctx, component=component))
+            if decision is not None:
+                code, reason = decision.close or (CLOSE_INTERNAL, decision.error.message[:120])
+                self.enqueue(protocol.encode(decision.reply))
+                self.request_close(code, reason, flush=component != "writer")
+
+    async def _reader(self) -> None:
+        while True:
+            text = await self.ws.get_message()
+            await self._on_frame(text)
+            if self.close_decision is not None:
+                return
+
+    async def _on_frame(self, text: str | bytes) -> None:
+        rctx: RequestContext | None = None
+        try:
+            envelope = protocol.decode(text)
+            rctx = self.ctx.request(envelope.type, envelope.id)
+            request = protocol.validate(envelope)
+            await self.server.dispatch(self, request, rctx)
+        except BaseException as exc:
+            if rctx is None:
+                rid = exc.context.get("request_id") if isinstance(exc, VoiceBotError) else None
+                rctx = self.ctx.request(None, rid)
+            decision = self.server.errors.capture(exc, rctx)
+            if decision is not None:
+                await self.apply_decision(decision)
+        finally:
+            self.sync_context()
+
+    async def apply_decision(self, decision: Decision) -> None:
+        """Carry out the error handler's decision: reply, then close or recover; spend the error budget."""
+        self.enqueue(protocol.encode(decision.reply))
+        if decision.close is not None:
+            self.request_close(*decision.close)
+            return
+        await self.server.errors.recover(decision, self._recoveries)
+        if self.budget.spend(trio.current_time()):
+            self.server.errors.note_close(CLOSE_POLICY)
+            self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")
+
+    async def _writer(self) -> None:
+        # A send is never cancelled half-way by the connection's scope (trio-websocket cannot send again,
+        # not even a close frame, after a cut frame): each runs shielded under its own deadline, which
+        # request_close() shortens. A send cut by that deadline leaves the stream unusable (``_broken``).
+        timeout = 2 * self.server.settings.heartbeat_interval
+        async for item in self._out_recv:
+            if item is _Marker.CLOSE:
+                break
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + timeout
+                self._send_scope = scope
+                await self.ws.send_message(item)
+            self._send_scope = None
+            if scope.cancelled_caught:
+                self._broken = True
+                self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
+                return
+        self._scope.cancel()
+
+    async def _heartbeat(self) -> None:
+        interval = self.server.settings.heartbeat_interval
+        while True:
+            await trio.sleep(interval)
+            with trio.move_on_after(2 * interval):
+                await self.ws.ping()
+                continue
+            self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
+            return
+
+    async def _hello_deadline(self) -> None:
+        with trio.move_on_after(self.server.settings.hello_timeout):
+            await self.greeted.wait()
+            return
+        self.request_close(CLOSE_HELLO_TIMEOUT, "hello timeout: send hello first")
+
+    async def _finish(self) -> None:
+        self._out_send.close()
+        code, reason = self.close_decision or (CLOSE_NORMAL, "")
+        if self._broken:  # a frame was cut: no close frame can follow; the stream is aborted by the server
+            self.server.connection_closed(self)
+            self.finished.set()
+            return
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self.server.close_timeout
+            try:
+                await self.ws.aclose(code, reason or None)
+            except Exception as exc:  # a broken socket while closing: count it, the connection is gone anyway
+                self.server.errors.capture(exc, attrs.evolve(self.ctx, component="close"))
+        # Outside the bounded scope: runs even when the close handshake hit its deadline.
+        self.server.connection_closed(self)
+        self.finished.set()
+
+    # -- context & recovery -------------------------------------------------------------------------
+    def sync_context(self) -> None:
+        """Copy the session's peer and lobby into the error context (for log lines and statistics)."""
+        session = self.server.hub.session_of(self.id)
+        if session is not None:
+            self.ctx.peer_id = session.peer_id
+            self.ctx.lobby_id = session.lobby_id
+
+    async def _resend_state(self, decision: Decision) -> None:
+        """MEDIUM recovery: tell the client the authoritative lobby state so it can resynchronise."""
+        self.send(self.server.state_message(self.id))
+
+
+async def _noop(decision: Decision) -> None:
+    return None
