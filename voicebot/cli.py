@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -18,14 +18,41 @@ __all__ = ["main", "serve"]
 log = logging.getLogger("voicebot")
 
 
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("serve", help="run the WebSocket hub server",
+                            description="Run the hub. Every flag can also be set as VOICEBOT_<NAME>.")
+    add_arguments(parser)
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    trio.run(serve, settings)
+    return 0
+
+
+#: Each entry adds one subcommand: it calls ``sub.add_parser(...)`` and sets ``run=`` (args -> exit code).
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_serve]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicebot", description="Real-time AI voice-bot server on Trio.")
     parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve_parser = sub.add_parser("serve", help="run the WebSocket hub server",
-                                  description="Run the hub. Every flag can also be set as VOICEBOT_<NAME>.")
-    add_arguments(serve_parser)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -64,18 +91,8 @@ async def serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicebot`` console script."""
     args = _parser().parse_args(argv)
-    try:
-        settings = settings_from(args)
-    except ValueError as exc:
-        print(f"voicebot: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if args.command == "serve":
-        trio.run(serve, settings)
-    return 0
+    code: int = args.run(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -6,20 +6,26 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 import trio_websocket
 
 from .. import __version__, protocol
-from ..errors import ErrorContext, ErrorHandler, IdFactory, RequestContext
+from ..errors import ErrorContext, ErrorHandler, IdFactory, RequestContext, SessionError
 from ..hub import Action, Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
 from ._connection import CLOSE_GOING_AWAY, Connection
 from ._passwords import PasswordHasher
 from ._settings import Settings
 
-__all__ = ["Server"]
+__all__ = ["CloseHook", "Handler", "Server"]
+
+Handler = Callable[[Connection, protocol.Request, RequestContext], Awaitable[None]]
+"""Handles one validated request of an extension type (see :meth:`Server.add_handler`)."""
+CloseHook = Callable[[Connection], None]
+"""Called once for every connection whose socket closed (after the hub was told)."""
 
 log = logging.getLogger("voicebot.server")
 
@@ -60,6 +66,8 @@ class Server:
         self.connections: dict[int, Connection] = {}
         self.listeners: list[trio.SocketListener] = []
         self.notice_listeners: list[Callable[[Notice | SessionGone], None]] = []
+        self.close_hooks: list[CloseHook] = []
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -173,9 +181,24 @@ class Server:
         return None
 
     # -- dispatch -----------------------------------------------------------------------------------
+    def add_handler(self, model: type[protocol.Request], handler: Handler, *, before_hello: bool = False) -> None:
+        """Serve requests of ``model.TYPE`` with ``handler`` (features such as bots and admin plug in here).
+
+        Unless ``before_hello``, the request is refused with ``hello_required`` before the client's hello.
+        """
+        protocol.register_request(model)
+        self._handlers[model.TYPE] = (handler, before_hello)
+
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
         """Run one validated request; domain errors propagate to the connection's error handling."""
         now = trio.current_time()
+        extension = self._handlers.get(req.TYPE)
+        if extension is not None:
+            handler, before_hello = extension
+            if not before_hello and self.hub.session_of(conn.id) is None:
+                raise SessionError("send hello first", code="hello_required")
+            await handler(conn, req, rctx)
+            return
         if isinstance(req, protocol.Hello):
             actions = self.hub.hello(conn.id, req, now)
             conn.greeted.set()
@@ -228,6 +251,11 @@ class Server:
         """Called once per connection when its socket is closed: the session enters its resume grace."""
         self.connections.pop(conn.id, None)
         self.apply(self.hub.disconnect(conn.id, trio.current_time()))
+        for hook in self.close_hooks:
+            try:
+                hook(conn)
+            except Exception as exc:
+                self.errors.handle(exc, attrs.evolve(conn.ctx, component="close_hook"))
         if not self.connections:
             self._idle.set()
 
