@@ -82,7 +82,7 @@ def _sqlite_error(exc: sqlite3.Error) -> VoiceBotError:
             "storage failure", code="database_corrupt", severity=Severity.CRITICAL,
             retryable=False, subsystem="persistence",
         )
-    return PersistenceError(code="database_error", severity=Severity.HIGH)
+    return PersistenceError(code="database_error", severity=Severity.HIGH, retryable=False)
 
 
 def _foreign_module(exc: BaseException) -> str:

@@ -1,0 +1,64 @@
+"""The real command: `voicebot serve` as a subprocess on a real TCP port (real clock, bounded)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from voicebot.client import connect
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served(tmp_path: object) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", ":memory:", "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "VOICEBOT_SHUTDOWN_TIMEOUT": "5"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"ws://\S+/ws", line)
+    assert match, f"no listening line: {line!r}"
+    try:
+        yield proc, match.group(0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+async def test_two_clients_full_flow_then_sigterm(served: tuple[subprocess.Popen[str], str]) -> None:
+    proc, url = served
+    with trio.fail_after(20):
+        async with connect(url) as alice, connect(url) as bob:
+            await alice.hello("alice")
+            await bob.hello("bob")
+            room = await alice.create_lobby("call")
+            await alice.join(room["id"])
+            await bob.join(room["id"])
+            sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+            await alice.request("signal", to=bob.peer_id, kind="offer", sdp=sdp)
+            offer = await bob.next_event("signal")
+            assert (offer["from"], offer["kind"], offer["sdp"]) == (alice.peer_id, "offer", sdp)
+            await bob.signal(alice.peer_id, "answer", sdp=sdp)
+            assert (await alice.next_event("signal"))["kind"] == "answer"
+            await alice.chat("hello bob")
+            assert (await bob.next_event("chat"))["text"] == "hello bob"
+            assert (await alice.next_event("chat"))["text"] == "hello bob"
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            for client in (alice, bob):
+                reason = await client.wait_closed(timeout=6)
+                assert reason is not None and reason.code == 1001
+    code = await trio.to_thread.run_sync(proc.wait, 10)
+    assert code == 0
+    assert time.monotonic() - started < 5.0
