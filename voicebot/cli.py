@@ -83,6 +83,9 @@ async def serve(settings: Settings) -> None:
             nursery.start_soon(watch)
             await nursery.start(run)
             print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
+            if server.admin_token_generated:
+                print(f"admin token (generated for this run; set VOICEBOT_ADMIN_TOKEN to choose one): "
+                      f"{server.admin_token}", flush=True)
             await server.stopped.wait()  # set when run() ends: graceful, forced or failed
             nursery.cancel_scope.cancel()
     log.info("stopped")

@@ -1,6 +1,6 @@
 """The hub core: lobbies, sessions, membership and routing, sans-IO (events in, actions out)."""
 
-from ._core import RESUMED_ELSEWHERE, Hub, token_hash
+from ._core import KICKED, RESUMED_ELSEWHERE, Hub, token_hash
 from ._model import (
     Action,
     Close,
@@ -16,6 +16,7 @@ from ._model import (
 )
 
 __all__ = [
+    "KICKED",
     "RESUMED_ELSEWHERE",
     "Action",
     "Close",

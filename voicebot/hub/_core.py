@@ -7,31 +7,25 @@ caller's error handler. No trio, no sockets: every rule here is unit-tested with
 
 from __future__ import annotations
 
-import hashlib
 import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import SessionError
+from ..auth._tokens import new_token as _new_token
+from ..auth._tokens import token_hash
+from ..errors import LobbyError, SessionError
 from ..protocol import Chat, Hello, LobbyCreate, LobbyJoin, LobbyLeave, LobbyList, Ping, Request, Signal
 from . import _lobbies
 from ._model import Action, Close, ConnId, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
 
-__all__ = ["RESUMED_ELSEWHERE", "Hub", "token_hash"]
+__all__ = ["KICKED", "RESUMED_ELSEWHERE", "Hub", "token_hash"]
 
 #: Close code for a socket replaced by a resume on another connection.
 RESUMED_ELSEWHERE = 4001
-
-
-def token_hash(token: str) -> str:
-    """SHA-256 of a resume token (tokens are 256-bit random, so a fast hash is enough)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _new_token() -> str:
-    return secrets.token_urlsafe(32)
+#: Close code for a peer removed by an admin.
+KICKED = 4004
 
 
 class Hub:
@@ -70,6 +64,52 @@ class Hub:
             if candidate not in self.sessions and candidate not in self.lobbies:
                 return candidate
 
+    def check_new_connection(self, conn: ConnId) -> None:
+        """Raise ``already_hello`` when ``conn`` already said hello."""
+        if conn in self._by_conn:
+            raise SessionError("hello was already sent on this connection", code="already_hello")
+
+    def find_resumable(self, token: str) -> Session | None:
+        """The session that ``token`` would resume (live or in grace), if any."""
+        return self._by_token.get(token_hash(token))
+
+    def restore_session(self, session: Session, grace_deadline: float) -> None:
+        """Re-create a session loaded from the store after a restart; it waits in grace for its client.
+
+        Its lobby is kept only if that lobby exists (persistent lobbies are restored first).
+        """
+        if session.lobby_id is not None:
+            lobby = self.lobbies.get(session.lobby_id)
+            if lobby is None or len(lobby.members) >= lobby.max_members:
+                session.lobby_id = None
+            else:
+                lobby.members[session.peer_id] = None
+                lobby.empty_since = None
+        session.conn = None
+        session.grace_deadline = grace_deadline
+        self.sessions[session.peer_id] = session
+        self._by_token[session.token_hash] = session
+
+    def kick(self, peer_id: str, now: float) -> list[Action]:
+        """End ``peer_id``'s session (admin): its lobby hears ``peer.left`` with reason ``kicked``."""
+        session = self.sessions.get(peer_id)
+        if session is None:
+            raise LobbyError(f"no peer {peer_id!r}", code="peer_not_found", field="peer_id")
+        actions: list[Action] = []
+        if session.conn is not None:
+            if session.lobby_id is not None:
+                actions.append(Send((session.conn,), {"type": "lobby.left", "lobby_id": session.lobby_id,
+                                                        "reason": "kicked"}))
+            actions.append(Close(session.conn, KICKED, "removed by an administrator"))
+        return actions + self.end_session(session, "kicked", now)
+
+    def close_lobby(self, lobby_id: str) -> list[Action]:
+        """Delete a lobby (admin): every member gets ``lobby.left`` with reason ``closed``."""
+        lobby = self.lobbies.get(lobby_id)
+        if lobby is None:
+            raise LobbyError(f"no lobby {lobby_id!r}", code="lobby_not_found", field="lobby_id")
+        return _lobbies.delete(self, lobby, "closed")
+
     def next_deadline(self) -> float | None:
         """The earliest Trio time at which :meth:`expire` has work to do."""
         times = [s.grace_deadline for s in self.sessions.values() if s.grace_deadline is not None]
@@ -83,8 +123,7 @@ class Hub:
 
         An unknown or expired resume token starts a new session (``resumed: false`` tells the client).
         """
-        if conn in self._by_conn:
-            raise SessionError("hello was already sent on this connection", code="already_hello")
+        self.check_new_connection(conn)
         name = validate_name(req.name)
         actions: list[Action] = []
         session = self._by_token.get(token_hash(req.resume)) if req.resume else None
@@ -97,7 +136,8 @@ class Hub:
             session.grace_deadline = None
             session.admin = session.admin or admin
         else:
-            session = Session(self.new_id("p"), name, req.kind, "", None, admin=admin)
+            session = Session(self.new_id("p"), name, req.kind, "", None, admin=admin,
+                              session_id=token_hash(self.new_token()))
             self.sessions[session.peer_id] = session
         token = self.new_token()
         session.token_hash = token_hash(token)
@@ -134,7 +174,7 @@ class Hub:
                 return self.hello(conn, req, now)
             raise SessionError("send hello first", code="hello_required")
         if isinstance(req, Hello):
-            raise SessionError("hello was already sent on this connection", code="already_hello")
+            self.check_new_connection(conn)
         if isinstance(req, LobbyList):
             return [Send((conn,), _reply(req, {"type": "lobby.list", "lobbies": _lobbies.public_list(self)}))]
         if isinstance(req, LobbyLeave):
@@ -149,10 +189,21 @@ class Hub:
             return self.create_lobby(conn, req, now, password_hash=None)
         raise SessionError(f"{req.TYPE} is not handled by the hub core", code="unknown_type")
 
-    def create_lobby(self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None) -> list[Action]:
-        """``lobby.create`` with the password already hashed by the caller (hashing is slow, so off-core)."""
+    def prepare_lobby(self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None) -> Lobby:
+        """Validate ``lobby.create`` and build the lobby without registering it (the caller may persist it first).
+
+        The password must already be hashed by the caller (hashing is slow, so it happens off-core).
+        """
         self._require(conn)
-        lobby = _lobbies.build(self, req, now, password_hash)
+        return _lobbies.build(self, req, now, password_hash)
+
+    def create_lobby(
+        self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None, lobby: Lobby | None = None
+    ) -> list[Action]:
+        """``lobby.create``: register ``lobby`` (from :meth:`prepare_lobby`, or built now) and confirm it."""
+        if lobby is None:
+            lobby = self.prepare_lobby(conn, req, now, password_hash=password_hash)
+        self._require(conn)
         self.add_lobby(lobby, now)
         return [Send((conn,), _reply(req, {"type": "lobby.created", "lobby": lobby.public()})),
                 Notice("lobby.created", {"lobby_id": lobby.id, "persistent": lobby.persistent})]
@@ -194,7 +245,7 @@ class Hub:
         self._by_token.pop(session.token_hash, None)
         if session.conn is not None:
             self._by_conn.pop(session.conn, None)
-        actions.append(SessionGone(session.peer_id, reason))
+        actions.append(SessionGone(session.peer_id, reason, session.session_id))
         return actions
 
     # -- delivery -----------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ class Session:
     grace_deadline: float | None = None
     buffer: collections.deque[dict[str, Any]] = attrs.field(factory=collections.deque)
     admin: bool = False
+    session_id: str = ""
+    """Internal id (a hash of a ``secrets`` token, never sent to clients); the store's key for this session."""
 
     def peer_object(self) -> dict[str, Any]:
         """The protocol's ``peer`` object."""
@@ -143,6 +145,7 @@ class SessionGone:
 
     peer_id: str
     reason: str
+    session_id: str = ""
 
 
 @attrs.frozen

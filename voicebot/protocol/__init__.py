@@ -3,6 +3,7 @@
 Pure data: decoding, validation and encoding, no I/O.
 """
 
+from ._admin import AdminAudit, AdminCloseLobby, AdminKick, AdminStats, NameRegister
 from ._codec import Envelope, decode, encode, register_request, validate
 from ._requests import (
     MAX_SDP_BYTES,
@@ -26,6 +27,10 @@ __all__ = [
     "MAX_SDP_BYTES",
     "PROTOCOL_VERSION",
     "REQUEST_TYPES",
+    "AdminAudit",
+    "AdminCloseLobby",
+    "AdminKick",
+    "AdminStats",
     "Candidate",
     "Chat",
     "Envelope",
@@ -34,6 +39,7 @@ __all__ = [
     "LobbyJoin",
     "LobbyLeave",
     "LobbyList",
+    "NameRegister",
     "Ping",
     "Request",
     "Signal",

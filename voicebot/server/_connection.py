@@ -14,7 +14,7 @@ import attrs
 import trio
 import trio_websocket
 
-from .. import protocol
+from .. import faults, protocol
 from ..errors import Decision, ErrorBudget, ErrorContext, RequestContext, VoiceBotError
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_ABNORMAL = 1006
 CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
 
@@ -85,6 +86,13 @@ class Connection:
             )
         self._scope.cancel()
 
+    def drop(self) -> None:
+        """End the connection abruptly, like a network drop: no reply, no close frame; the session enters grace."""
+        if self.close_decision is None:
+            self.close_decision = (CLOSE_ABNORMAL, "connection dropped")
+        self._broken = True
+        self._scope.cancel()
+
     def enqueue(self, text: str) -> None:
         """Queue one encoded message; a full outbox means the client is too slow: close 1008."""
         try:
@@ -106,6 +114,8 @@ class Connection:
             await body()
         except trio_websocket.ConnectionClosed:
             self._scope.cancel()  # the peer went away: the normal end of a connection, not an error
+        except faults.Disconnect:
+            self.drop()
         except BaseException as exc:
             decision = self.server.errors.capture(exc, attrs.evolve(self.ctx, component=component))
             if decision is not None:
@@ -116,7 +126,8 @@ class Connection:
     async def _reader(self) -> None:
         while True:
             text = await self.ws.get_message()
-            await self._on_frame(text)
+            for frame in faults.message("ws.recv", text, conn=self.id):  # may drop/duplicate/corrupt
+                await self._on_frame(frame)
             if self.close_decision is not None:
                 return
 
@@ -127,6 +138,8 @@ class Connection:
             rctx = self.ctx.request(envelope.type, envelope.id)
             request = protocol.validate(envelope)
             await self.server.dispatch(self, request, rctx)
+        except faults.Disconnect:
+            self.drop()
         except BaseException as exc:
             if rctx is None:
                 rid = exc.context.get("request_id") if isinstance(exc, VoiceBotError) else None
@@ -156,15 +169,17 @@ class Connection:
         async for item in self._out_recv:
             if item is _Marker.CLOSE:
                 break
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + timeout
-                self._send_scope = scope
-                await self.ws.send_message(item)
-            self._send_scope = None
-            if scope.cancelled_caught:
-                self._broken = True
-                self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
-                return
+            for text in faults.message("writer.send", item, conn=self.id):  # may drop/duplicate/corrupt
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + timeout
+                    self._send_scope = scope
+                    await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
+                    await self.ws.send_message(text)
+                self._send_scope = None
+                if scope.cancelled_caught:
+                    self._broken = True
+                    self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
+                    return
         self._scope.cancel()
 
     async def _heartbeat(self) -> None:
@@ -172,6 +187,7 @@ class Connection:
         while True:
             await trio.sleep(interval)
             with trio.move_on_after(2 * interval):
+                await faults.point("heartbeat.ping", conn=self.id)
                 await self.ws.ping()
                 continue
             self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)

@@ -7,20 +7,35 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
 import trio_websocket
 
-from .. import __version__, protocol
-from ..errors import ErrorContext, ErrorHandler, IdFactory, RequestContext, SessionError
+from .. import __version__, faults, protocol
+from ..auth import Passwords, resolve_admin_token
+from ..errors import ErrorContext, ErrorHandler, ErrorRecord, IdFactory, RequestContext, SessionError, VoiceBotError
 from ..hub import Action, Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
+from ..resilience import BreakerRegistry
+from ._auth import Auth
 from ._connection import CLOSE_GOING_AWAY, Connection
-from ._passwords import PasswordHasher
+from ._persistence import Persistence
 from ._settings import Settings
 
-__all__ = ["CloseHook", "Handler", "Server"]
+__all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
+
+
+class PasswordHashing(Protocol):
+    """What the server needs from a password hasher (:class:`voicebot.auth.Passwords` in production)."""
+
+    async def hash(self, password: str) -> str:
+        """Hash ``password`` (slow by design; off the event loop)."""
+        ...
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """True when ``password`` matches ``password_hash``."""
+        ...
 
 Handler = Callable[[Connection, protocol.Request, RequestContext], Awaitable[None]]
 """Handles one validated request of an extension type (see :meth:`Server.add_handler`)."""
@@ -47,7 +62,7 @@ class Server:
         *,
         rng: random.Random | None = None,
         errors: ErrorHandler | None = None,
-        passwords: PasswordHasher | None = None,
+        passwords: PasswordHashing | None = None,
         listen: bool = True,
     ) -> None:
         self.settings = settings if settings is not None else Settings()
@@ -60,7 +75,13 @@ class Server:
                       empty_lobby_ttl=s.empty_lobby_ttl, server=f"voicebot/{__version__}"),
             rng=random.Random(self.rng.random()),
         )
-        self.passwords = passwords if passwords is not None else PasswordHasher()
+        self.passwords: PasswordHashing = passwords if passwords is not None else Passwords()
+        self.breakers = BreakerRegistry()
+        self.errors.add_source("breakers", self.breakers.snapshot)
+        self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
+                                       resume_grace=s.resume_grace)
+        self.errors.add_source("persistence", self.persistence.snapshot)
+        self.admin_token, self.admin_token_generated = resolve_admin_token(s.admin_token or None)
         self.listen = listen
         self.close_timeout = min(2.0, s.shutdown_timeout / 4)
         self.connections: dict[int, Connection] = {}
@@ -68,6 +89,11 @@ class Server:
         self.notice_listeners: list[Callable[[Notice | SessionGone], None]] = []
         self.close_hooks: list[CloseHook] = []
         self._handlers: dict[str, tuple[Handler, bool]] = {}
+        self.auth = Auth(self, self.admin_token)
+        self.notice_listeners.append(self._persist_notice)
+        # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
+        self.errors.add_listener(_journal_error)
+        self.notice_listeners.append(_journal_notice)
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -86,7 +112,16 @@ class Server:
             self.stopped.set()
 
     async def _run(self, task_status: trio.TaskStatus[Server]) -> None:
+        async with self.persistence.open():
+            await self.persistence.load_names()
+            lobbies, sessions = await self.persistence.restore(self.hub, trio.current_time())
+            if lobbies or sessions:
+                log.info("restored %d persistent lobbies and %d resumable sessions", lobbies, sessions)
+            await self._serve(task_status)
+
+    async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:
         async with trio.open_nursery() as root:
+            root.start_soon(self.persistence.run_jobs)
             conns: trio.Nursery = await root.start(_hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)
@@ -101,6 +136,7 @@ class Server:
                 conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
             with trio.move_on_after(max(0.0, self.settings.shutdown_timeout - 2 * self.close_timeout)):
                 await self._idle.wait()
+            await self.persistence.drain(self.close_timeout / 2)
             root.cancel_scope.cancel()
         log.debug("error statistics at shutdown: %s", self.errors.get_error_statistics())
 
@@ -191,6 +227,7 @@ class Server:
 
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
         """Run one validated request; domain errors propagate to the connection's error handling."""
+        await faults.point("hub.dispatch", type=req.TYPE, conn=conn.id)
         now = trio.current_time()
         extension = self._handlers.get(req.TYPE)
         if extension is not None:
@@ -200,11 +237,16 @@ class Server:
             await handler(conn, req, rctx)
             return
         if isinstance(req, protocol.Hello):
-            actions = self.hub.hello(conn.id, req, now)
-            conn.greeted.set()
-        elif isinstance(req, protocol.LobbyCreate):
+            await self._hello(conn, req, rctx)
+            return
+        if isinstance(req, protocol.LobbyCreate):
             digest = await self.passwords.hash(req.password) if req.password is not None else None
-            actions = self.hub.create_lobby(conn.id, req, trio.current_time(), password_hash=digest)
+            new = self.hub.prepare_lobby(conn.id, req, trio.current_time(), password_hash=digest)
+            if new.persistent:  # committed before lobby.created is sent
+                await self.persistence.require().create_lobby(
+                    new.id, new.name, max_members=new.max_members, private=new.private,
+                    password_hash=new.password_hash, persistent=True)
+            actions = self.hub.create_lobby(conn.id, req, trio.current_time(), password_hash=digest, lobby=new)
         elif isinstance(req, protocol.LobbyJoin):
             lobby = self.hub.lobbies.get(req.lobby_id)
             ok: bool | None = None
@@ -213,7 +255,63 @@ class Server:
             actions = self.hub.join(conn.id, req, trio.current_time(), password_ok=ok)
         else:
             actions = self.hub.request(conn.id, req, now)
+        before = self._persistent_lobby_of(conn)
         self.apply(actions, rctx)
+        if before or self._persistent_lobby_of(conn):  # membership of a persistent lobby survives restarts
+            await self.save_session(conn)
+
+    async def _hello(self, conn: Connection, req: protocol.Hello, rctx: RequestContext) -> None:
+        self.hub.check_new_connection(conn.id)  # already_hello before any (slow) authentication
+        admin = await self.auth.check_hello(conn, req, rctx)
+        actions = self.hub.hello(conn.id, req, trio.current_time(), admin=admin)
+        session = self.hub.session_of(conn.id)
+        conn.sync_context()
+        await self.save_session(conn)  # the new resume token survives a restart before welcome is sent
+        conn.greeted.set()
+        self.apply(actions, rctx)
+        if session is not None:
+            resumed = any(isinstance(a, Notice) and a.event == "session.resumed" for a in actions)
+            self.persistence.audit("resume" if resumed else "connect", peer_id=session.peer_id, name=session.name,
+                                   remote=conn.remote, correlation_id=rctx.correlation_id, admin=admin,
+                                   kind=session.kind)
+
+    def _persistent_lobby_of(self, conn: Connection) -> bool:
+        session = self.hub.session_of(conn.id)
+        lobby = self.hub.lobbies.get(session.lobby_id) if session and session.lobby_id else None
+        return lobby is not None and lobby.persistent
+
+    async def save_session(self, conn: Connection) -> None:
+        """Store the connection's session (best effort: a failure is counted and the request goes on)."""
+        session = self.hub.session_of(conn.id)
+        if session is None or self.persistence.store is None:
+            return
+        record = self.persistence.session_record(self.hub, session, connected=True)
+        try:
+            await self.persistence.require().save_session(record)
+        except VoiceBotError as exc:
+            self.errors.handle(exc, attrs.evolve(conn.ctx, component="persistence"))
+
+    def _persist_notice(self, action: Notice | SessionGone) -> None:
+        store = self.persistence.store
+        if store is None:
+            return
+        if isinstance(action, SessionGone):
+            if action.session_id:
+                self.persistence.submit(lambda: store.delete_session(action.session_id))
+            self.persistence.audit("disconnect", peer_id=action.peer_id, reason=action.reason)
+        elif action.event in ("lobby.joined", "lobby.left", "lobby.created", "lobby.deleted"):
+            event = {"lobby.joined": "join", "lobby.left": "leave", "lobby.created": "lobby_create",
+                     "lobby.deleted": "lobby_delete"}[action.event]
+            self.persistence.audit(event, peer_id=action.fields.get("peer_id"), **{
+                k: v for k, v in action.fields.items() if k != "peer_id"})
+
+    def statistics(self) -> dict[str, Any]:
+        """Everything ``admin.stats`` shows: error statistics (with breakers and persistence) and counts."""
+        return {
+            **self.errors.get_error_statistics(),
+            "connections": len(self.connections), "sessions": len(self.hub.sessions),
+            "lobbies": len(self.hub.lobbies),
+        }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:
         """Carry out the hub's decisions: send (encoded once), close, warn, notify."""
@@ -250,7 +348,12 @@ class Server:
     def connection_closed(self, conn: Connection) -> None:
         """Called once per connection when its socket is closed: the session enters its resume grace."""
         self.connections.pop(conn.id, None)
+        session = self.hub.session_of(conn.id)
         self.apply(self.hub.disconnect(conn.id, trio.current_time()))
+        store = self.persistence.store
+        if session is not None and store is not None and session.conn is None:
+            record = self.persistence.session_record(self.hub, session, connected=False)
+            self.persistence.submit(lambda: store.save_session(record))
         for hook in self.close_hooks:
             try:
                 hook(conn)
@@ -267,6 +370,18 @@ class Server:
             self.apply(self.hub.expire(trio.current_time()))
             # Reset after applying: apply() sets the event, and the deadline is recomputed above anyway.
             self._timer_wakeup = trio.Event()
+
+
+def _journal_error(record: ErrorRecord, error: VoiceBotError) -> None:
+    faults.record("error", code=record.code, category=record.category, severity=record.severity,
+                  component=record.component, cid=record.correlation_id, type=record.message_type)
+
+
+def _journal_notice(action: Notice | SessionGone) -> None:
+    if isinstance(action, Notice):
+        faults.record("session", event=action.event, fields=action.fields)
+    else:
+        faults.record("session", event="session.gone", peer_id=action.peer_id, reason=action.reason)
 
 
 async def _hold_nursery(task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:

@@ -64,6 +64,10 @@ class Store(Protocol):
         """The registration matching ``name`` case-insensitively, or None."""
         ...
 
+    async def list_names(self) -> list[NameRecord]:
+        """Every registered name."""
+        ...
+
     async def update_name_password(self, name: str, password_hash: str) -> bool:
         """Replace a registered name's hash (after ``needs_rehash``); False if not registered."""
         ...
@@ -78,6 +82,10 @@ class Store(Protocol):
 
     async def find_session_by_token_hash(self, token_hash: str, *, now: float | None = None) -> SessionRecord | None:
         """The unexpired session whose resume token hashes to ``token_hash``, or None."""
+        ...
+
+    async def list_sessions(self, *, now: float | None = None) -> list[SessionRecord]:
+        """Every session still resumable at ``now``."""
         ...
 
     async def delete_session(self, session_id: str) -> bool:

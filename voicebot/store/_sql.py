@@ -98,6 +98,20 @@ def select_name(conn: sqlite3.Connection, key: str) -> NameRecord | None:
     return None if row is None else NameRecord(name=row[0], key=row[1], password_hash=row[2], created=float(row[3]))
 
 
+def select_names(conn: sqlite3.Connection) -> list[NameRecord]:
+    """Every registered name, oldest first."""
+    rows = conn.execute("SELECT name, key, password_hash, created FROM registered_names ORDER BY created, key")
+    return [NameRecord(name=r[0], key=r[1], password_hash=r[2], created=float(r[3])) for r in rows.fetchall()]
+
+
+def select_sessions(conn: sqlite3.Connection, now: float) -> list[SessionRecord]:
+    """Every session still resumable at ``now``."""
+    rows = conn.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY updated, session_id", (now,)
+    ).fetchall()
+    return [_session(row) for row in rows]
+
+
 def update_name_password(conn: sqlite3.Connection, key: str, password_hash: str) -> bool:
     """Replace the hash of a registration; False if absent."""
     cur = conn.execute("UPDATE registered_names SET password_hash = ? WHERE key = ?", (password_hash, key))

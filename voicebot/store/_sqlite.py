@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from voicebot import faults
 from voicebot.auth import name_key
 from voicebot.errors import PersistenceError, ValidationError, VoiceBotError, classify, map_exception
 
@@ -82,6 +83,7 @@ class SQLiteStore:
         self._write_lock = trio.Lock()
         self._read_lock = trio.Lock() if reader is not None else self._write_lock
         self._threads = trio.CapacityLimiter(2)
+        self._inline = path == ":memory:"
         self._closing = False
 
     @classmethod
@@ -151,6 +153,12 @@ class SQLiteStore:
             if conn is None:
                 raise self._closed_error(operation)
             try:
+                await faults.point("store.read" if read else "store.write", operation=operation)  # mapped below
+                if self._inline:
+                    # ':memory:' databases are tiny and fast: run on the event loop (no thread hop), which also
+                    # keeps tests on Trio's autojump clock deterministic (a thread wait lets virtual time leap).
+                    await trio.lowlevel.checkpoint()
+                    return fn(conn)
                 return await trio.to_thread.run_sync(fn, conn, limiter=self._threads, thread_name="voicebot-store")
             except VoiceBotError:
                 raise
@@ -230,6 +238,10 @@ class SQLiteStore:
             return None
         return await self._read("get_name_record", lambda conn: _sql.select_name(conn, key))
 
+    async def list_names(self) -> list[NameRecord]:
+        """Every registered name (the server caches them so logins work while the database is down)."""
+        return await self._read("list_names", _sql.select_names)
+
     async def update_name_password(self, name: str, password_hash: str) -> bool:
         """Replace a registered name's hash (after ``needs_rehash``); False if not registered."""
         key, new_hash = name_key(name), _require(password_hash, "password_hash")
@@ -253,6 +265,11 @@ class SQLiteStore:
         """The session whose resume token hashes to ``token_hash`` and that is unexpired at ``now``, or None."""
         at = self._now() if now is None else now
         return await self._read("find_session", lambda conn: _sql.select_session_by_token(conn, token_hash, at))
+
+    async def list_sessions(self, *, now: float | None = None) -> list[SessionRecord]:
+        """Every session still resumable at ``now`` (default: the store's clock), for restore at startup."""
+        at = self._now() if now is None else now
+        return await self._read("list_sessions", lambda conn: _sql.select_sessions(conn, at))
 
     async def delete_session(self, session_id: str) -> bool:
         """Delete a session; False if absent."""
@@ -318,7 +335,10 @@ class SQLiteStore:
                     held.append(lock)
                 writer, reader = self._writer, self._reader
                 self._writer = self._reader = None
-                await trio.to_thread.run_sync(close_connections, writer, reader, limiter=self._threads)
+                if self._inline:
+                    close_connections(writer, reader)
+                else:
+                    await trio.to_thread.run_sync(close_connections, writer, reader, limiter=self._threads)
             finally:
                 for lock in held:
                     lock.release()

@@ -1,0 +1,175 @@
+"""The server's durable side: the guarded store, the registered-names cache, restore, background writes.
+
+Writes go through ``RetryStrategy`` around a ``CircuitBreaker`` named ``persistence``; when the database is
+unavailable the operations that need it fail with a retryable PersistenceError (``circuit_open`` once the
+breaker opens) and everything else keeps working. Registered names are cached in memory so hello keeps
+working while the database is down. Writes that confirm nothing to a client (audit rows, session sync)
+run from a bounded job queue in order; when it is full a job is dropped and counted (visible in stats).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import trio
+
+from ..auth import name_key
+from ..errors import ErrorContext, ErrorHandler
+from ..hub import Hub, Lobby, Session
+from ..resilience import BreakerConfig, BreakerRegistry, CircuitState, RetryStrategy
+from ..store import NameRecord, SessionRecord, SQLiteStore, open_store
+
+__all__ = ["Persistence"]
+
+log = logging.getLogger("voicebot.persistence")
+
+T = TypeVar("T")
+Job = Callable[[], Awaitable[object]]
+
+#: While connected, a stored session stays valid this long (refreshed on every save).
+CONNECTED_TTL = 24 * 3600.0
+JOB_QUEUE = 4096
+
+
+class Persistence:
+    """Owns the store for one server. ``async with persistence.open(): ...`` then ``run_jobs`` in a nursery."""
+
+    def __init__(
+        self, path: str, errors: ErrorHandler, breakers: BreakerRegistry, rng: random.Random,
+        *, resume_grace: float, wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.errors = errors
+        self.breaker = breakers.get("persistence", BreakerConfig(
+            failure_rate_threshold=50.0, minimum_number_of_calls=5, sliding_window_size=10,
+            wait_duration_in_open_state=5.0, open_wait_multiplier=2.0, max_wait_duration_in_open_state=60.0,
+            permitted_calls_in_half_open=2, call_timeout=10.0,
+        ))
+        self.retry = RetryStrategy(3, base_delay=0.05, max_delay=0.5, deadline=5.0, rng=rng, name="persistence")
+        self.resume_grace = resume_grace
+        self.wall_clock = wall_clock
+        self.store: SQLiteStore | None = None
+        self.names: dict[str, NameRecord] = {}
+        self.dropped_jobs = 0
+        self.failed_jobs = 0
+        self._jobs_send, self._jobs_recv = trio.open_memory_channel[Job](JOB_QUEUE)
+        self._ctx = ErrorContext(errors.ids.new(), component="persistence")
+
+    async def guard(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """The store's write/read guard: retry (retryable errors, honouring ``retry_after``) around the breaker."""
+        return await self.retry.call(self.breaker.call, operation)
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[SQLiteStore]:
+        """Open the store and load the names cache; closed (shielded, bounded) on exit."""
+        async with open_store(self.path, guard=self.guard, now=self.wall_clock) as store:
+            self.store = store
+            try:
+                yield store
+            finally:
+                self.store = None
+
+    def require(self) -> SQLiteStore:
+        """The open store (raises RuntimeError when used outside :meth:`open`)."""
+        if self.store is None:
+            raise RuntimeError("persistence is not open")
+        return self.store
+
+    async def restore(self, hub: Hub, now: float) -> tuple[int, int]:
+        """Load registered names, persistent lobbies and resumable sessions into ``hub``; returns counts."""
+        store = self.require()
+        lobbies = await store.list_lobbies(persistent_only=True)
+        for rec in lobbies:
+            hub.add_lobby(Lobby(rec.id, rec.name, rec.private, rec.password_hash, rec.max_members,
+                                persistent=True, created=rec.created), now)
+        wall = self.wall_clock()
+        await store.purge_expired(wall)
+        sessions = await store.list_sessions(now=wall)
+        for srec in sessions:
+            remaining = self.resume_grace if srec.disconnected_at is None else srec.expires_at - wall
+            if remaining <= 0:
+                continue
+            hub.restore_session(Session(srec.peer_id, srec.name or srec.peer_id, srec.kind, srec.resume_token_hash,
+                                        None, lobby_id=srec.lobby_id, session_id=srec.session_id),
+                                now + min(remaining, self.resume_grace))
+        return len(lobbies), len(sessions)
+
+    async def load_names(self) -> None:
+        """Fill the names cache from the store."""
+        store = self.require()
+        self.names = {rec.key: rec for rec in await store.list_names()}
+
+    def name_record(self, name: str) -> NameRecord | None:
+        """The registration of ``name`` (case-insensitive), from the cache."""
+        return self.names.get(name_key(name))
+
+    async def register_name(self, name: str, password_hash: str) -> NameRecord:
+        """Register (committed before returning) and cache."""
+        record = await self.require().register_name(name, password_hash)
+        self.names[record.key] = record
+        return record
+
+    def session_record(self, hub: Hub, session: Session, *, connected: bool) -> SessionRecord:
+        """The stored form of ``session`` (only persistent lobbies are remembered across restarts)."""
+        lobby = hub.lobbies.get(session.lobby_id) if session.lobby_id else None
+        wall = self.wall_clock()
+        return SessionRecord(
+            session_id=session.session_id, peer_id=session.peer_id, name=session.name,
+            lobby_id=lobby.id if lobby is not None and lobby.persistent else None,
+            resume_token_hash=session.token_hash, kind=session.kind,
+            disconnected_at=None if connected else wall,
+            expires_at=wall + (CONNECTED_TTL if connected else self.resume_grace),
+        )
+
+    # -- background jobs ----------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        """Queue a write that confirms nothing to a client; when the queue is full it is dropped and counted."""
+        try:
+            self._jobs_send.send_nowait(job)
+        except trio.WouldBlock:
+            self.dropped_jobs += 1
+            log.warning("persistence job queue full (%d): job dropped", JOB_QUEUE)
+
+    def audit(self, event: str, *, peer_id: str | None = None, name: str | None = None, remote: str | None = None,
+              correlation_id: str | None = None, **detail: Any) -> None:
+        """Queue an audit row."""
+        store = self.store
+        if store is None:
+            return
+        self.submit(lambda: store.append_audit(event, peer_id=peer_id, name=name, remote=remote,
+                                               correlation_id=correlation_id, detail=detail or None))
+
+    async def run_jobs(self) -> None:
+        """Run queued jobs in order until cancelled; each failure is classified and counted, never fatal."""
+        async for job in self._jobs_recv:
+            try:
+                await job()
+            except Exception as exc:
+                self.failed_jobs += 1
+                self.errors.handle(exc, self._ctx)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) until the queued jobs have run; used at shutdown."""
+        done = trio.Event()
+
+        async def mark() -> None:
+            done.set()
+
+        self.submit(mark)
+        with trio.move_on_after(timeout):
+            await done.wait()
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready persistence health for statistics."""
+        state = self.breaker.state
+        return {
+            "path": self.path, "open": self.store is not None, "breaker": str(state),
+            "degraded": state is not CircuitState.CLOSED and state is not CircuitState.DISABLED,
+            "queued_jobs": self._jobs_recv.statistics().current_buffer_used,
+            "dropped_jobs": self.dropped_jobs, "failed_jobs": self.failed_jobs, "registered_names": len(self.names),
+        }
