@@ -1,0 +1,47 @@
+"""Database unavailable: what needs it fails retryably, the breaker opens, the rest keeps working, it recovers."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import trio
+
+from voicebot import faults
+from voicebot.client import RemoteError
+from voicebot.server import Server
+from voicebot.testing import open_client
+
+
+async def test_store_outage_degrades_only_what_needs_the_store(server: Server, autojump_clock: object) -> None:
+    outage = faults.Plan(rules=[faults.Rule(
+        point="store.write", first=1, last=60, fault=faults.raises(sqlite3.OperationalError, "disk I/O error"))])
+    async with open_client(server, "a") as a, open_client(server, "b") as b:
+        room = await a.create_lobby("room")
+        await a.join(room["id"])
+        await b.join(room["id"])
+        with faults.activate(outage, seed=1, scope="global") as run:
+            failures = []
+            for i in range(6):
+                with pytest.raises(RemoteError) as info:
+                    await a.request("lobby.create", name=f"p{i}", persistent=True)
+                failures.append(info.value)
+            assert all(f.retryable and f.category == "persistence" or f.code == "circuit_open" for f in failures)
+            assert failures[0].code == "database_unavailable"
+            assert failures[-1].code == "circuit_open" and failures[-1].retry_after
+            stats = server.statistics()
+            assert stats["persistence"]["degraded"] is True
+            assert stats["breakers"]["persistence"]["state"] == "open"
+            # everything that does not need the database keeps working
+            assert (await a.create_lobby("ephemeral"))["persistent"] is False
+            await b.chat("still talking")
+            assert (await a.next_event("chat"))["text"] == "still talking"
+            sdp = "v=0\r\n"
+            await a.signal(b.peer_id, "offer", sdp=sdp)
+            assert (await b.next_event("signal"))["kind"] == "offer"
+            assert run.stats()["injections"]
+        # the outage is over: after the open wait the breaker lets probes through and closes again
+        await trio.sleep(failures[-1].retry_after or 10)
+        for i in range(3):
+            assert (await a.create_lobby(f"back{i}", persistent=True))["persistent"] is True
+        assert server.statistics()["persistence"]["degraded"] is False
