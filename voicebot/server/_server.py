@@ -94,6 +94,7 @@ class Server:
         # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
         self.errors.add_listener(_journal_error)
         self.notice_listeners.append(_journal_notice)
+        self.breakers.add_listener(_journal_breaker)
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -174,7 +175,7 @@ class Server:
     async def _serve_stream(self, stream: trio.SocketStream) -> None:
         try:
             host, port = stream.socket.getpeername()[:2]
-            remote = f"{host}:{port}"
+            remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         except OSError:
             remote = "unknown"
         await self.handle_stream(stream, remote)
@@ -375,6 +376,11 @@ class Server:
 def _journal_error(record: ErrorRecord, error: VoiceBotError) -> None:
     faults.record("error", code=record.code, category=record.category, severity=record.severity,
                   component=record.component, cid=record.correlation_id, type=record.message_type)
+
+
+def _journal_breaker(event: Any) -> None:  # a resilience.BreakerEvent
+    if event.to_state is not None:  # state transitions only
+        faults.record("breaker", breaker=event.breaker, from_state=event.from_state, to_state=event.to_state)
 
 
 def _journal_notice(action: Notice | SessionGone) -> None:
