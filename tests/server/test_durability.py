@@ -76,39 +76,63 @@ async def test_restart_keeps_lobbies_names_and_resumable_sessions(tmp_path: Path
             assert (await d.join(kept["id"], password="door-code"))["lobby"]["id"] == kept["id"]
 
 
-async def _write_stream(url: str, acked: dict[str, list[str]], prefix: str) -> None:
-    """Create persistent lobbies (and register a name now and then) until the server dies."""
+class Progress:
+    """Acknowledged writes so far, and an event that fires when ``target`` of them were acknowledged."""
+
+    def __init__(self, target: int) -> None:
+        self.lobbies: list[str] = []
+        self.names: list[str] = []
+        self.target = target
+        self.reached = trio.Event()
+
+    def acked(self) -> None:
+        if len(self.lobbies) + len(self.names) >= self.target:
+            self.reached.set()
+
+
+async def _write_stream(url: str, progress: Progress, prefix: str, register_every: int) -> None:
+    """Create persistent lobbies and register names until the server dies (only acknowledged ones count)."""
     try:
         async with connect(url) as client:
-            await client.hello(f"{prefix}w")
-            await client.request("name.register", password="registered!")
-            acked["names"].append(f"{prefix}w")
             for i in range(10_000):
-                lobby = await client.create_lobby(f"{prefix}-{i}", persistent=True)
-                acked["lobbies"].append(lobby["id"])
+                if i % register_every == register_every - 1:
+                    async with connect(url) as named:  # a fresh name to protect
+                        await named.hello(f"{prefix}n{i}")
+                        await named.request("name.register", password="registered!")
+                        progress.names.append(f"{prefix}n{i}")
+                else:
+                    if i == 0:
+                        await client.hello(f"{prefix}w")
+                    lobby = await client.create_lobby(f"{prefix}-{i}", persistent=True)
+                    progress.lobbies.append(lobby["id"])
+                progress.acked()
     except Exception:  # the server was killed mid-stream: that is the point
         return
 
 
-@pytest.mark.parametrize("kill_after", [0.3, 0.7, 1.2])
-async def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, kill_after: float) -> None:
+@pytest.mark.parametrize("kill_at", [3, 25, 80])
+async def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, kill_at: int) -> None:
+    """SIGKILL once ``kill_at`` writes were acknowledged (more are in flight), twice; nothing acknowledged is lost."""
     db = tmp_path / "crash.db"
-    acked: dict[str, list[str]] = {"lobbies": [], "names": []}
-    for round_ in range(2):  # kill, restart, kill again: writes from both rounds must survive
+    rounds = [Progress(kill_at), Progress(kill_at)]
+    for round_, progress in enumerate(rounds):
         with serving(db) as (proc, url):
-            async with trio.open_nursery() as nursery:
-                for writer in range(3):
-                    nursery.start_soon(_write_stream, url, acked, f"r{round_}c{writer}")
-                await trio.sleep(kill_after)
-                proc.send_signal(signal.SIGKILL)
-    assert acked["lobbies"], "no write was acknowledged before the kill"
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    for writer in range(3):
+                        nursery.start_soon(_write_stream, url, progress, f"r{round_}c{writer}", 10)
+                    await progress.reached.wait()
+                    proc.send_signal(signal.SIGKILL)
+    lobbies = [lid for p in rounds for lid in p.lobbies]
+    names = [name for p in rounds for name in p.names]
+    print(f"kill at {kill_at}: {len(lobbies)} lobbies and {len(names)} names acknowledged over 2 kills")
     with serving(db) as (_, url):
         async with connect(url) as check:
             await check.hello("checker", admin_token=ADMIN)
             listed = {lb["id"] for lb in (await check.request("lobby.list"))["lobbies"]}
-            missing = [lid for lid in acked["lobbies"] if lid not in listed]
-            assert not missing, f"{len(missing)} of {len(acked['lobbies'])} acknowledged lobbies lost"
-        for name in acked["names"]:
+            missing = [lid for lid in lobbies if lid not in listed]
+            assert not missing, f"{len(missing)} of {len(lobbies)} acknowledged lobbies lost"
+        for name in names:
             async with connect(url) as probe:
                 with pytest.raises(RemoteError) as info:
                     await probe.hello(name)
