@@ -15,7 +15,8 @@ import trio
 import trio_websocket
 
 from .. import faults, protocol
-from ..errors import Decision, ErrorBudget, ErrorContext, RequestContext, VoiceBotError
+from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
+from ._ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -47,6 +48,7 @@ class Connection:
         self._out_send, self._out_recv = trio.open_memory_channel[str | _Marker](settings.outbox_size)
         self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)
         self.budget = ErrorBudget(settings.error_limit, settings.error_window)
+        self.bucket = TokenBucket(settings.request_rate, settings.request_burst, trio.current_time())
         self.close_decision: tuple[int, str] | None = None
         self.greeted = trio.Event()
         self.finished = trio.Event()
@@ -136,6 +138,10 @@ class Connection:
         try:
             envelope = protocol.decode(text)
             rctx = self.ctx.request(envelope.type, envelope.id)
+            wait = self.bucket.take(trio.current_time())
+            if wait is not None:
+                raise RateLimitError(f"too many requests; slow down (retry in {wait:.2f} s)", code="rate_limited",
+                                     retry_after=round(wait, 3))
             request = protocol.validate(envelope)
             await self.server.dispatch(self, request, rctx)
         except faults.Disconnect:

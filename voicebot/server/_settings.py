@@ -50,6 +50,9 @@ class Settings:
     error_limit: int = _opt(20, "errors a client may cause within error_window before it is closed with 1008",
                             validator=_positive)
     error_window: float = _opt(10.0, "seconds of the per-client error budget window", validator=_positive)
+    request_rate: float = _opt(50.0, "requests per second a connection may send on average (rate_limited beyond)",
+                               validator=_positive)
+    request_burst: int = _opt(200, "requests a connection may send in a burst above request_rate", validator=_positive)
     admin_token: str = _opt("", "admin token for hello {admin_token}; empty: generate one and print it once")
     worker_token: str = _opt("", "token bot workers present to register; empty: generate one at start")
 
