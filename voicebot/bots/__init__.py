@@ -1,0 +1,35 @@
+"""Bots: peers of kind ``bot`` that join lobbies and talk to the humans in them.
+
+- :class:`Bot` / :class:`BotSpec`: the interface a worker runs (``run(session)``) and how it is advertised.
+- :class:`BotSession`: the bot's hub connection, its lobby's members and events.
+- :class:`MediaBot`: one peer connection per human member with perfect negotiation (the bot is polite) and
+  per-peer recovery (rebuild on ICE failure or failed renegotiation; drop that peer only after repeated
+  failure); subclasses implement ``on_peer(link)``.
+- Built-ins: :class:`EchoBot` (``echo``) and :class:`SpeakerBot` (``speaker``); :func:`builtin_bots`.
+- :class:`HumanPeer`: the human side of the convention, for tests and benchmarks.
+"""
+
+from ._api import Bot, BotFactory, BotSpec
+from ._builtin import EchoBot, SpeakerBot, builtin_bots
+from ._human import HumanPeer
+from ._peers import MediaBot, PeerLink, PeerStats
+from ._session import BOT_GONE_CLOSE, BotSession, LobbyGone
+from ._speech import SPEECH_BACKEND, synthesize
+
+__all__ = [
+    "BOT_GONE_CLOSE",
+    "SPEECH_BACKEND",
+    "Bot",
+    "BotFactory",
+    "BotSession",
+    "BotSpec",
+    "EchoBot",
+    "HumanPeer",
+    "LobbyGone",
+    "MediaBot",
+    "PeerLink",
+    "PeerStats",
+    "SpeakerBot",
+    "builtin_bots",
+    "synthesize",
+]

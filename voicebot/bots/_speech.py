@@ -1,0 +1,80 @@
+"""Text to audio for the ``speaker`` bot.
+
+design.md §5 names espeak-ng (package ``espeakng-loader``) as the offline TTS. It is **not installed** in this
+environment and pyproject may not change here, so :func:`synthesize` falls back to a clearly labelled
+*synthetic speech-like signal*: one voiced "syllable" per vowel group (harmonics of a falling ~120 Hz pitch
+shaped by the vowel's first two formants), short noise bursts for consonants, pauses between words and at
+punctuation. It is not intelligible speech; it has speech's rhythm, pitch and spectrum, which is what the
+pipeline tests need. :data:`SPEECH_BACKEND` says which one is in use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import numpy as np
+import numpy.typing as npt
+
+from ..media import FRAME_SAMPLES, SAMPLE_RATE
+
+__all__ = ["SPEECH_BACKEND", "frames_of", "synthesize"]
+
+SPEECH_BACKEND = (
+    "espeak-ng (espeakng-loader installed but not wired yet: synthetic speech-like signal)"
+    if importlib.util.find_spec("espeakng_loader") is not None
+    else "synthetic speech-like signal (espeakng-loader not installed)"
+)
+"""Which synthesizer :func:`synthesize` uses (shown in ``bot.list``)."""
+
+_FORMANTS = {"a": (730, 1090), "e": (530, 1840), "i": (270, 2290), "o": (570, 840), "u": (300, 870),
+             "y": (400, 1900)}
+_RATE = SAMPLE_RATE
+
+
+def _syllable(vowel: str, seconds: float, f0: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    n = int(seconds * _RATE)
+    t = np.arange(n) / _RATE
+    pitch = f0 * (1.0 - 0.15 * t / max(seconds, 1e-3))  # falling intonation
+    phase = 2 * np.pi * np.cumsum(pitch) / _RATE
+    f1, f2 = _FORMANTS.get(vowel, (500, 1500))
+    out = np.zeros(n)
+    for k in range(1, 30):
+        fk = k * f0
+        if fk > 4000:
+            break
+        gain = np.exp(-(((fk - f1) / 150) ** 2)) + 0.6 * np.exp(-(((fk - f2) / 200) ** 2)) + 0.05 / k
+        out += gain * np.sin(k * phase)
+    envelope = np.minimum(1.0, np.minimum(t / 0.02, (seconds - t) / 0.04).clip(0.0))
+    return np.asarray(out * envelope, dtype=np.float64)
+
+
+def synthesize(text: str, *, seed: int = 0) -> npt.NDArray[np.int16]:
+    """``text`` as 48 kHz mono s16 samples (see the module docs for what it sounds like)."""
+    rng = np.random.default_rng(seed)
+    parts: list[npt.NDArray[np.float64]] = []
+    for token in re.findall(r"[a-zA-Z']+|[.,;:!?]", text.lower()):
+        if token in ".,;:!?":
+            parts.append(np.zeros(int((0.25 if token in ".!?" else 0.12) * _RATE)))
+            continue
+        groups = re.findall(r"[^aeiouy]*[aeiouy]+|[^aeiouy]+$", token) or [token]
+        for i, group in enumerate(groups):
+            consonants = re.sub(r"[aeiouy]", "", group)
+            if consonants:
+                burst = rng.normal(0.0, 0.08, int(0.035 * _RATE * min(len(consonants), 2)))
+                parts.append(burst)
+            vowel = next((c for c in group if c in "aeiouy"), "e")
+            parts.append(_syllable(vowel, 0.14 + 0.03 * (i == len(groups) - 1), 125.0 - 5 * i, rng))
+        parts.append(np.zeros(int(0.06 * _RATE)))
+    if not parts:
+        return np.zeros(0, dtype=np.int16)
+    audio = np.concatenate(parts)
+    peak = float(np.max(np.abs(audio))) or 1.0
+    return np.asarray(np.round(audio / peak * 0.5 * 32767), dtype=np.int16)
+
+
+def frames_of(samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
+    """Cut samples into 20 ms frames (``FRAME_SAMPLES``), zero-padding the last."""
+    pad = (-len(samples)) % FRAME_SAMPLES
+    padded = np.concatenate([samples, np.zeros(pad, dtype=np.int16)]) if pad else samples
+    return [np.ascontiguousarray(chunk) for chunk in padded.reshape(-1, FRAME_SAMPLES)]

@@ -1,0 +1,299 @@
+"""Hub side of bots: the ``bot.*`` and ``worker.*`` handlers installed onto a :class:`~voicebot.server.Server`.
+
+``install_bot_hub(server, settings)`` registers the request models and handlers and a connection-closed hook.
+Admission of ``bot.add``: pick the least-loaded worker whose circuit breaker admits calls, reserve one unit of
+its capacity synchronously (atomic under Trio: no checkpoint between check and reservation), send
+``worker.start`` and wait (bounded by ``start_timeout``) for ``worker.started``; a failure or timeout releases
+the reservation, counts against that worker's breaker and retries on another worker (``max_attempts``).
+A worker whose connection closes loses its jobs: their bots leave their lobbies with reason ``disconnected``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import attrs
+import trio
+
+from ..bots._session import BOT_GONE_CLOSE
+from ..errors import (
+    AuthError,
+    LobbyError,
+    ProviderError,
+    RateLimitError,
+    RequestContext,
+    Severity,
+    ValidationError,
+    VoiceBotError,
+)
+from ..hub import Action, Close, Send
+from ..resilience import BreakerRegistry, CircuitOpenError, CircuitState
+from ..server import Connection, Server
+from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
+from ._scheduler import Job, Scheduler, WorkerInfo
+
+__all__ = ["BOT_GONE_CLOSE", "BotHub", "BotHubSettings", "install_bot_hub"]
+
+log = logging.getLogger("voicebot.workers")
+
+
+
+@attrs.frozen(kw_only=True)
+class BotHubSettings:
+    """Tunables of the hub's bot scheduler."""
+
+    worker_token: str | None = None
+    """Token workers must present in ``worker.register`` (``VOICEBOT_WORKER_TOKEN``); None: only the
+    in-process worker (which uses :attr:`BotHub.local_token`) can register."""
+    start_timeout: float = 20.0
+    """Seconds a worker has to report ``worker.started`` for one attempt."""
+    max_attempts: int = 3
+    """Workers tried per ``bot.add`` before giving up."""
+    breaker_failures: int = 3
+    """Consecutive start failures that open a worker's circuit breaker."""
+    breaker_wait: float = 30.0
+    """Seconds an open worker breaker waits before admitting a probe."""
+
+
+@attrs.define(eq=False)
+class _Pending:
+    done: trio.Event = attrs.field(factory=trio.Event)
+    peer_id: str | None = None
+    error: VoiceBotError | None = None
+
+
+class BotHub:
+    """The installed extension (see :func:`install_bot_hub`)."""
+
+    def __init__(self, server: Server, settings: BotHubSettings | None = None) -> None:
+        self.server = server
+        self.settings = settings if settings is not None else BotHubSettings()
+        self.scheduler = Scheduler(server.hub.new_id)
+        """Workers and jobs."""
+        self.breakers = BreakerRegistry()
+        """One breaker per worker id."""
+        self.local_token = secrets.token_urlsafe(24)
+        """Token accepted from the in-process worker (never configured, never logged)."""
+        self._pending: dict[str, _Pending] = {}
+
+    def install(self) -> BotHub:
+        """Register handlers and the close hook on the server."""
+        s = self.server
+        s.add_handler(BotList, self._bot_list)  # type: ignore[arg-type]
+        s.add_handler(BotAdd, self._bot_add)  # type: ignore[arg-type]
+        s.add_handler(BotRemove, self._bot_remove)  # type: ignore[arg-type]
+        s.add_handler(WorkerRegister, self._worker_register)  # type: ignore[arg-type]
+        s.add_handler(WorkerStarted, self._worker_started)  # type: ignore[arg-type]
+        s.add_handler(WorkerFailed, self._worker_failed)  # type: ignore[arg-type]
+        s.add_handler(WorkerStopped, self._worker_stopped)  # type: ignore[arg-type]
+        s.close_hooks.append(self._connection_closed)
+        return self
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def breaker_of(self, worker: WorkerInfo) -> Any:
+        """The circuit breaker guarding ``worker``."""
+        return self.breakers.get(worker.worker_id, failure_threshold=self.settings.breaker_failures,
+                                 wait_duration_in_open_state=self.settings.breaker_wait)
+
+    def _usable(self, worker: WorkerInfo) -> bool:
+        return bool(self.breaker_of(worker).state is not CircuitState.OPEN)
+
+    def _send(self, conn_id: int, message: dict[str, Any]) -> None:
+        self.server.apply([Send((conn_id,), message)])
+
+    @staticmethod
+    def _reply(req: Any, message: dict[str, Any]) -> dict[str, Any]:
+        if req.id is not None:
+            message["reply_to"] = req.id
+        return message
+
+    def _worker(self, conn: Connection) -> WorkerInfo:
+        worker = self.scheduler.worker_of(conn.id)
+        if worker is None:
+            raise AuthError("register as a worker first", code="not_a_worker")
+        return worker
+
+    # -- client requests ----------------------------------------------------------------------------
+    async def _bot_list(self, conn: Connection, req: BotList, rctx: RequestContext) -> None:
+        bots = self.scheduler.bot_list(self._usable)
+        conn.send(self._reply(req, {"type": "bot.list", "bots": bots}))
+
+    async def _bot_add(self, conn: Connection, req: BotAdd, rctx: RequestContext) -> None:
+        hub = self.server.hub
+        session = hub.session_of(conn.id)
+        assert session is not None  # the server checked hello
+        lobby_id = req.lobby_id or session.lobby_id
+        if lobby_id is None:
+            raise LobbyError("join a lobby or give lobby_id", code="not_in_lobby", field="lobby_id")
+        lobby = hub.lobbies.get(lobby_id)
+        if lobby is None:
+            raise LobbyError(f"no lobby {lobby_id!r}", code="lobby_not_found", field="lobby_id")
+        if session.lobby_id != lobby_id and not session.admin:
+            raise LobbyError("you can only add bots to your own lobby", code="not_in_lobby", field="lobby_id")
+        if not self.scheduler.offers(req.bot):
+            raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
+        tried: list[str] = []
+        last: VoiceBotError | None = None
+        for _ in range(self.settings.max_attempts):
+            job = self.scheduler.reserve(req.bot, lobby_id, req.options, requester=conn.id, exclude=tried,
+                                         usable=self._usable)
+            if job is None:
+                break
+            tried.append(job.worker_id)
+            try:
+                peer_id = await self._start(job)
+            except VoiceBotError as exc:
+                self._abandon(job)
+                if not exc.retryable:
+                    raise
+                last = exc
+                continue
+            except BaseException:  # the requester went away (Cancelled) mid-start: give the capacity back
+                self._abandon(job)
+                raise
+            conn.send(self._reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
+                                        "lobby_id": lobby_id, "job_id": job.job_id}))
+            return
+        if last is None:
+            raise RateLimitError(f"no capacity for bot {req.bot!r}; try again later", code="bot_capacity",
+                                 retry_after=5.0)
+        raise ProviderError(f"bot {req.bot!r} could not be started: {last.message}", code="bot_start_failed",
+                            severity=Severity.LOW, context={"last_code": last.code})
+
+    async def _start(self, job: Job) -> str:
+        """One attempt on ``job``'s worker, through that worker's breaker; returns the bot's peer id."""
+        worker = self.scheduler.workers.get(job.worker_id)
+        if worker is None:
+            raise ProviderError("worker went away", code="worker_disconnected", severity=Severity.LOW)
+        pending = _Pending()
+        self._pending[job.job_id] = pending
+
+        async def attempt() -> str:
+            self._send(worker.conn, {"type": "worker.start", "job": job.wire()})
+            with trio.move_on_after(self.settings.start_timeout):
+                await pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            if pending.peer_id is None:
+                raise ProviderError("worker did not start the bot in time", code="bot_start_timeout",
+                                    severity=Severity.LOW)
+            return pending.peer_id
+
+        try:
+            peer_id: str = await self.breaker_of(worker).call(attempt)
+            return peer_id
+        except CircuitOpenError as exc:
+            raise ProviderError("worker is unavailable", code="worker_unavailable", severity=Severity.LOW) from exc
+        finally:
+            self._pending.pop(job.job_id, None)
+
+    def _abandon(self, job: Job) -> None:
+        """Release a job that did not start (and tell its worker to stop it, in case it still does)."""
+        if self.scheduler.release(job.job_id) is not None:
+            self._stop_on_worker(job)
+            if job.peer_id is not None:
+                self.server.apply(self._end_bot(job.peer_id, "left"))
+
+    def _stop_on_worker(self, job: Job) -> None:
+        worker = self.scheduler.workers.get(job.worker_id)
+        if worker is not None:
+            self._send(worker.conn, {"type": "worker.stop", "job_id": job.job_id})
+
+    async def _bot_remove(self, conn: Connection, req: BotRemove, rctx: RequestContext) -> None:
+        session = self.server.hub.session_of(conn.id)
+        assert session is not None
+        job = self.scheduler.job_of_peer(req.peer_id)
+        if job is None:
+            raise LobbyError(f"no bot {req.peer_id!r}", code="bot_not_found", field="peer_id")
+        if session.lobby_id != job.lobby_id and not session.admin:
+            raise LobbyError("you can only remove bots from your own lobby", code="not_in_lobby")
+        self.scheduler.release(job.job_id)
+        self._stop_on_worker(job)
+        self.server.apply(self._end_bot(req.peer_id, "left"))
+        conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+
+    def _end_bot(self, peer_id: str, reason: str) -> list[Action]:
+        """End the bot's session at once (it leaves its lobby with ``reason``) and close its connection."""
+        hub = self.server.hub
+        session = hub.sessions.get(peer_id)
+        if session is None:
+            return []
+        actions: list[Action] = []
+        if session.conn is not None:
+            actions.append(Close(session.conn, BOT_GONE_CLOSE, f"bot ended: {reason}"))
+        return actions + hub.end_session(session, reason, trio.current_time())
+
+    # -- worker messages ----------------------------------------------------------------------------
+    async def _worker_register(self, conn: Connection, req: WorkerRegister, rctx: RequestContext) -> None:
+        expected = [t for t in (self.settings.worker_token, self.local_token) if t]
+        if not any(secrets.compare_digest(req.token.encode(), t.encode()) for t in expected):
+            raise AuthError("invalid worker token", code="worker_token_invalid", field="token")
+        bots = {b.name: b.description for b in req.bots}
+        worker = self.scheduler.register(conn.id, req.name, bots, req.capacity)
+        log.info("worker %s (%s) registered: bots %s, capacity %d", worker.worker_id, req.name,
+                 sorted(bots), req.capacity)
+        conn.send(self._reply(req, {"type": "worker.registered", "worker_id": worker.worker_id}))
+
+    async def _worker_started(self, conn: Connection, req: WorkerStarted, rctx: RequestContext) -> None:
+        worker = self._worker(conn)
+        job = self.scheduler.jobs.get(req.job_id)
+        if job is None or job.worker_id != worker.worker_id:  # abandoned (timed out) or removed meanwhile
+            self._send(conn.id, {"type": "worker.stop", "job_id": req.job_id})
+            self.server.apply(self._end_bot(req.peer_id, "left"))
+            return
+        previous = job.peer_id
+        self.scheduler.started(req.job_id, req.peer_id)
+        if previous is not None and previous != req.peer_id:  # restarted without resuming its session
+            self.server.apply(self._end_bot(previous, "disconnected"))
+        pending = self._pending.get(req.job_id)
+        if pending is not None:
+            pending.peer_id = req.peer_id
+            pending.done.set()
+
+    async def _worker_failed(self, conn: Connection, req: WorkerFailed, rctx: RequestContext) -> None:
+        worker = self._worker(conn)
+        pending = self._pending.get(req.job_id)
+        if pending is not None:
+            if req.retryable:
+                pending.error = ProviderError(req.message or "bot failed", code=req.code, severity=Severity.LOW)
+            else:  # the request was wrong (e.g. bad options): not the worker's fault, not retried elsewhere
+                pending.error = ValidationError(req.message or "bot refused the request", code=req.code)
+            pending.done.set()
+            return
+        job = self.scheduler.jobs.get(req.job_id)
+        if job is not None and job.worker_id == worker.worker_id:
+            self.scheduler.release(job.job_id)
+            if job.peer_id is not None:
+                self.server.apply(self._end_bot(job.peer_id, "disconnected"))
+
+    async def _worker_stopped(self, conn: Connection, req: WorkerStopped, rctx: RequestContext) -> None:
+        worker = self._worker(conn)
+        job = self.scheduler.jobs.get(req.job_id)
+        if job is not None and job.worker_id == worker.worker_id:
+            self.scheduler.release(job.job_id)
+            if job.peer_id is not None:
+                self.server.apply(self._end_bot(job.peer_id, "left"))
+
+    def _connection_closed(self, conn: Connection) -> None:
+        worker, jobs = self.scheduler.unregister(conn.id)
+        if worker is None:
+            return
+        log.warning("worker %s disconnected; %d bot(s) leave their lobbies", worker.worker_id, len(jobs))
+        self.breakers.remove(worker.worker_id)
+        actions: list[Action] = []
+        for job in jobs:
+            pending = self._pending.get(job.job_id)
+            if pending is not None:
+                pending.error = ProviderError("worker disconnected", code="worker_disconnected",
+                                              severity=Severity.LOW)
+                pending.done.set()
+            if job.peer_id is not None:
+                actions += self._end_bot(job.peer_id, "disconnected")
+        self.server.apply(actions)
+
+
+def install_bot_hub(server: Server, settings: BotHubSettings | None = None) -> BotHub:
+    """Install bots and workers onto ``server`` (call before it serves); returns the :class:`BotHub`."""
+    return BotHub(server, settings).install()

@@ -1,0 +1,212 @@
+"""Worker side: register with the hub, run bots on demand, each job under its own supervisor.
+
+A :class:`Worker` holds one *control* connection (``hello`` kind ``bot``, then ``worker.register``) and gets
+``worker.start {job}`` / ``worker.stop {job_id}`` pushed on it. Every job runs in the worker's job nursery in its
+own cancel scope under a one-child :class:`~voicebot.resilience.Supervisor` (policy TRANSIENT): the bot connects
+with its *own* hub connection (``hello`` kind ``bot``), joins the lobby, and reports ``worker.started`` with its
+peer id. A crash after that restarts it (resuming its session, so it keeps its peer id and lobby place) until
+the restart budget is spent (then ``worker.failed``); a failure before the first join is reported as
+``worker.failed`` and not retried here (the hub retries on another worker). Messages to the hub go through one
+bounded outbox (256; a full outbox makes the sender wait) drained by one writer task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+
+from ..bots import BotSession, BotSpec
+from ..client import Client, connect, connect_stream
+from ..errors import VoiceBotError, WebSocketError, classify, split_passthrough
+from ..media import current_media_runtime, open_media_loop
+from ..resilience import Policy, RestartBudgetExceeded, Supervisor
+from ..server import Server
+
+__all__ = ["Connector", "Worker", "WorkerConfig", "memory_connector", "url_connector"]
+
+log = logging.getLogger("voicebot.workers")
+
+Connector = Callable[[], AbstractAsyncContextManager[Client]]
+"""Opens one hub connection (``connect(url)`` or an in-memory stream into an in-process server)."""
+
+
+def url_connector(url: str) -> Connector:
+    """Connect over WebSocket to ``url`` (``ws://host:port/ws``)."""
+    return lambda: connect(url)
+
+
+def memory_connector(server: Server, remote: str = "local-worker") -> Connector:
+    """Connect to an in-process ``server`` through an in-memory stream (no TCP)."""
+
+    @asynccontextmanager
+    async def open_one() -> AsyncIterator[Client]:
+        client_end, server_end = trio.testing.memory_stream_pair()
+        server.connect_stream(server_end, remote)
+        async with connect_stream(client_end) as client:
+            yield client
+
+    return open_one
+
+
+@attrs.frozen(kw_only=True)
+class WorkerConfig:
+    """How a worker behaves."""
+
+    token: str
+    """The hub's worker token."""
+    capacity: int = 12
+    """Bots this worker runs at once."""
+    name: str = "worker"
+    """Shown in the hub's logs."""
+    max_restarts: int = 3
+    """Restarts per job within ``restart_window`` before the job is given up."""
+    restart_window: float = 60.0
+    """Seconds of the per-job restart budget window."""
+    restart_backoff: float = 0.5
+    """Seconds before a crashed bot restarts."""
+    request_timeout: float = 10.0
+    """Deadline of hello/register/join requests."""
+
+
+@attrs.define(eq=False)
+class _Job:
+    job_id: str
+    spec: BotSpec
+    lobby_id: str
+    options: dict[str, Any]
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    started: bool = False
+    resume: str | None = None
+    peer_id: str | None = None
+    sessions: int = 0
+    """How many times the bot joined (1 + restarts)."""
+
+
+class Worker:
+    """Runs bots for one hub. ``await worker.run(connector)``; returns when the control connection ends."""
+
+    def __init__(self, bots: Mapping[str, BotSpec], config: WorkerConfig) -> None:
+        self.bots = dict(bots)
+        self.config = config
+        self.jobs: dict[str, _Job] = {}
+        """Running jobs by id."""
+        self.worker_id: str | None = None
+        """Assigned by the hub at registration."""
+        self.registered = trio.Event()
+        """Set once registered."""
+        self._out_send, self._out_recv = trio.open_memory_channel[dict[str, Any]](256)
+
+    async def run(self, connector: Connector, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Connect, register, serve jobs until the control connection closes (then raise ``WebSocketError``)."""
+        async with AsyncExitStack() as stack:
+            if any(spec.needs_media for spec in self.bots.values()):
+                try:
+                    current_media_runtime()
+                except VoiceBotError:
+                    await stack.enter_async_context(open_media_loop())
+            control = await stack.enter_async_context(connector())
+            with trio.fail_after(self.config.request_timeout):
+                await control.hello(self.config.name, kind="bot")
+            reply = await control.request(
+                "worker.register", token=self.config.token, capacity=self.config.capacity, name=self.config.name,
+                bots=[spec.descriptor() for spec in self.bots.values()], timeout=self.config.request_timeout,
+            )
+            self.worker_id = reply["worker_id"]
+            self.registered.set()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, control)
+                task_status.started(self)
+                async for event in control.events:
+                    kind = event.get("type")
+                    if kind == "worker.start":
+                        self._start(nursery, connector, event.get("job") or {})
+                    elif kind == "worker.stop":
+                        job = self.jobs.get(str(event.get("job_id")))
+                        if job is not None:
+                            job.scope.cancel()
+                nursery.cancel_scope.cancel()
+        raise WebSocketError("worker lost its hub connection", code="worker_connection_lost", retryable=True)
+
+    def _report(self, message: dict[str, Any]) -> None:
+        try:
+            self._out_send.send_nowait(message)
+        except trio.WouldBlock:  # documented bound: 256 reports queued means the hub is gone; drop and count
+            log.warning("worker outbox full; dropping %s", message.get("type"))
+
+    async def _writer(self, control: Client) -> None:
+        async for message in self._out_recv:
+            with trio.fail_after(self.config.request_timeout):
+                await control.send(message)
+
+    def _start(self, nursery: trio.Nursery, connector: Connector, wire: Mapping[str, Any]) -> None:
+        job_id = str(wire.get("job_id", ""))
+        spec = self.bots.get(str(wire.get("bot", "")))
+        if spec is None:
+            self._report({"type": "worker.failed", "job_id": job_id, "code": "bot_unknown",
+                          "message": "this worker does not run that bot", "retryable": True})
+            return
+        if len(self.jobs) >= self.config.capacity or job_id in self.jobs:
+            self._report({"type": "worker.failed", "job_id": job_id, "code": "worker_full",
+                          "message": "worker at capacity", "retryable": True})
+            return
+        job = _Job(job_id, spec, str(wire.get("lobby_id", "")), dict(wire.get("options") or {}))
+        self.jobs[job_id] = job
+        nursery.start_soon(self._job, connector, job, name=f"job:{job_id}")
+
+    async def _job(self, connector: Connector, job: _Job) -> None:
+        try:
+            with job.scope:
+                async with Supervisor(max_restarts=self.config.max_restarts, within=self.config.restart_window,
+                                      backoff=self.config.restart_backoff, name=f"job:{job.job_id}") as sup:
+                    sup.start_child(job.spec.name, self._bot_once, connector, job, policy=Policy.TRANSIENT)
+        except RestartBudgetExceeded as exc:
+            log.warning("job %s: bot %s gave up after restarts: %r", job.job_id, job.spec.name, exc.__cause__)
+            self._report({"type": "worker.failed", "job_id": job.job_id, "code": "bot_crashed",
+                          "message": "the bot kept crashing", "retryable": True})
+        except BaseException as exc:  # a failure racing a cancellation: never let it out of this job
+            passthrough, failure = split_passthrough(exc)
+            if failure is not None:
+                log.info("job %s ended during cancellation: %r", job.job_id, failure)
+            if passthrough is not None:
+                raise passthrough from None
+        finally:
+            self.jobs.pop(job.job_id, None)
+        if not job.scope.cancelled_caught and job.started:
+            self._report({"type": "worker.stopped", "job_id": job.job_id, "reason": "ended"})
+
+    async def _bot_once(self, connector: Connector, job: _Job) -> None:
+        """One life of the bot: connect, (re)join, run. Before the first join, failures are reported, not raised."""
+        try:
+            bot = job.spec.factory(job.options)
+        except VoiceBotError as exc:
+            self._report({"type": "worker.failed", "job_id": job.job_id, "code": exc.code,
+                          "message": exc.message[:500], "retryable": False})
+            return
+        try:
+            async with connector() as client:
+                with trio.fail_after(self.config.request_timeout):
+                    await client.hello(job.spec.name, kind="bot", **({"resume": job.resume} if job.resume else {}))
+                    joined = await client.join(job.lobby_id)
+                job.resume = client.resume_token
+                session = BotSession(client, lobby_id=job.lobby_id, joined=joined, job_id=job.job_id,
+                                     options=job.options)
+                job.sessions += 1
+                if not job.started or client.peer_id != job.peer_id:
+                    job.started = True
+                    job.peer_id = client.peer_id
+                    self._report({"type": "worker.started", "job_id": job.job_id, "peer_id": client.peer_id})
+                await session.run(bot)
+        except Exception as exc:
+            if job.started:
+                raise  # a crash: the supervisor restarts us
+            error = classify(exc).error
+            log.warning("job %s: bot %s failed to start: %s", job.job_id, job.spec.name, error)
+            self._report({"type": "worker.failed", "job_id": job.job_id, "code": error.code,
+                          "message": error.message[:500], "retryable": True})
