@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -11,7 +12,11 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import __version__
+from .chaos.cli import add_parser as add_chaos_subcommand
+from .media import MediaConfig
 from .server import Server, Settings, add_arguments, settings_from
+from .workers import BotHubSettings, install_bot_hub, run_local_worker
+from .workers.cli import add_worker_subcommand
 
 __all__ = ["main", "serve"]
 
@@ -37,7 +42,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 #: Each entry adds one subcommand: it calls ``sub.add_parser(...)`` and sets ``run=`` (args -> exit code).
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_serve]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_serve, add_worker_subcommand, add_chaos_subcommand,
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +68,8 @@ async def serve(settings: Settings) -> None:
     A second signal during shutdown stops at once.
     """
     server = Server(settings)
+    bot_hub = install_bot_hub(server, BotHubSettings(worker_token=settings.worker_token or None,
+                                                     start_timeout=settings.bot_start_timeout))
     run_scope = trio.CancelScope()
 
     async def run(task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
@@ -82,6 +91,10 @@ async def serve(settings: Settings) -> None:
 
             nursery.start_soon(watch)
             await nursery.start(run)
+            if settings.local_worker > 0:
+                await nursery.start(functools.partial(
+                    run_local_worker, server, bot_hub, capacity=settings.local_worker,
+                    media=MediaConfig(allow_loopback=settings.media_allow_loopback)))
             print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
             if server.admin_token_generated:
                 print(f"admin token (generated for this run; set VOICEBOT_ADMIN_TOKEN to choose one): "

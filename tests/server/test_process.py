@@ -62,3 +62,24 @@ async def test_two_clients_full_flow_then_sigterm(served: tuple[subprocess.Popen
     code = await trio.to_thread.run_sync(proc.wait, 10)
     assert code == 0
     assert time.monotonic() - started < 5.0
+
+
+async def test_serve_starts_a_local_worker_with_builtin_bots(served: tuple[subprocess.Popen[str], str]) -> None:
+    proc, url = served
+    with trio.fail_after(30):
+        async with connect(url) as human:
+            await human.hello("human")
+            bots = {b["name"]: b for b in (await human.request("bot.list"))["bots"]}
+            assert {"echo", "speaker"} <= bots.keys() and bots["echo"]["available"] is True
+            room = await human.create_lobby("with a bot")
+            await human.join(room["id"])
+            added = await human.request("bot.add", bot="echo")
+            joined = await human.next_event("peer.joined")
+            assert joined["peer"] == {"peer_id": added["peer_id"], "name": joined["peer"]["name"], "kind": "bot"}
+            offer = await human.next_event("signal")  # the bot offers first (perfect negotiation, polite bot)
+            assert (offer["from"], offer["kind"]) == (added["peer_id"], "offer")
+            await human.request("bot.remove", peer_id=added["peer_id"])
+            left = await human.next_event("peer.left")
+            assert left["peer_id"] == added["peer_id"]
+    proc.send_signal(signal.SIGTERM)
+    assert await trio.to_thread.run_sync(proc.wait, 10) == 0

@@ -54,13 +54,34 @@ class Settings:
                                validator=_positive)
     request_burst: int = _opt(200, "requests a connection may send in a burst above request_rate", validator=_positive)
     admin_token: str = _opt("", "admin token for hello {admin_token}; empty: generate one and print it once")
-    worker_token: str = _opt("", "token bot workers present to register; empty: generate one at start")
+    worker_token: str = _opt("", "token external bot workers present in worker.register; empty: only the in-process "
+                                 "worker can register")
+    local_worker: int = _opt(12, "capacity of the in-process bot worker that serve starts (0: none)",
+                             validator=attrs.validators.ge(0))
+    bot_start_timeout: float = _opt(20.0, "seconds a worker has to start a bot before the hub tries another",
+                                    validator=_positive)
+    media_allow_loopback: bool = _opt(False, "let bot peer connections offer 127.0.0.1 candidates")
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+
+
 def _kind(field: attrs.Attribute[Any]) -> Callable[[str], Any]:
+    if isinstance(field.default, bool):
+        return _bool
     kind: Callable[[str], Any] = type(field.default)
     return kind
 
