@@ -1,29 +1,28 @@
 """Text to audio for the ``speaker`` bot.
 
-design.md §5 names espeak-ng (package ``espeakng-loader``) as the offline TTS. It is **not installed** in this
-environment and pyproject may not change here, so :func:`synthesize` falls back to a clearly labelled
-*synthetic speech-like signal*: one voiced "syllable" per vowel group (harmonics of a falling ~120 Hz pitch
-shaped by the vowel's first two formants), short noise bursts for consonants, pauses between words and at
-punctuation. It is not intelligible speech; it has speech's rhythm, pitch and spectrum, which is what the
-pipeline tests need. :data:`SPEECH_BACKEND` says which one is in use.
+The offline TTS is espeak-ng (design.md §5), loaded from the ``espeakng-loader`` wheel (the ``tts`` extra, which
+``scripts/serve`` and ``scripts/test`` install). Where it is missing, :func:`synthesize` falls back to a clearly
+labelled *synthetic speech-like signal*: one voiced "syllable" per vowel group (harmonics of a falling ~120 Hz
+pitch shaped by the vowel's first two formants), short noise bursts for consonants, pauses between words and at
+punctuation — not intelligible, but with speech's rhythm, pitch and spectrum. :data:`SPEECH_BACKEND` says which
+one is in use (``bot.list`` shows it).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import numpy as np
 import numpy.typing as npt
 
 from ..media import FRAME_SAMPLES, SAMPLE_RATE
+from ._espeak import EspeakUnavailable, espeak_available, speak
 
 __all__ = ["SPEECH_BACKEND", "frames_of", "synthesize"]
 
 SPEECH_BACKEND = (
-    "espeak-ng (espeakng-loader installed but not wired yet: synthetic speech-like signal)"
-    if importlib.util.find_spec("espeakng_loader") is not None
-    else "synthetic speech-like signal (espeakng-loader not installed)"
+    "espeak-ng offline TTS" if espeak_available()
+    else "synthetic speech-like signal (espeak-ng unavailable: install the tts extra)"
 )
 """Which synthesizer :func:`synthesize` uses (shown in ``bot.list``)."""
 
@@ -50,7 +49,15 @@ def _syllable(vowel: str, seconds: float, f0: float, rng: np.random.Generator) -
 
 
 def synthesize(text: str, *, seed: int = 0) -> npt.NDArray[np.int16]:
-    """``text`` as 48 kHz mono s16 samples (see the module docs for what it sounds like)."""
+    """``text`` as 48 kHz mono s16 samples: espeak-ng when available, else the synthetic signal."""
+    try:
+        return speak(text, rate=_RATE)
+    except EspeakUnavailable:
+        return synthetic_speech(text, seed=seed)
+
+
+def synthetic_speech(text: str, *, seed: int = 0) -> npt.NDArray[np.int16]:
+    """The fallback: a speech-like signal for ``text`` (see the module docs), 48 kHz mono s16."""
     rng = np.random.default_rng(seed)
     parts: list[npt.NDArray[np.float64]] = []
     for token in re.findall(r"[a-zA-Z']+|[.,;:!?]", text.lower()):
