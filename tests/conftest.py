@@ -9,6 +9,8 @@ import pytest
 from voicebot.server import Server
 from voicebot.testing import open_test_server
 
+pytest_plugins = ["voicebot.testing.pytest_plugin"]  # voicebot_seed, fault_plan, voicebot_server
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:

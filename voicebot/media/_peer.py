@@ -13,6 +13,7 @@ from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from voicebot import faults
 from voicebot.errors import VoiceBotError, WebRTCError, split_passthrough
 
 from ._channels import DropOldestChannel
@@ -90,6 +91,7 @@ class PeerConnection:
     async def _lifecycle(self) -> AsyncIterator[PeerConnection]:
         runtime = self._runtime_arg or current_media_runtime()
         self._runtime = runtime
+        await faults.point("media.setup")
         self._pc = await self._call("create", self._create)
         runtime.stats.peer_connections_opened += 1
         try:
@@ -327,6 +329,7 @@ class PeerConnection:
         deadline = trio.current_time() + self.config.close_timeout
         task = runtime.spawn(pc.close())
         try:
+            faults.check("media.close")  # sync (raise only): the close itself keeps running, bounded
             await runtime.wait_task(task, limit=self.config.close_timeout, cancel_on_abandon=False)
         except trio.TooSlowError:
             runtime.stats.close_timeouts += 1

@@ -1,5 +1,20 @@
-"""Tools for testing voicebot and code built on it: in-process servers on Trio's mock clock, simulated clients."""
+"""Tools for testing voicebot and code built on it: in-process servers on Trio's mock clock, simulated clients.
 
+Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
+tokens and timestamps). The pytest plugin (seed / fault-plan / server fixtures and replay hints on failure)
+is :mod:`voicebot.testing.pytest_plugin`; enable it with ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
+"""
+
+from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
 
-__all__ = ["FakePasswordHasher", "FreezableStream", "open_client", "open_test_server", "settings_for_tests"]
+__all__ = [
+    "EPOCH",
+    "FakePasswordHasher",
+    "FreezableStream",
+    "deterministic_scheduling",
+    "make_deterministic",
+    "open_client",
+    "open_test_server",
+    "settings_for_tests",
+]

@@ -76,10 +76,14 @@ def settings_for_tests(**overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def open_test_server(
-    settings: Settings | None = None, *, seed: int = 0, **kwargs: Any
+    settings: Settings | None = None, *, seed: int = 0, server_factory: Callable[..., Server] = Server, **kwargs: Any
 ) -> AsyncIterator[Server]:
-    """Run a server without a listener (clients connect through in-memory streams); shut it down on exit."""
-    server = Server(
+    """Run a server without a listener (clients connect through in-memory streams); shut it down on exit.
+
+    ``server_factory`` builds the server (a :class:`Server` subclass, e.g. the chaos runner's checking server);
+    it receives the settings and the keyword arguments ``rng``, ``listen``, ``passwords`` and ``kwargs``.
+    """
+    server = server_factory(
         settings if settings is not None else settings_for_tests(), rng=random.Random(seed), listen=False,
         passwords=kwargs.pop("passwords", FakePasswordHasher()), **kwargs,
     )
