@@ -257,3 +257,29 @@ async def _requester_gone(server: Server, bot_hub: BotHub) -> None:
         await trio.sleep(20)
         assert worker.load == 0
         assert (await mute.next_event("worker.stop"))["job_id"] == start["job"]["job_id"]
+
+
+async def test_bot_joins_password_protected_lobby_with_a_ticket(
+    hub_server: tuple[Server, BotHub], autojump_clock: object
+) -> None:
+    server, bot_hub = hub_server
+    async with open_client(server, "alice") as alice, open_client(server, "eve") as eve, \
+            running_worker(server, bot_hub, capacity=2):
+        lobby = await alice.create_lobby("locked", password="door-code")
+        await alice.join(lobby["id"], password="door-code")
+        added = await alice.request("bot.add", bot="idle")
+        joined = await alice.next_event("peer.joined")
+        assert joined["peer"]["peer_id"] == added["peer_id"]
+        # tickets are bound to their lobby, expire, and are no password for anyone else
+        ticket = server.hub.grant_ticket(lobby["id"], trio.current_time(), ttl=60)
+        other = await eve.create_lobby("other", password="other-code")
+        with pytest.raises(RemoteError) as info:
+            await eve.join(other["id"], ticket=ticket)
+        assert info.value.code == "wrong_password"
+        with pytest.raises(RemoteError) as info:
+            await eve.join(lobby["id"], ticket="forged")
+        assert info.value.code == "wrong_password"
+        await trio.sleep(61)
+        with pytest.raises(RemoteError) as info:
+            await eve.join(lobby["id"], ticket=ticket)
+        assert info.value.code == "wrong_password"

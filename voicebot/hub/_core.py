@@ -51,6 +51,7 @@ class Hub:
         self.lobbies: dict[str, Lobby] = {}
         self._by_conn: dict[ConnId, Session] = {}
         self._by_token: dict[str, Session] = {}
+        self._tickets: dict[str, tuple[str, float]] = {}
 
     # -- queries ------------------------------------------------------------------------------------
     def session_of(self, conn: ConnId) -> Session | None:
@@ -63,6 +64,21 @@ class Hub:
             candidate = f"{prefix}_{self.rng.getrandbits(48):012x}"
             if candidate not in self.sessions and candidate not in self.lobbies:
                 return candidate
+
+    def grant_ticket(self, lobby_id: str, now: float, ttl: float = 600.0) -> str:
+        """A join ticket for ``lobby_id`` valid for ``ttl`` seconds: ``lobby.join {ticket}`` then needs no password.
+
+        Issued when a member admits a bot into a password-protected lobby; only its hash is kept.
+        """
+        self._tickets = {h: (lid, exp) for h, (lid, exp) in self._tickets.items() if exp > now}
+        ticket = self.new_token()
+        self._tickets[token_hash(ticket)] = (lobby_id, now + ttl)
+        return ticket
+
+    def ticket_admits(self, ticket: str, lobby_id: str, now: float) -> bool:
+        """True when ``ticket`` was granted for ``lobby_id`` and has not expired."""
+        grant = self._tickets.get(token_hash(ticket))
+        return grant is not None and grant[0] == lobby_id and grant[1] > now
 
     def check_new_connection(self, conn: ConnId) -> None:
         """Raise ``already_hello`` when ``conn`` already said hello."""

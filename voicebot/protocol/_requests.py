@@ -77,6 +77,8 @@ class LobbyJoin(Request):
     TYPE: ClassVar[str] = "lobby.join"
     lobby_id: Id
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    ticket: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    """A join ticket the hub granted (bots admitted by a member), instead of the password."""
 
 
 class LobbyLeave(Request):

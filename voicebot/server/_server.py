@@ -251,7 +251,9 @@ class Server:
         elif isinstance(req, protocol.LobbyJoin):
             lobby = self.hub.lobbies.get(req.lobby_id)
             ok: bool | None = None
-            if lobby is not None and lobby.password_hash is not None and req.password is not None:
+            if req.ticket is not None:
+                ok = self.hub.ticket_admits(req.ticket, req.lobby_id, now)
+            elif lobby is not None and lobby.password_hash is not None and req.password is not None:
                 ok = await self.passwords.verify(lobby.password_hash, req.password)
             actions = self.hub.join(conn.id, req, trio.current_time(), password_ok=ok)
         else:

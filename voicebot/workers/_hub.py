@@ -141,6 +141,8 @@ class BotHub:
                                          usable=self._usable)
             if job is None:
                 break
+            if lobby.password_hash is not None:  # the requester is a member: let its bot in without the password
+                job.ticket = hub.grant_ticket(lobby_id, trio.current_time())
             tried.append(job.worker_id)
             try:
                 peer_id = await self._start(job)

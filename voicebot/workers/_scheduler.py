@@ -38,10 +38,15 @@ class Job:
     """Connection id of the client that asked for it (None for restored jobs)."""
     state: JobState = JobState.STARTING
     peer_id: str | None = None
+    ticket: str | None = None
+    """Join ticket for a password-protected lobby (granted by the hub core at admission)."""
 
     def wire(self) -> dict[str, Any]:
         """The ``job`` object of ``worker.start``."""
-        return {"job_id": self.job_id, "bot": self.bot, "lobby_id": self.lobby_id, "options": self.options}
+        job = {"job_id": self.job_id, "bot": self.bot, "lobby_id": self.lobby_id, "options": self.options}
+        if self.ticket is not None:
+            job["ticket"] = self.ticket
+        return job
 
 
 @attrs.define(eq=False)

@@ -84,6 +84,7 @@ class _Job:
     started: bool = False
     resume: str | None = None
     peer_id: str | None = None
+    ticket: str | None = None
     sessions: int = 0
     """How many times the bot joined (1 + restarts)."""
 
@@ -156,7 +157,8 @@ class Worker:
             self._report({"type": "worker.failed", "job_id": job_id, "code": "worker_full",
                           "message": "worker at capacity", "retryable": True})
             return
-        job = _Job(job_id, spec, str(wire.get("lobby_id", "")), dict(wire.get("options") or {}))
+        job = _Job(job_id, spec, str(wire.get("lobby_id", "")), dict(wire.get("options") or {}),
+                   ticket=str(wire["ticket"]) if wire.get("ticket") else None)
         self.jobs[job_id] = job
         nursery.start_soon(self._job, connector, job, name=f"job:{job_id}")
 
@@ -193,7 +195,7 @@ class Worker:
             async with connector() as client:
                 with trio.fail_after(self.config.request_timeout):
                     await client.hello(job.spec.name, kind="bot", **({"resume": job.resume} if job.resume else {}))
-                    joined = await client.join(job.lobby_id)
+                    joined = await client.join(job.lobby_id, **({"ticket": job.ticket} if job.ticket else {}))
                 job.resume = client.resume_token
                 session = BotSession(client, lobby_id=job.lobby_id, joined=joined, job_id=job.job_id,
                                      options=job.options)
