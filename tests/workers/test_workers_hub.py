@@ -283,3 +283,27 @@ async def test_bot_joins_password_protected_lobby_with_a_ticket(
         with pytest.raises(RemoteError) as info:
             await eve.join(lobby["id"], ticket=ticket)
         assert info.value.code == "wrong_password"
+
+
+async def test_bot_add_does_not_hold_up_the_requesters_other_requests(
+    hub_server: tuple[Server, BotHub], autojump_clock: object
+) -> None:
+    server, _ = hub_server
+    async with open_client(server, "mute", kind="bot") as mute, open_client(server, "alice") as alice:
+        await mute.request("worker.register", token="sekret", capacity=10, bots=[{"name": "idle"}])
+        await _lobby(alice)
+        outcome: list[str] = []
+
+        async def add() -> None:
+            try:
+                await alice.request("bot.add", bot="idle", timeout=60)
+            except RemoteError as exc:
+                outcome.append(exc.code)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(add)
+            await mute.next_event("worker.start")  # the bot is starting (and the worker will never answer)
+            start = trio.current_time()
+            assert (await alice.request("ping"))["type"] == "pong"  # answered while bot.add waits
+            assert trio.current_time() - start < 0.1 and not outcome
+        assert outcome == ["bot_start_failed"]

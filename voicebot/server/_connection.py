@@ -8,6 +8,7 @@ and carried out shielded with a deadline.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -30,6 +31,8 @@ CLOSE_INTERNAL = 1011
 CLOSE_ABNORMAL = 1006
 CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
+#: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
+MAX_IN_FLIGHT = 4
 
 
 class _Marker(enum.Enum):
@@ -54,6 +57,8 @@ class Connection:
         self.finished = trio.Event()
         self._scope = trio.CancelScope()
         self._send_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self.in_flight = 0
         self._broken = False
         self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
 
@@ -63,6 +68,7 @@ class Connection:
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     nursery.start_soon(self._guarded, "writer", self._writer)
                     nursery.start_soon(self._guarded, "heartbeat", self._heartbeat)
                     nursery.start_soon(self._hello_deadline)
@@ -94,6 +100,31 @@ class Connection:
             self.close_decision = (CLOSE_ABNORMAL, "connection dropped")
         self._broken = True
         self._scope.cancel()
+
+    def run_concurrently(self, body: Callable[[], Awaitable[None]], rctx: RequestContext) -> None:
+        """Run a slow request (e.g. ``bot.add``) beside the reader, so the client's next requests are not held up.
+
+        It runs in this connection's nursery (cancelled when the connection ends) and its errors get the same
+        handling as any request's. At most :data:`MAX_IN_FLIGHT` run at once per connection (``rate_limited``).
+        """
+        if self._nursery is None:
+            raise RuntimeError("connection is not running")
+        if self.in_flight >= MAX_IN_FLIGHT:
+            raise RateLimitError(f"at most {MAX_IN_FLIGHT} slow requests at once; wait for a reply",
+                                 code="rate_limited", retry_after=1.0)
+        self.in_flight += 1
+        self._nursery.start_soon(self._run_request, body, rctx)
+
+    async def _run_request(self, body: Callable[[], Awaitable[None]], rctx: RequestContext) -> None:
+        try:
+            await body()
+        except BaseException as exc:
+            decision = self.server.errors.capture(exc, rctx)
+            if decision is not None:
+                await self.apply_decision(decision)
+        finally:
+            self.in_flight -= 1
+            self.sync_context()
 
     def enqueue(self, text: str) -> None:
         """Queue one encoded message; a full outbox means the client is too slow: close 1008."""

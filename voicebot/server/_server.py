@@ -88,7 +88,7 @@ class Server:
         self.listeners: list[trio.SocketListener] = []
         self.notice_listeners: list[Callable[[Notice | SessionGone], None]] = []
         self.close_hooks: list[CloseHook] = []
-        self._handlers: dict[str, tuple[Handler, bool]] = {}
+        self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
         self.auth = Auth(self, self.admin_token)
         self.notice_listeners.append(self._persist_notice)
         # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
@@ -218,13 +218,16 @@ class Server:
         return None
 
     # -- dispatch -----------------------------------------------------------------------------------
-    def add_handler(self, model: type[protocol.Request], handler: Handler, *, before_hello: bool = False) -> None:
+    def add_handler(
+        self, model: type[protocol.Request], handler: Handler, *, before_hello: bool = False, concurrent: bool = False
+    ) -> None:
         """Serve requests of ``model.TYPE`` with ``handler`` (features such as bots and admin plug in here).
 
-        Unless ``before_hello``, the request is refused with ``hello_required`` before the client's hello.
+        Unless ``before_hello``, the request is refused with ``hello_required`` before the client's hello. A
+        ``concurrent`` handler (one that waits on something slow) runs beside the connection's reader.
         """
         protocol.register_request(model)
-        self._handlers[model.TYPE] = (handler, before_hello)
+        self._handlers[model.TYPE] = (handler, before_hello, concurrent)
 
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
         """Run one validated request; domain errors propagate to the connection's error handling."""
@@ -232,10 +235,13 @@ class Server:
         now = trio.current_time()
         extension = self._handlers.get(req.TYPE)
         if extension is not None:
-            handler, before_hello = extension
+            handler, before_hello, concurrent = extension
             if not before_hello and self.hub.session_of(conn.id) is None:
                 raise SessionError("send hello first", code="hello_required")
-            await handler(conn, req, rctx)
+            if concurrent:
+                conn.run_concurrently(lambda: handler(conn, req, rctx), rctx)
+            else:
+                await handler(conn, req, rctx)
             return
         if isinstance(req, protocol.Hello):
             await self._hello(conn, req, rctx)

@@ -82,7 +82,7 @@ class BotHub:
         """Register handlers and the close hook on the server."""
         s = self.server
         s.add_handler(BotList, self._bot_list)  # type: ignore[arg-type]
-        s.add_handler(BotAdd, self._bot_add)  # type: ignore[arg-type]
+        s.add_handler(BotAdd, self._bot_add, concurrent=True)  # type: ignore[arg-type]
         s.add_handler(BotRemove, self._bot_remove)  # type: ignore[arg-type]
         s.add_handler(WorkerRegister, self._worker_register)  # type: ignore[arg-type]
         s.add_handler(WorkerStarted, self._worker_started)  # type: ignore[arg-type]
