@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from ._schema import MIGRATIONS, migrate
+from ._schema import MIGRATIONS, migrate, transaction
 
 __all__ = ["MEMORY_PATHS", "Synchronous", "close_connections", "open_connections", "transaction"]
 
@@ -58,27 +56,6 @@ def open_connections(
         writer.close()
         raise
     return writer, reader
-
-
-def transaction(fn: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:
-    """Wrap ``fn`` in ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any exception, commit failure included).
-
-    ``IMMEDIATE`` takes SQLite's write lock up front (waiting up to ``busy_timeout``), so a transaction
-    never fails half-way on a lock upgrade.
-    """
-    def run(conn: sqlite3.Connection) -> _T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-        return result
-
-    return run
 
 
 def close_connections(writer: sqlite3.Connection | None, reader: sqlite3.Connection | None) -> None:

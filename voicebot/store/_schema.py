@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from voicebot.errors import PersistenceError, Severity
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "migrate", "schema_version"]
+_T = TypeVar("_T")
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "migrate", "schema_version", "transaction"]
 
 #: One migration step: runs its statements on a connection that is inside a transaction.
 Migration = Callable[[sqlite3.Connection], None]
@@ -95,6 +98,27 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+def transaction(fn: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:
+    """Wrap ``fn`` in ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any exception, commit failure included).
+
+    ``IMMEDIATE`` takes SQLite's write lock up front (waiting up to ``busy_timeout``), so a transaction
+    never fails half-way on a lock upgrade.
+    """
+    def run(conn: sqlite3.Connection) -> _T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return result
+
+    return run
+
+
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     """Apply the missing ``migrations`` one transaction each; return the resulting version.
 
@@ -103,24 +127,22 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
     (the store maps them) after the failed step is rolled back.
     """
     target = len(migrations)
+
+    def step(conn: sqlite3.Connection) -> int | None:
+        current = schema_version(conn)
+        if current > target:
+            raise PersistenceError(
+                "the database was written by a newer voicebot version", code="schema_too_new",
+                severity=Severity.CRITICAL, retryable=False, subsystem="persistence",
+                context={"database_version": current, "supported_version": target},
+            )
+        if current == target:
+            return current
+        migrations[current](conn)
+        conn.execute(f"PRAGMA user_version = {current + 1:d}")
+        return None
+
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            current = schema_version(conn)
-            if current > target:
-                raise PersistenceError(
-                    "the database was written by a newer voicebot version", code="schema_too_new",
-                    severity=Severity.CRITICAL, retryable=False, subsystem="persistence",
-                    context={"database_version": current, "supported_version": target},
-                )
-            if current == target:
-                conn.execute("COMMIT")
-                return current
-            migrations[current](conn)
-            conn.execute(f"PRAGMA user_version = {current + 1:d}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
+        done = transaction(step)(conn)
+        if done is not None:
+            return done
