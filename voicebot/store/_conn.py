@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Literal, TypeVar
+from typing import Literal
 
 from ._schema import MIGRATIONS, migrate, transaction
 
 __all__ = ["MEMORY_PATHS", "Synchronous", "close_connections", "open_connections", "transaction"]
 
-_T = TypeVar("_T")
 _log = logging.getLogger("voicebot.store")
 
 #: Accepted ``synchronous`` settings (``OFF`` would make acknowledged writes losable on a crash).
