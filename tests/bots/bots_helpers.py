@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import numpy as np
 import trio
 
-from voicebot.bots import BotSpec, builtin_bots
+from voicebot.bots import BotSpec, HumanPeer, builtin_bots
+from voicebot.client import connect
 from voicebot.media import IncomingTrack, MediaConfig, dominant_frequency, frame_to_mono
 from voicebot.server import Server
 from voicebot.testing import FakePasswordHasher, settings_for_tests
@@ -55,3 +56,17 @@ def rms(samples: np.ndarray) -> float:
 
 
 __all__ = ["LOOPBACK", "builtin_bots", "collect", "frequency_of", "rms", "serve_with_bots"]
+
+
+@asynccontextmanager
+async def human(url: str, name: str, lobby_id: str | None, tone: float | None) -> AsyncIterator[HumanPeer]:
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(connect(url))
+        await client.hello(name)
+        if lobby_id is not None:
+            await client.join(lobby_id)
+        peer = HumanPeer(client, LOOPBACK, tone=tone)
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        nursery.start_soon(peer.run)
+        yield peer
+        nursery.cancel_scope.cancel()

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-
 import pytest
 import trio
-from bots_helpers import LOOPBACK, collect, frequency_of, rms, serve_with_bots
+from bots_helpers import LOOPBACK, collect, frequency_of, human, rms, serve_with_bots
 
 from voicebot import faults
-from voicebot.bots import BotSession, BotSpec, EchoBot, HumanPeer
+from voicebot.bots import BotSession, BotSpec, EchoBot
 from voicebot.client import connect
 from voicebot.errors import WebRTCError
 from voicebot.media import open_media_loop
 
 pytestmark = pytest.mark.media
-
-
-@asynccontextmanager
-async def human(url: str, name: str, lobby_id: str | None, tone: float | None) -> AsyncIterator[HumanPeer]:
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(connect(url))
-        await client.hello(name)
-        if lobby_id is not None:
-            await client.join(lobby_id)
-        peer = HumanPeer(client, LOOPBACK, tone=tone)
-        nursery = await stack.enter_async_context(trio.open_nursery())
-        nursery.start_soon(peer.run)
-        yield peer
-        nursery.cancel_scope.cancel()
 
 
 async def test_echo_and_speaker_end_to_end() -> None:

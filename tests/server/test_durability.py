@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 import trio
 
 from voicebot.client import RemoteError, connect
+from voicebot.testing import serve_process
 
 pytestmark = pytest.mark.slow
 
 ADMIN = "durability-admin"
 
 
-@contextmanager
-def serving(db: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Run ``voicebot serve`` on a free port with ``db``; yield (process, ws url)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", str(db), "--log-level", "warning",
-         "--admin-token", ADMIN],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"ws://\S+/ws", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-    try:
-        yield proc, match.group(0)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+def serving(db: Path) -> AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+    """``voicebot serve`` on a free port with ``db`` and the test admin token."""
+    return serve_process("--db", str(db), "--log-level", "warning", "--admin-token", ADMIN)
 
 
 async def test_restart_keeps_lobbies_names_and_resumable_sessions(tmp_path: Path) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -14,26 +11,15 @@ import pytest
 import trio
 
 from voicebot.client import connect
+from voicebot.testing import serve_process
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def served(tmp_path: object) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", ":memory:", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "VOICEBOT_SHUTDOWN_TIMEOUT": "5"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"ws://\S+/ws", line)
-    assert match, f"no listening line: {line!r}"
-    try:
-        yield proc, match.group(0)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with serve_process("--db", ":memory:", "--log-level", "warning", env={"VOICEBOT_SHUTDOWN_TIMEOUT": "5"}) as run:
+        yield run
 
 
 async def test_two_clients_full_flow_then_sigterm(served: tuple[subprocess.Popen[str], str]) -> None:

@@ -7,6 +7,7 @@ is :mod:`voicebot.testing.pytest_plugin`; enable it with ``pytest_plugins = ["vo
 
 from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
+from ._process import serve_process
 
 __all__ = [
     "EPOCH",
@@ -16,5 +17,6 @@ __all__ = [
     "make_deterministic",
     "open_client",
     "open_test_server",
+    "serve_process",
     "settings_for_tests",
 ]

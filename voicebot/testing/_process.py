@@ -1,0 +1,51 @@
+"""Run the real ``voicebot serve`` command as a subprocess (for end-to-end tests on the real clock)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+__all__ = ["serve_process"]
+
+
+@contextmanager
+def serve_process(
+    *args: str, env: Mapping[str, str] | None = None, start_timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start ``voicebot serve --port 0 *args``; yield ``(process, ws_url)``; kill it on exit if still running.
+
+    The URL is read from the server's first stdout line. ``env`` is added to this process's environment.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+    )
+    try:
+        assert proc.stdout is not None
+        line = _first_line(proc, start_timeout)
+        match = re.search(r"ws://\S+/ws", line)
+        if not match:
+            proc.kill()
+            stderr = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"voicebot serve did not start: {line!r}\n{stderr[-2000:]}")
+        yield proc, match.group(0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    import selectors  # noqa: PLC0415 - only needed here
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            proc.kill()
+            raise RuntimeError(f"voicebot serve printed nothing within {timeout} s")
+    return proc.stdout.readline()
