@@ -67,12 +67,16 @@ class Persistence:
     @asynccontextmanager
     async def open(self) -> AsyncIterator[SQLiteStore]:
         """Open the store and load the names cache; closed (shielded, bounded) on exit."""
-        async with open_store(self.path, guard=self.guard, now=self.wall_clock) as store:
+        async with open_store(self.path, guard=self.guard, now=self._wall_now) as store:
             self.store = store
             try:
                 yield store
             finally:
                 self.store = None
+
+    def _wall_now(self) -> float:
+        # Looked up on every call, so replacing ``wall_clock`` (tests) also moves the store's timestamps.
+        return self.wall_clock()
 
     def require(self) -> SQLiteStore:
         """The open store (raises RuntimeError when used outside :meth:`open`)."""
@@ -152,6 +156,25 @@ class Persistence:
             except Exception as exc:
                 self.failed_jobs += 1
                 self.errors.handle(exc, self._ctx)
+
+    async def janitor(self, *, interval: float, audit_retention: float) -> None:
+        """Every ``interval`` seconds: delete expired session rows and audit rows older than ``audit_retention``
+        seconds (0 keeps the audit log forever). Failures are classified and counted; the loop goes on."""
+        while True:
+            await trio.sleep(interval)
+            store = self.store
+            if store is None:
+                continue
+            wall = self.wall_clock()
+            try:
+                sessions = await store.purge_expired(wall)
+                audits = await store.prune_audit(wall - audit_retention) if audit_retention > 0 else 0
+            except Exception as exc:
+                self.failed_jobs += 1
+                self.errors.handle(exc, self._ctx)
+                continue
+            if sessions or audits:
+                log.info("janitor: removed %d expired sessions and %d audit rows", sessions, audits)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until the queued jobs have run; used at shutdown."""

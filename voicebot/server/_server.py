@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -45,6 +46,8 @@ CloseHook = Callable[[Connection], None]
 log = logging.getLogger("voicebot.server")
 
 WS_PATH = "/ws"
+#: Seconds between janitor passes (expired sessions, old audit rows).
+JANITOR_INTERVAL = 3600.0
 
 
 class Server:
@@ -123,6 +126,8 @@ class Server:
     async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:
         async with trio.open_nursery() as root:
             root.start_soon(self.persistence.run_jobs)
+            root.start_soon(functools.partial(self.persistence.janitor, interval=JANITOR_INTERVAL,
+                                              audit_retention=self.settings.audit_retention_days * 86_400))
             conns: trio.Nursery = await root.start(_hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)

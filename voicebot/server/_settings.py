@@ -53,6 +53,8 @@ class Settings:
     request_rate: float = _opt(50.0, "requests per second a connection may send on average (rate_limited beyond)",
                                validator=_positive)
     request_burst: int = _opt(200, "requests a connection may send in a burst above request_rate", validator=_positive)
+    audit_retention_days: float = _opt(90.0, "days audit rows are kept (0: forever); pruned hourly",
+                                       validator=attrs.validators.ge(0.0))
     admin_token: str = _opt("", "admin token for hello {admin_token}; empty: generate one and print it once")
     worker_token: str = _opt("", "token external bot workers present in worker.register; empty: only the in-process "
                                  "worker can register")
