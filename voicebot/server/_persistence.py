@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import trio
 
 from ..auth import name_key
-from ..errors import ErrorContext, ErrorHandler
-from ..hub import Hub, Lobby, Session
+from ..errors import ErrorContext, ErrorHandler, VoiceBotError
+from ..hub import Hub, Lobby, Notice, Session, SessionGone
 from ..resilience import BreakerConfig, BreakerRegistry, CircuitState, RetryStrategy
 from ..store import NameRecord, SessionRecord, SQLiteStore, open_store
 
@@ -30,6 +30,10 @@ log = logging.getLogger("voicebot.persistence")
 
 T = TypeVar("T")
 Job = Callable[[], Awaitable[object]]
+
+#: Hub notices written to the audit log, by audit event name.
+_AUDITED = {"lobby.joined": "join", "lobby.left": "leave", "lobby.created": "lobby_create",
+            "lobby.deleted": "lobby_delete"}
 
 #: While connected, a stored session stays valid this long (refreshed on every save).
 CONNECTED_TTL = 24 * 3600.0
@@ -129,6 +133,36 @@ class Persistence:
             disconnected_at=None if connected else wall,
             expires_at=wall + (CONNECTED_TTL if connected else self.resume_grace),
         )
+
+    async def save_session(self, hub: Hub, session: Session, ctx: ErrorContext) -> None:
+        """Store a connected session now (best effort: a failure is classified and counted under ``ctx``)."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            await store.save_session(self.session_record(hub, session, connected=True))
+        except VoiceBotError as exc:
+            self.errors.handle(exc, ctx)
+
+    def session_disconnected(self, hub: Hub, session: Session) -> None:
+        """Queue the save of a session that entered its resume grace (expiry = now + grace)."""
+        store = self.store
+        if store is not None:
+            record = self.session_record(hub, session, connected=False)
+            self.submit(lambda: store.save_session(record))
+
+    def on_notice(self, action: Notice | SessionGone) -> None:
+        """Hub notice listener: delete ended sessions, and audit joins, leaves and lobby changes."""
+        store = self.store
+        if store is None:
+            return
+        if isinstance(action, SessionGone):
+            if action.session_id:
+                self.submit(lambda: store.delete_session(action.session_id))
+            self.audit("disconnect", peer_id=action.peer_id, reason=action.reason)
+        elif action.event in _AUDITED:
+            self.audit(_AUDITED[action.event], peer_id=action.fields.get("peer_id"),
+                       **{k: v for k, v in action.fields.items() if k != "peer_id"})
 
     # -- background jobs ----------------------------------------------------------------------------
     def submit(self, job: Job) -> None:

@@ -93,7 +93,7 @@ class Server:
         self.close_hooks: list[CloseHook] = []
         self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
         self.auth = Auth(self, self.admin_token)
-        self.notice_listeners.append(self._persist_notice)
+        self.notice_listeners.append(self.persistence.on_notice)
         # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
         self.errors.add_listener(_journal_error)
         self.notice_listeners.append(_journal_notice)
@@ -297,27 +297,8 @@ class Server:
     async def save_session(self, conn: Connection) -> None:
         """Store the connection's session (best effort: a failure is counted and the request goes on)."""
         session = self.hub.session_of(conn.id)
-        if session is None or self.persistence.store is None:
-            return
-        record = self.persistence.session_record(self.hub, session, connected=True)
-        try:
-            await self.persistence.require().save_session(record)
-        except VoiceBotError as exc:
-            self.errors.handle(exc, attrs.evolve(conn.ctx, component="persistence"))
-
-    def _persist_notice(self, action: Notice | SessionGone) -> None:
-        store = self.persistence.store
-        if store is None:
-            return
-        if isinstance(action, SessionGone):
-            if action.session_id:
-                self.persistence.submit(lambda: store.delete_session(action.session_id))
-            self.persistence.audit("disconnect", peer_id=action.peer_id, reason=action.reason)
-        elif action.event in ("lobby.joined", "lobby.left", "lobby.created", "lobby.deleted"):
-            event = {"lobby.joined": "join", "lobby.left": "leave", "lobby.created": "lobby_create",
-                     "lobby.deleted": "lobby_delete"}[action.event]
-            self.persistence.audit(event, peer_id=action.fields.get("peer_id"), **{
-                k: v for k, v in action.fields.items() if k != "peer_id"})
+        if session is not None:
+            await self.persistence.save_session(self.hub, session, attrs.evolve(conn.ctx, component="persistence"))
 
     def statistics(self) -> dict[str, Any]:
         """Everything ``admin.stats`` shows: error statistics (with breakers and persistence) and counts."""
@@ -364,10 +345,8 @@ class Server:
         self.connections.pop(conn.id, None)
         session = self.hub.session_of(conn.id)
         self.apply(self.hub.disconnect(conn.id, trio.current_time()))
-        store = self.persistence.store
-        if session is not None and store is not None and session.conn is None:
-            record = self.persistence.session_record(self.hub, session, connected=False)
-            self.persistence.submit(lambda: store.save_session(record))
+        if session is not None and session.conn is None:  # in its resume grace now
+            self.persistence.session_disconnected(self.hub, session)
         for hook in self.close_hooks:
             try:
                 hook(conn)
