@@ -5,6 +5,7 @@ that replays the request) for WebSocket handshakes, which trio-websocket then pe
 """
 
 from ._app import HttpApp, Request, Response, json_response, text_response
+from ._listen import serve_app
 from ._origin import DEFAULT_ALLOWED_ORIGINS, OriginPolicy
 from ._static import StaticFiles, accepts_gzip, web_root
 from ._wire import ReplayStream, Upgrade, serve_http
@@ -20,6 +21,7 @@ __all__ = [
     "Upgrade",
     "accepts_gzip",
     "json_response",
+    "serve_app",
     "serve_http",
     "text_response",
     "web_root",
