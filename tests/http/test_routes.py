@@ -170,3 +170,17 @@ async def test_oversized_and_malformed_heads() -> None:
                 data += chunk
         assert data.startswith(b"HTTP/1.1 400 ")
         await stream.aclose()
+
+
+async def test_a_failing_route_answers_500_with_a_correlation_id() -> None:
+    async with tcp_server() as server:
+
+        async def broken(request: object) -> object:
+            raise RuntimeError("bug in a route")
+
+        server.http.app.route("/boom", broken)  # type: ignore[arg-type]
+        reply = await fetch(server.port, "GET", "/boom")
+        body = json.loads(reply.body)
+        assert reply.status == 500 and body["code"] == "internal_error" and body["correlation_id"]
+        assert server.errors.count("internal_error") == 1
+        assert (await fetch(server.port, "GET", "/healthz")).status == 200

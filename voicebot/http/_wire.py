@@ -128,9 +128,8 @@ async def serve_http(
         try:
             with trio.move_on_after(head_timeout) as scope:
                 event = await _next_event(stream, conn)
-            if scope.cancelled_caught:
-                if served == 0 or conn.their_state is not h11.IDLE:
-                    log.debug("http %s: no request head within %g s", remote, head_timeout)
+            if scope.cancelled_caught:  # slowloris, or an idle keep-alive connection: closed without a reply
+                log.debug("http %s: no request head within %g s", remote, head_timeout)
                 return None
             if not isinstance(event, h11.Request):
                 return None  # ConnectionClosed (or a stray event): the client is done
