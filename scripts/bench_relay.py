@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Relay benchmark for the voicebot hub (issue 2, item 7).
+"""Relay benchmark for the voicebot hub.
 
 N WebSocket clients (one Trio process, raw ``trio_websocket``) join M lobbies on a hub server that runs as a
 *separate process* and send ``signal`` messages to random peers of their own lobby. Every frame carries its

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import pathlib
 import random
 from typing import Any
 
 import pytest
 
-import voicebot.hub
 from voicebot.errors import LobbyError, RateLimitError, SessionError, ValidationError
 from voicebot.hub import Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
 from voicebot.protocol import Chat, Hello, LobbyCreate, LobbyJoin, LobbyLeave, Signal
@@ -32,14 +29,6 @@ def lobby(hub: Hub, conn: int, now: float = 0.0, **kw: Any) -> str:
     kw.setdefault("name", "room")
     message = sends(hub.create_lobby(conn, LobbyCreate(**kw), now, password_hash=None), conn)[0]
     return str(message["lobby"]["id"])
-
-
-def test_hub_core_imports_no_io() -> None:
-    for path in pathlib.Path(voicebot.hub.__file__).parent.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert not {m for m in names if m.split(".")[0] in {"trio", "trio_websocket", "socket", "asyncio"}}, path
 
 
 def test_ids_and_tokens_are_deterministic_under_seed() -> None:

@@ -1,4 +1,4 @@
-"""Media tests run on the real clock (design.md §2), each bounded by ``trio.fail_after``."""
+"""Media tests run on the real clock (aiortc runs in a real asyncio loop), each bounded by ``trio.fail_after``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Regression test for the close hangs of design.md §2 (known bugs 1 and 2).
+"""Regression test for the two ``RTCPeerConnection.close()`` hangs under trio-asyncio (a lost
+``Task.cancel()``; a close cancelled part-way).
 
 Under trio-asyncio, aiortc's RTP sender can lose its cancellation while it waits in ``run_in_executor``, so a
 plain ``RTCPeerConnection.close()`` of busy connections hangs (10 busy pairs: within 3 rounds every time).

@@ -8,10 +8,25 @@
 - :func:`name_key`: the case-insensitive identity of a name (also the store's unique key).
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._names import name_key
-from ._passwords import DEFAULT_PARAMETERS, Passwords
 from ._throttle import LoginThrottle, ThrottlePolicy
 from ._tokens import TOKEN_BYTES, new_token, resolve_admin_token, token_hash, tokens_equal
+
+if TYPE_CHECKING:
+    from ._passwords import DEFAULT_PARAMETERS, Passwords
+
+
+def __getattr__(name: str) -> Any:
+    # Password hashing (argon2, trio) loads on first use: the sans-IO hub needs only the token helpers.
+    if name not in ("DEFAULT_PARAMETERS", "Passwords"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module("._passwords", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_PARAMETERS",

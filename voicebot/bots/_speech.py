@@ -1,11 +1,11 @@
 """Text to audio for the ``speaker`` bot.
 
-The offline TTS is espeak-ng (design.md §5), loaded from the ``espeakng-loader`` wheel (the ``tts`` extra, which
-``scripts/serve`` and ``scripts/test`` install). Where it is missing, :func:`synthesize` falls back to a clearly
-labelled *synthetic speech-like signal*: one voiced "syllable" per vowel group (harmonics of a falling ~120 Hz
-pitch shaped by the vowel's first two formants), short noise bursts for consonants, pauses between words and at
-punctuation — not intelligible, but with speech's rhythm, pitch and spectrum. :data:`SPEECH_BACKEND` says which
-one is in use (``bot.list`` shows it).
+The offline TTS is espeak-ng (offline, its voices inside the wheel), loaded from the ``espeakng-loader`` wheel (the
+``tts`` extra, which ``scripts/serve`` and ``scripts/test`` install). Where it is missing, :func:`synthesize` falls
+back to a clearly labelled *synthetic speech-like signal*: one voiced "syllable" per vowel group (harmonics of a
+falling ~120 Hz pitch shaped by the vowel's first two formants), short noise bursts for consonants, pauses between
+words and at punctuation — not intelligible, but with speech's rhythm, pitch and spectrum. :data:`SPEECH_BACKEND`
+says which one is in use (``bot.list`` shows it).
 """
 
 from __future__ import annotations

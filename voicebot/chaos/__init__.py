@@ -1,4 +1,4 @@
-"""The chaos suite (issue 6): seeded simulated-client workloads under random fault plans, with invariants.
+"""The chaos suite: seeded simulated-client workloads under random fault plans, with invariants.
 
 ``run_seed(seed)`` runs one seed in a fresh ``trio.run`` on ``MockClock(autojump_threshold=0)`` against a
 fresh in-process :class:`ChaosServer` and returns a :class:`SeedResult` (violations, journal, injections,

@@ -1,4 +1,4 @@
-"""Deterministic fault injection for voicebot (issue 6).
+"""Deterministic fault injection for voicebot.
 
 Production code calls injection points wherever something can really fail::
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ._kinds import Fault, FaultKind, resolve_exception
 from ._plan import Plan, PlanError, RandomRule, Rule, WeightedFault
@@ -39,6 +39,7 @@ __all__ = ["load_plan", "parse_plan", "plan_to_dict", "plan_to_json"]
 FORMAT_VERSION = 1
 _T = TypeVar("_T")
 _KINDS = frozenset(k.value for k in FaultKind)
+_BAD_VALUE = "plan_value"  # our validators' error type; the context's ``text`` is the whole message
 
 
 class _Schema(BaseModel):
@@ -56,7 +57,10 @@ class _RaiseSpec(_Schema):
     @field_validator("exception")
     @classmethod
     def _resolvable(cls, value: str) -> str:
-        resolve_exception(value)  # ValueError names the problem (module not allowed, not an exception…)
+        try:
+            resolve_exception(value)
+        except ValueError as exc:  # names the problem (module not allowed, not an exception…)
+            raise PydanticCustomError(_BAD_VALUE, "{text}", {"text": str(exc)}) from None
         return value
 
     def build(self) -> Fault:
@@ -182,8 +186,8 @@ def _problem(error: ErrorDetails) -> str:
         where, text = _where(loc), f"expected a table/object, got {type(error['input']).__name__}"
     elif loc == ("version",):
         where, text = "", f"unsupported plan version {error['input']!r} (expected {FORMAT_VERSION})"
-    elif kind == "value_error":
-        where, text = _where(loc), error["msg"].removeprefix("Value error, ")
+    elif kind == _BAD_VALUE:
+        where, text = _where(loc), str((error.get("ctx") or {})["text"])
     else:
         where, text = _where(loc), f"{error['msg']}, got {error['input']!r}"
     return f"{where}: {text}" if where else text

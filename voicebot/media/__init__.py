@@ -5,7 +5,8 @@
   loop down.
 - :class:`PeerConnection` is a Trio-native peer connection: events as bounded channels, offer/answer/candidate
   coroutines with deadlines, audio out through :class:`AudioSender`, audio in as :class:`IncomingTrack`
-  channels, and a shielded, bounded, idempotent close that cannot hang (design.md §2 known bugs 1 and 2).
+  channels, and a shielded, bounded, idempotent close that cannot hang (under trio-asyncio a lost
+  ``Task.cancel()`` or a close cancelled part-way would otherwise leave it pending forever).
 - :class:`MediaConfig` holds ICE servers (none by default) and the loopback policy.
 - Audio helpers: :func:`tone_frames`, :func:`dominant_frequency`, :func:`frame_to_mono`,
   :class:`FrameConverter`.

@@ -302,7 +302,8 @@ class PeerConnection:
     async def aclose(self) -> None:
         """Close: stop our outgoing tracks first (waking their pending ``recv``), then ``pc.close()``.
 
-        Shielded, bounded by ``close_timeout``, never cancelled half-way (design.md known bugs 1 and 2),
+        Shielded, bounded by ``close_timeout``, never cancelled half-way (a part-way cancel leaves aiortc's
+        closed-future pending, and a ``Task.cancel()`` lost under trio-asyncio hangs it),
         idempotent (a second call waits for the first, bounded). On timeout the close keeps running in the
         loop, ``close_error`` is set and counted, and this returns instead of hanging.
         """

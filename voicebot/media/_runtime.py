@@ -1,10 +1,10 @@
 """The process's asyncio loop for aiortc, running inside Trio (trio-asyncio), and how Trio calls into it.
 
-Design (see design.md §2): one loop per process, owned by the caller's nursery; a loop exception handler that
+Design: one loop per process, owned by the caller's nursery; a loop exception handler that
 classifies and counts instead of tearing the loop (and every session) down; aiortc coroutines run as asyncio
 tasks that the Trio side *waits for* with a deadline. A Trio deadline or cancellation never waits for the
 asyncio task to acknowledge the cancel (under trio-asyncio a ``Task.cancel()`` can be lost while the task sits
-in ``run_in_executor``, design.md known bug 1), so a Trio wait is always bounded.
+in ``run_in_executor``), so a Trio wait is always bounded.
 """
 
 from __future__ import annotations

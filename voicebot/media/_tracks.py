@@ -48,7 +48,8 @@ class OutgoingAudioTrack(AudioStreamTrack):
 
     Paced in real time by its own clock (pts counts samples, ``time_base`` 1/48000). :meth:`stop` wakes a
     pending :meth:`recv`, which then raises ``MediaStreamError`` so aiortc's RTP sender loop ends by itself
-    (this is what keeps ``RTCPeerConnection.close()`` from hanging, design.md known bug 1).
+    (this is what keeps ``RTCPeerConnection.close()`` from hanging when a ``Task.cancel()`` is lost
+    under trio-asyncio).
     """
 
     def __init__(self, frames: trio.MemoryReceiveChannel[Pcm], stats: TrackStats) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pydantic
 
 from ..errors import ValidationError
-from ._requests import REQUEST_TYPES, Request
+from ._requests import FIELD_ERROR, REQUEST_TYPES, Request
 
 __all__ = ["Envelope", "decode", "encode", "register_request", "validate"]
 
@@ -80,11 +80,9 @@ def _field_error(exc: pydantic.ValidationError, envelope: Envelope) -> Validatio
     first = exc.errors(include_url=False)[0]
     loc = ".".join(str(part) for part in first["loc"])
     text = str(first["msg"])
-    # Errors raised by model validators read "Value error, <field>: <text>" and carry no location.
-    if text.startswith("Value error, "):
-        text = text.removeprefix("Value error, ")
-        if not loc and ": " in text:
-            loc, text = text.split(": ", 1)
+    ctx = first.get("ctx") or {}
+    if first["type"] == FIELD_ERROR:  # a cross-field rule names its field as data (no location of its own)
+        loc, text = ".".join(filter(None, (loc, str(ctx["field"])))), str(ctx["text"])
     field = loc or None
     message = f"{envelope.type}: {field}: {text}" if field else f"{envelope.type}: {text}"
     context = {"request_id": envelope.id, "errors": exc.error_count()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "REQUEST_TYPES",
@@ -26,6 +27,16 @@ __all__ = [
 
 MAX_SDP_BYTES = 32 * 1024
 """Largest accepted SDP (bytes, UTF-8)."""
+
+FIELD_ERROR = "voicebot_field"
+"""Error type of :func:`field_error`: its context carries ``field`` and ``text`` as data, so the codec reports
+the offending field without reading pydantic's message text."""
+
+
+def field_error(field: str, text: str) -> PydanticCustomError:
+    """A validation failure that cross-field validators raise for one named ``field`` (``text`` says why)."""
+    return PydanticCustomError(FIELD_ERROR, "{field}: {text}", {"field": field, "text": text})
+
 
 RequestId = str | int
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -114,14 +125,14 @@ class Signal(Request):
         sdp = data.get("sdp")
         if kind in ("offer", "answer"):
             if sdp is None:
-                raise ValueError(f"sdp: required for kind {kind!r}")
+                raise field_error("sdp", f"required for kind {kind!r}")
             if isinstance(sdp, str):
                 if len(sdp.encode()) > MAX_SDP_BYTES:
-                    raise ValueError(f"sdp: longer than {MAX_SDP_BYTES} bytes")
+                    raise field_error("sdp", f"longer than {MAX_SDP_BYTES} bytes")
                 if not sdp.startswith("v=0"):
-                    raise ValueError("sdp: must start with 'v=0'")
+                    raise field_error("sdp", "must start with 'v=0'")
         if kind == "candidate" and "candidate" not in data:
-            raise ValueError("candidate: required for kind 'candidate' (null means end of candidates)")
+            raise field_error("candidate", "required for kind 'candidate' (null means end of candidates)")
         return data
 
 
@@ -134,7 +145,7 @@ class Chat(Request):
     @model_validator(mode="after")
     def _not_blank(self) -> Chat:
         if not self.text.strip():
-            raise ValueError("text: must not be blank")
+            raise field_error("text", "must not be blank")
         return self
 
 
