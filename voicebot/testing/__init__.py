@@ -3,7 +3,8 @@
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
 tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
 :class:`ScriptedSTT`, :class:`ScriptedTTS`. The pytest plugin (seed / fault-plan / server fixtures and replay
-hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
+hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
+``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
 from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
