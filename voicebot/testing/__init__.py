@@ -2,19 +2,23 @@
 
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
 tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
-:class:`ScriptedSTT`, :class:`ScriptedTTS`. The pytest plugin (seed / fault-plan / server fixtures and replay
+:class:`ScriptedSTT`, :class:`ScriptedTTS`; a scripted OpenAI-compatible HTTP server:
+:func:`open_fake_openai`. The pytest plugin (seed / fault-plan / server fixtures and replay
 hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
 ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
 from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
+from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
 from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
 from ._process import serve_process
 
 __all__ = [
     "EPOCH",
+    "FakeOpenAI",
     "FakePasswordHasher",
+    "FakeRequest",
     "FreezableStream",
     "ScriptedLLM",
     "ScriptedSTT",
@@ -22,6 +26,7 @@ __all__ = [
     "deterministic_scheduling",
     "make_deterministic",
     "open_client",
+    "open_fake_openai",
     "open_test_server",
     "serve_process",
     "settings_for_tests",
