@@ -25,6 +25,7 @@ see :mod:`voicebot.providers._chain` and README "AI providers".
 
 from . import _builtin  # noqa: F401 - registers the built-in providers
 from ._api import STT_SAMPLE_RATE, ChatMessage, LLMProvider, ProviderKind, STTProvider, TTSProvider
+from ._audio import resample_mono
 from ._brain import Responder, persona_name
 from ._chain import ProviderChain, Reply
 from ._config import API_KEY_ENV, PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, parse_chain
@@ -77,5 +78,6 @@ __all__ = [
     "persona_name",
     "register_provider",
     "registered_providers",
+    "resample_mono",
     "unregister_provider",
 ]

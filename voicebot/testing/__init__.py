@@ -3,8 +3,8 @@
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
 tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
 :class:`ScriptedSTT`, :class:`ScriptedTTS`; a scripted OpenAI-compatible HTTP server:
-:func:`open_fake_openai`. The pytest plugin (seed / fault-plan / server fixtures and replay
-hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
+:func:`open_fake_openai`; :func:`word_error_rate` for speech accuracy. The pytest plugin (seed / fault-plan /
+server fixtures and replay hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
 ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
@@ -13,6 +13,7 @@ from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
 from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
 from ._process import serve_process
+from ._wer import normalise_words, word_error_rate
 
 __all__ = [
     "EPOCH",
@@ -25,9 +26,11 @@ __all__ = [
     "ScriptedTTS",
     "deterministic_scheduling",
     "make_deterministic",
+    "normalise_words",
     "open_client",
     "open_fake_openai",
     "open_test_server",
     "serve_process",
     "settings_for_tests",
+    "word_error_rate",
 ]
