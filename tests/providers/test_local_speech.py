@@ -6,11 +6,16 @@ sample rate, silent audio, a model that does not load — fails them.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trio
 
 from voicebot.providers import STT_SAMPLE_RATE, ProviderConfig, Providers, resample_mono
+from voicebot.providers._local_tts import piper_voice_path
+from voicebot.providers._whisper import whisper_model_dir
 from voicebot.testing import normalise_words, word_error_rate
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -21,6 +26,35 @@ SENTENCES = [
     "Please tell me the time and the date.",
     "Thank you very much for your help today.",
 ]
+
+
+# Published digests (README "AI providers", provenance): Systran/faster-whisper-tiny.en at revision
+# 0d3d19a32d3338f10357c0889762bd8d64bbdeba, and rhasspy/piper-voices en_US/joe/medium.
+WHISPER_TINY_EN_SHA256 = {
+    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+}
+PIPER_JOE_MEDIUM_SHA256 = {
+    "en_US-joe-medium.onnx": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+    "en_US-joe-medium.onnx.json": "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def test_bundled_weights_are_the_published_ones() -> None:
+    model_dir = whisper_model_dir()
+    assert {name: _sha256(model_dir / name) for name in WHISPER_TINY_EN_SHA256} == WHISPER_TINY_EN_SHA256
+    voice = piper_voice_path()
+    assert {name: _sha256(voice.with_name(name)) for name in PIPER_JOE_MEDIUM_SHA256} == PIPER_JOE_MEDIUM_SHA256
 
 
 def test_word_error_rate() -> None:

@@ -38,6 +38,12 @@ def _whisper(config: ProviderConfig) -> Any:
     return WhisperSTT()
 
 
+def _llama(config: ProviderConfig) -> Any:
+    from ._llama import LlamaLLM  # noqa: PLC0415
+
+    return LlamaLLM(config)
+
+
 def _openai(kind: str) -> Any:
     def factory(config: ProviderConfig) -> Any:
         from . import _openai as openai  # noqa: PLC0415
@@ -49,6 +55,7 @@ def _openai(kind: str) -> Any:
 
 
 register_provider("llm", "responder", _responder)
+register_provider("llm", "llama", _llama)
 register_provider("stt", "openai", _openai("stt"))
 register_provider("llm", "openai", _openai("llm"))
 register_provider("tts", "openai", _openai("tts"))
