@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +30,7 @@ import trio
 from voicebot.resilience import BreakerRegistry
 
 from ._api import ChatMessage, ProviderKind
-from ._chain import ProviderChain
+from ._chain import ProviderChain, Reply
 from ._config import ProviderConfig
 from ._registry import ProviderUnavailable, create_provider, expand_chain
 from ._stats import PROVIDER_STATS, ProviderStats
@@ -153,16 +153,17 @@ class Providers:
             return Transcript(text=text.strip(), provider=reply.provider, seconds=reply.first_latency,
                               fallbacks=reply.fallbacks)
 
-    def stream(self, messages: Sequence[ChatMessage]) -> Any:
+    def stream(self, messages: Sequence[ChatMessage]) -> AbstractAsyncContextManager[Reply[str]]:
         """``async with providers.stream(messages) as reply`` — the LLM's answer as text deltas (a
         :class:`Reply`); raises ``ProviderError`` ``provider_failed`` if no provider gave a first token."""
         return self.llm.open(lambda provider: provider.stream(messages))
 
-    def synthesize(self, text: str, *, voice: str | None = None, language: str | None = None) -> Any:
+    def synthesize(self, text: str, *, voice: str | None = None,
+                   language: str | None = None) -> AbstractAsyncContextManager[Reply[_AUDIO]]:
         """``async with providers.synthesize(text) as audio`` — mono s16 chunks at ``audio.sample_rate``."""
         return self.tts.open(lambda provider: provider.synthesize(text, voice=voice, language=language))
 
-    def apology(self, text: str = APOLOGY) -> Any:
+    def apology(self, text: str = APOLOGY) -> AbstractAsyncContextManager[Reply[_AUDIO]]:
         """The local (offline) TTS saying ``text``: what a bot plays when a whole chain failed."""
         return self.local_tts.open(lambda provider: provider.synthesize(text))
 
