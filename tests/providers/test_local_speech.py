@@ -99,3 +99,10 @@ async def test_piper_streams_sentence_by_sentence() -> None:
     async with providers.synthesize("Hello there. This is the second sentence. And a third.") as audio:
         chunks = [chunk async for chunk in audio]
     assert len(chunks) == 3 and audio.sample_rate == 22_050
+
+
+async def test_espeak_takes_over_another_providers_voice() -> None:
+    providers = Providers(ProviderConfig(tts="espeak"))
+    async with providers.synthesize("Hello there.", voice="alloy") as audio:  # an OpenAI voice name
+        chunks = [chunk async for chunk in audio]
+    assert audio.provider == "espeak" and sum(chunk.size for chunk in chunks) > 0.3 * audio.sample_rate

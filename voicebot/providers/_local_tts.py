@@ -23,6 +23,7 @@ import trio
 
 from voicebot.bots._espeak import EspeakUnavailable, speak
 from voicebot.bots._espeak import _engine as _espeak_engine
+from voicebot.errors import ProviderError
 
 from ._registry import ProviderUnavailable
 
@@ -47,8 +48,13 @@ def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
     return out
 
 
-def _espeak_sentence(sentence: str, voice: str, rate: int) -> _AUDIO:
-    return speak(sentence, voice=voice, rate=rate)
+def _espeak_sentence(sentence: str, voice: str, rate: int, default: str) -> _AUDIO:
+    try:
+        return speak(sentence, voice=voice, rate=rate)
+    except EspeakUnavailable as exc:
+        if voice == default or "no voice" not in str(exc):
+            raise ProviderError("espeak-ng failed", code="provider_error", retryable=False) from exc
+        return speak(sentence, voice=default, rate=rate)  # a voice meant for another provider: use ours
 
 
 class EspeakTTS:
@@ -67,13 +73,14 @@ class EspeakTTS:
     @asynccontextmanager
     async def synthesize(self, text: str, *, voice: str | None = None,
                          language: str | None = None) -> AsyncGenerator[AsyncIterator[_AUDIO], None]:
-        """Sentence by sentence; ``voice`` is an espeak voice name (``en-us`` by default)."""
-        chosen = voice if voice and not voice.startswith("en_") else self.voice
-        rate = self.sample_rate
+        """Sentence by sentence; ``voice`` is an espeak voice name (unknown names — e.g. another provider's
+        voice after a fallback — use ``en-us``)."""
+        chosen = voice or self.voice
+        rate, default = self.sample_rate, self.voice
 
         async def chunks() -> AsyncIterator[_AUDIO]:
             for sentence in split_sentences(text):
-                audio = await trio.to_thread.run_sync(_espeak_sentence, sentence, chosen, rate)
+                audio = await trio.to_thread.run_sync(_espeak_sentence, sentence, chosen, rate, default)
                 if audio.size:
                     yield audio
 
