@@ -146,13 +146,13 @@ class Responder:
         if asked:
             verb = asked.group(1) or "work"
             for message in reversed(earlier):
-                for found in _PLACE.finditer(message.content):
-                    if found.group(1).lower() == verb:
-                        return f"You {verb} {found.group(2).lower()} {found.group(3).strip()}."
+                for said in _PLACE.finditer(message.content):
+                    if said.group(1).lower() == verb:
+                        return f"You {verb} {said.group(2).lower()} {said.group(3).strip()}."
             return f"You haven't told me where you {verb} yet."
-        found = _PLACE.search(self._raw)
-        if found:
-            return f"Got it: you {found.group(1).lower()} {found.group(2).lower()} {found.group(3).strip()}."
+        told = _PLACE.search(self._raw)
+        if told:
+            return f"Got it: you {told.group(1).lower()} {told.group(2).lower()} {told.group(3).strip()}."
         return None
 
     def _remember(self, text: str, *_: object) -> str | None:
