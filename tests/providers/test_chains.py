@@ -138,7 +138,7 @@ async def test_midstream_stall_hits_the_idle_deadline(autojump_clock: trio.testi
     provider, text, error = await ask(providers)
     assert (provider, text) == ("primary", "One")
     assert isinstance(error, trio.TooSlowError)
-    assert 4.0 <= trio.current_time() - start < 4.1
+    assert 8.0 <= trio.current_time() - start < 8.1  # the gap between pieces may be twice the first-piece deadline
 
 
 async def test_whole_chain_failure_raises_provider_error(autojump_clock: trio.testing.MockClock) -> None:

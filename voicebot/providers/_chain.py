@@ -11,7 +11,7 @@ Semantics (the README "AI providers" section repeats them for users):
   call, so a healthy primary is back in the chain after one successful call.
 - Fallback happens only *before* the first piece (token / audio chunk / transcript). Once a provider has
   produced something the reply is committed to it: a failure mid-stream (an error, or no next piece within
-  ``timeout``) ends the reply with what was produced (:attr:`Reply.error` tells), counts as that provider's
+  twice ``timeout``) ends the reply with what was produced (:attr:`Reply.error` tells), counts as that provider's
   failure, and is never replayed from another provider (the user already heard the beginning).
 - When every provider failed, :class:`~voicebot.errors.ProviderError` ``provider_failed`` is raised (cause: the
   last failure). Cancellation (barge-in, bot stopping) is never counted as a provider failure.
@@ -163,7 +163,7 @@ class ProviderChain:
                     log.info("%s provider %s failed (%s): falling back to %s", self.kind, member.name,
                              _describe(exc), self.members[index + 1].name)
                 continue
-            reply: Reply[T] = Reply(member.name, iterator, first, idle_timeout=self.timeout, fallbacks=index,
+            reply: Reply[T] = Reply(member.name, iterator, first, idle_timeout=2 * self.timeout, fallbacks=index,
                                     first_latency=trio.current_time() - started_at,
                                     sample_rate=int(getattr(member, "sample_rate", 0) or 0))
             async with self._finish(member.name, permit, stack, reply):

@@ -33,13 +33,16 @@ _AUDIO = npt.NDArray[np.int16]
 _SENTENCE = re.compile(r"[^.!?;:]+(?:[.!?;:]+|$)")
 
 
-def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
-    """``text`` cut at sentence ends (and, for very long sentences, at commas/spaces near ``max_chars``)."""
+def split_sentences(text: str, *, max_chars: int = 160) -> list[str]:
+    """``text`` cut at sentence ends; a sentence longer than ``max_chars`` is cut at its last comma (or
+    semicolon) before the limit, else at the last space, so the first audio of a long sentence comes sooner."""
     out: list[str] = []
     for match in _SENTENCE.finditer(" ".join(text.split())):
         sentence = match.group(0).strip()
         while len(sentence) > max_chars:
-            cut = max(sentence.rfind(",", 0, max_chars), sentence.rfind(" ", 0, max_chars))
+            cut = sentence.rfind(",", 0, max_chars)
+            if cut < max_chars // 3:
+                cut = sentence.rfind(" ", 0, max_chars)
             cut = cut if cut > 0 else max_chars
             out.append(sentence[: cut + 1].strip())
             sentence = sentence[cut + 1:].strip()
