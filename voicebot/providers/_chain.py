@@ -165,13 +165,17 @@ class ProviderChain:
                 except Exception as exc:
                     last = exc
                 else:
-                    scope.deadline = math.inf
-                    reply: Reply[T] = Reply(member.name, iterator, first, idle_timeout=2 * self.timeout,
-                                            fallbacks=index, first_latency=trio.current_time() - started_at,
-                                            sample_rate=int(getattr(member, "sample_rate", 0) or 0))
-                    async with self._finish(member.name, permit, stack, reply):
-                        yield reply
-                    return
+                    if scope.cancel_called:  # the deadline expired just as the first piece came: too late
+                        await self._too_late(member.name, permit, stack)
+                        last = trio.TooSlowError(f"{self.kind} provider {member.name}: too slow")
+                    else:
+                        scope.deadline = math.inf  # never cancels from now on: consumer errors pass through
+                        reply: Reply[T] = Reply(member.name, iterator, first, idle_timeout=2 * self.timeout,
+                                                fallbacks=index, first_latency=trio.current_time() - started_at,
+                                                sample_rate=int(getattr(member, "sample_rate", 0) or 0))
+                        async with self._finish(member.name, permit, stack, reply):
+                            yield reply
+                        return
             if scope.cancelled_caught:
                 last = trio.TooSlowError(f"{self.kind} provider {member.name}: no answer within {self.timeout}s")
             if index + 1 < len(self.members):
@@ -183,6 +187,13 @@ class ProviderChain:
                               context={"kind": self.kind, "chain": list(self.names),
                                        "last_error": _describe(last) if last else None})
         raise error from last
+
+    async def _too_late(self, name: str, permit: Permit, stack: AsyncExitStack) -> None:
+        """Release a call whose first piece arrived after the deadline had already fired; count a timeout."""
+        await _close(stack, f"{self.kind} provider {name}")
+        self.stats.entry(self.kind, name).timeouts += 1
+        count_provider_request(self.kind, name, "timeout")
+        self.breakers[name].core.on_result(permit, Outcome.FAILURE, trio.current_time(), trio.TooSlowError())
 
     @asynccontextmanager
     async def _finish(self, name: str, permit: Permit, stack: AsyncExitStack,
