@@ -27,6 +27,8 @@ from ..bots import builtin_bots
 from ..errors import VoiceBotError
 from ..http import HttpApp, Request, Response, json_response, serve_app
 from ..media import MediaConfig
+from ..providers import PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, configure_providers
+from ..server._settings import settings_from
 from ._worker import Worker, WorkerConfig, url_connector
 
 __all__ = ["add_worker_subcommand", "run_worker"]
@@ -53,6 +55,7 @@ def add_worker_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)")
     parser.add_argument("--log-level", default=os.environ.get("VOICEBOT_LOG_LEVEL", "info"),
                         choices=("debug", "info", "warning", "error", "critical"))
+    add_provider_arguments(parser)  # --stt/--llm/--tts, --openai-base-url, timeouts… (README "AI providers")
     parser.set_defaults(run=_main)
 
 
@@ -62,6 +65,11 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     if args.capacity < 1 or args.processes < 1:
         print("voicebot worker: --capacity and --processes must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        configure_providers(ProviderConfig.from_settings(settings_from(args)))
+    except ValueError as exc:
+        print(f"voicebot worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -88,6 +96,9 @@ async def _run_processes(args: argparse.Namespace) -> None:
         base.append("--allow-loopback")
     if args.ca_file:
         base += ["--ca-file", args.ca_file]
+    for name in PROVIDER_SETTINGS:  # provider flags go to every child (the key travels in the environment only)
+        if getattr(args, name, None) is not None:
+            base += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     env = {**os.environ, "VOICEBOT_WORKER_TOKEN": args.token}  # never on the command line (ps shows it)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
