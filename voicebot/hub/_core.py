@@ -7,6 +7,7 @@ caller's error handler. No trio, no sockets: every rule here is unit-tested with
 
 from __future__ import annotations
 
+import heapq
 import random
 import secrets
 import time
@@ -52,6 +53,10 @@ class Hub:
         self._by_conn: dict[ConnId, Session] = {}
         self._by_token: dict[str, Session] = {}
         self._tickets: dict[str, tuple[str, float]] = {}
+        self._timers: list[tuple[float, int, Session | Lobby]] = []
+        self._timer_seq = 0
+        self.items_examined = 0
+        """Hub work counter: sessions, lobbies, members and timers looked at (a cost probe for tests and benches)."""
 
     # -- queries ------------------------------------------------------------------------------------
     def session_of(self, conn: ConnId) -> Session | None:
@@ -105,6 +110,7 @@ class Hub:
         session.grace_deadline = grace_deadline
         self.sessions[session.peer_id] = session
         self._by_token[session.token_hash] = session
+        self._schedule(grace_deadline, session)
 
     def kick(self, peer_id: str, now: float) -> list[Action]:
         """End ``peer_id``'s session (admin): its lobby hears ``peer.left`` with reason ``kicked``."""
@@ -127,11 +133,26 @@ class Hub:
         return _lobbies.delete(self, lobby, "closed")
 
     def next_deadline(self) -> float | None:
-        """The earliest Trio time at which :meth:`expire` has work to do."""
-        times = [s.grace_deadline for s in self.sessions.values() if s.grace_deadline is not None]
-        ttl = self.config.empty_lobby_ttl
-        times += [lb.empty_since + ttl for lb in self.lobbies.values() if lb.empty_since is not None]
-        return min(times) if times else None
+        """The earliest Trio time at which :meth:`expire` has work to do (amortised O(1): a heap peek)."""
+        timers = self._timers
+        while timers:
+            self.items_examined += 1
+            deadline, _, item = timers[0]
+            if self._due(deadline, item):
+                return deadline
+            heapq.heappop(timers)  # stale: resumed, ended, joined or deleted since it was scheduled
+        return None
+
+    def _schedule(self, deadline: float, item: Session | Lobby) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (deadline, self._timer_seq, item))
+
+    def _due(self, deadline: float, item: Session | Lobby) -> bool:
+        """True while the timer ``(deadline, item)`` still stands (entries are never removed early, only skipped)."""
+        if isinstance(item, Session):
+            return self.sessions.get(item.peer_id) is item and item.grace_deadline == deadline
+        return (self.lobbies.get(item.id) is item and item.empty_since is not None
+                and item.empty_since + self.config.empty_lobby_ttl == deadline)
 
     # -- events -------------------------------------------------------------------------------------
     def hello(self, conn: ConnId, req: Hello, now: float, *, admin: bool = False) -> list[Action]:
@@ -228,6 +249,8 @@ class Hub:
         """Register a lobby (a new one, or a persistent one restored at start)."""
         lobby.empty_since = None if lobby.persistent else now
         self.lobbies[lobby.id] = lobby
+        if lobby.empty_since is not None:
+            self._schedule(lobby.empty_since + self.config.empty_lobby_ttl, lobby)
 
     def join(self, conn: ConnId, req: LobbyJoin, now: float, *, password_ok: bool | None) -> list[Action]:
         """``lobby.join``; ``password_ok`` is the caller's verification of ``req.password`` (None: not checked)."""
@@ -240,16 +263,25 @@ class Hub:
             return []
         session.conn = None
         session.grace_deadline = now + self.config.resume_grace
+        self._schedule(session.grace_deadline, session)
         return [Notice("session.disconnected", {"peer_id": session.peer_id, "conn": conn})]
 
     def expire(self, now: float) -> list[Action]:
-        """End sessions whose grace is over and drop ephemeral lobbies left empty too long."""
+        """End sessions whose grace is over and drop ephemeral lobbies left empty too long.
+
+        Work is proportional to the timers that are due (taken from a deadline heap), never to all sessions.
+        """
         actions: list[Action] = []
-        for session in [s for s in self.sessions.values() if s.grace_deadline is not None and s.grace_deadline <= now]:
-            actions += self.end_session(session, "disconnected", now)
-        ttl = self.config.empty_lobby_ttl
-        for lobby in [lb for lb in self.lobbies.values() if lb.empty_since is not None and lb.empty_since + ttl <= now]:
-            actions += _lobbies.delete(self, lobby, "expired")
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            self.items_examined += 1
+            deadline, _, item = heapq.heappop(timers)
+            if not self._due(deadline, item):
+                continue
+            if isinstance(item, Session):
+                actions += self.end_session(item, "disconnected", now)
+            else:
+                actions += _lobbies.delete(self, item, "expired")
         return actions
 
     def end_session(self, session: Session, reason: str, now: float) -> list[Action]:
@@ -273,6 +305,7 @@ class Hub:
         live: list[ConnId] = []
         overflow: list[Session] = []
         for pid in peer_ids:
+            self.items_examined += 1
             session = self.sessions.get(pid)
             if session is None:
                 continue

@@ -110,6 +110,7 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
         self._timer_wakeup = trio.Event()
+        self._timer_at = math.inf  # when the expiry loop wakes next; apply() wakes it earlier only if needed
         self._idle = trio.Event()
         self._idle.set()
         self.stopped = trio.Event()
@@ -346,7 +347,9 @@ class Server:
             else:
                 for listener in self.notice_listeners:
                     listener(action)
-        self._timer_wakeup.set()
+        deadline = self.hub.next_deadline()  # a heap peek: no wake-up (and no scan) per relayed message
+        if deadline is not None and deadline < self._timer_at:
+            self._timer_wakeup.set()
 
     def state_message(self, conn_id: int) -> dict[str, Any]:
         """``lobby.state {lobby, peers}`` for the connection's session (``lobby: null`` outside lobbies)."""
@@ -375,7 +378,8 @@ class Server:
     async def _expiry_loop(self) -> None:
         while True:
             deadline = self.hub.next_deadline()
-            with trio.move_on_at(deadline if deadline is not None else math.inf):
+            self._timer_at = deadline if deadline is not None else math.inf
+            with trio.move_on_at(self._timer_at):
                 await self._timer_wakeup.wait()
             self.apply(self.hub.expire(trio.current_time()))
             # Reset after applying: apply() sets the event, and the deadline is recomputed above anyway.
