@@ -1,0 +1,85 @@
+"""Fixtures for the web client's end-to-end tests in real headless Chromium (Debian's ``chromium``, driven by
+Playwright for Python with ``executable_path``; ``scripts/test`` installs the package when it is missing).
+
+One browser per test module (a fresh context per page keeps pages apart); a real ``voicebot serve`` per test.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from ._static import static_server
+
+CHROMIUM = "/usr/bin/chromium"
+# The flags headless Chromium needs for WebRTC with fake devices (see the team's design notes, browser section).
+FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only the browser tests need it
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def web_base() -> Iterator[str]:
+    """Base URL that serves the page (``/`` and ``/static/…``)."""
+    with static_server() as base:
+        yield base
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def open_page(browser: Any, web_base: str) -> Iterator[Callable[..., Any]]:
+    """``open_page(ws_url, **params)`` → a page in a fresh browser context (its own sessionStorage) with page
+    errors collected in ``page.errors``; all closed after the test."""
+    contexts: list[Any] = []
+
+    def _open(ws_url: str, width: int = 1280, height: int = 900, **params: Any) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        query = urlencode({"ws": ws_url, **{k: str(v) for k, v in params.items()}})
+        page.goto(f"{web_base}/?{query}")
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    """Save a screenshot of a main state under test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

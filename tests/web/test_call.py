@@ -1,0 +1,116 @@
+"""The web client in real headless Chromium against a real ``voicebot serve``: two people hear each other, the
+echo and speaker bots, chat, the invite flow, a narrow screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voicebot.testing import serve_process
+
+from ._pages import WAIT_MS, create_lobby, login, state, wait_hears, wait_inbound, wait_member
+from .conftest import shot
+
+SERVE = ("--db", ":memory:", "--media-allow-loopback", "true")
+
+
+def test_two_pages_join_one_lobby_and_hear_each_other(open_page: Any) -> None:
+    with serve_process(*SERVE) as (_proc, ws):
+        alice = open_page(ws, fake_tone=440)
+        shot(alice, "01-login")
+        login(alice, "alice")
+        shot(alice, "02-lobbies")
+        lobby_id = create_lobby(alice, "call")
+        invite = alice.evaluate("voicebot.inviteLink()")
+        assert f"lobby={lobby_id}" in invite
+
+        bob = open_page(ws, fake_tone=660, lobby=lobby_id, name="bob", join=1)  # the invite flow joins by itself
+        bob.wait_for_selector("#call:not([hidden])", timeout=WAIT_MS)
+        a, b = state(alice)["peerId"], state(bob)["peerId"]
+        assert state(bob)["lobbyId"] == lobby_id
+        wait_member(alice, b)
+        wait_member(bob, a)
+
+        # Each page finds the other's tone in the received audio (AnalyserNode FFT), not its own.
+        assert abs(wait_hears(alice, b, 660)["hz"] - 660) <= 15
+        assert abs(wait_hears(bob, a, 440)["hz"] - 440) <= 15
+        assert wait_inbound(alice, b)["packetsReceived"] >= 25
+        assert wait_inbound(bob, a)["packetsReceived"] >= 25
+        # Tiles show the connection state and a moving level meter.
+        alice.wait_for_selector(f'.tile[data-peer-id="{b}"][data-state="connected"]', timeout=WAIT_MS)
+        alice.wait_for_function(
+            "(id) => document.querySelector(`.tile[data-peer-id='${id}'] meter`).value > 0.3", arg=b,
+            timeout=WAIT_MS, polling=100)
+
+        # Chat reaches everyone, the sender included.
+        alice.fill("#chat-text", "hello bob")
+        alice.press("#chat-text", "Enter")
+        for page in (alice, bob):
+            page.wait_for_selector("#chat-log li:has-text('hello bob')", timeout=WAIT_MS)
+        shot(alice, "03-call-two-people")
+
+        # Leaving closes the connection on the other side too.
+        bob.click("#leave")
+        bob.wait_for_selector("#lobby-panel:not([hidden])", timeout=WAIT_MS)
+        alice.wait_for_selector(f'.tile[data-peer-id="{b}"]', state="detached", timeout=WAIT_MS)
+        assert alice.errors == [] and bob.errors == []
+
+
+def test_echo_bot_returns_the_pages_own_tone_and_speaker_speaks(open_page: Any) -> None:
+    with serve_process(*SERVE) as (_proc, ws):
+        page = open_page(ws, fake_tone=523)
+        login(page, "carol")
+        create_lobby(page, "bots")
+        page.wait_for_function("document.querySelectorAll('#bot-select option').length >= 2", timeout=WAIT_MS)
+
+        page.select_option("#bot-select", "echo")
+        page.click("#bot-add")
+        echo = page.wait_for_selector(".tile[data-kind=bot]", timeout=WAIT_MS)
+        echo_id = echo.get_attribute("data-peer-id")
+        wait_member(page, echo_id)
+        assert abs(wait_hears(page, echo_id, 523)["hz"] - 523) <= 15  # our own tone, back from the bot
+        wait_inbound(page, echo_id)
+
+        page.select_option("#bot-select", "speaker")
+        page.fill("#bot-opt-text", "Testing one two three, testing.")
+        page.fill("#bot-opt-repeat", "1")
+        page.click("#bot-add")
+        page.wait_for_function("document.querySelectorAll('.tile[data-kind=bot]').length === 2", timeout=WAIT_MS)
+        speaker_id = page.evaluate(
+            "(echo) => [...document.querySelectorAll('.tile[data-kind=bot]')].map((t) => t.dataset.peerId)"
+            ".find((id) => id !== echo)", echo_id)
+        wait_member(page, speaker_id)
+        page.wait_for_function("(id) => (voicebot.level(id) ?? 0) > 0.3", arg=speaker_id, timeout=WAIT_MS,
+                               polling=100)
+        shot(page, "04-call-with-bots")
+
+        # A bot without its required option is refused inline, next to the bot form.
+        page.select_option("#bot-select", "speaker")
+        page.fill("#bot-opt-text", "")
+        page.evaluate("document.querySelector('#bot-opt-text').required = false")
+        page.click("#bot-add")
+        page.wait_for_selector("#bot-error:not([hidden])[data-code=invalid_options]", timeout=WAIT_MS)
+
+        page.click(f'.tile[data-peer-id="{echo_id}"] .remove-bot')
+        page.wait_for_selector(f'.tile[data-peer-id="{echo_id}"]', state="detached", timeout=WAIT_MS)
+        assert page.errors == []
+
+
+def test_narrow_screen_and_labels(open_page: Any) -> None:
+    with serve_process(*SERVE) as (_proc, ws):
+        page = open_page(ws, width=360, height=740, fake_tone=440)
+        login(page, "dana")
+        create_lobby(page, "narrow")
+        page.wait_for_function("document.querySelectorAll('#bot-select option').length >= 1", timeout=WAIT_MS)
+        # Nothing overflows 360 px, and every form control has an accessible name.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        unlabelled = page.evaluate("""[...document.querySelectorAll('input, select, textarea, button')]
+            .filter((e) => e.offsetParent !== null)
+            .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+            .map((e) => e.id || e.outerHTML.slice(0, 60))""")
+        assert unlabelled == []
+        # Keyboard: the chat field sends with Enter.
+        page.focus("#chat-text")
+        page.keyboard.type("typed")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#chat-log li:has-text('typed')", timeout=WAIT_MS)
+        shot(page, "05-narrow-360px")
