@@ -26,8 +26,6 @@ FLAGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
@@ -43,20 +41,17 @@ def browser() -> Iterator[Any]:
         finally:
             chromium.close()
 
-
 @pytest.fixture(scope="module")
 def web_base() -> Iterator[str]:
     """Base URL that serves the page (``/`` and ``/static/…``)."""
     with static_server() as base:
         yield base
 
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
 
 @pytest.fixture
 def open_page(browser: Any, web_base: str) -> Iterator[Callable[..., Any]]:
@@ -77,7 +72,6 @@ def open_page(browser: Any, web_base: str) -> Iterator[Callable[..., Any]]:
     yield _open
     for context in contexts:
         context.close()
-
 
 def shot(page: Any, name: str) -> None:
     """Save a screenshot of a main state under test-artifacts/."""

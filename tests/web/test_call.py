@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from voicebot.testing import serve_process
 
 from ._pages import WAIT_MS, create_lobby, login, state, wait_hears, wait_inbound, wait_member
 from .conftest import shot
+
+pytestmark = pytest.mark.slow  # a real server process and a real browser each
 
 SERVE = ("--db", ":memory:", "--media-allow-loopback", "true")
 
