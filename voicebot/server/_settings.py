@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from ..http import OriginPolicy
+
 __all__ = ["Settings", "add_arguments", "settings_from"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -63,6 +65,17 @@ class Settings:
     bot_start_timeout: float = _opt(20.0, "seconds a worker has to start a bot before the hub tries another",
                                     validator=_positive)
     media_allow_loopback: bool = _opt(False, "let bot peer connections offer 127.0.0.1 candidates")
+    max_http_head: int = _opt(16384, "largest HTTP request head in bytes (431 beyond); the head must also arrive "
+                                     "within hello_timeout", validator=_positive)
+    allowed_origins: str = _opt("", "comma list of browser origins allowed to open /ws ('*': any); empty: the "
+                                    "server's own origin and localhost; clients without Origin are always allowed")
+    tls_cert: str = _opt("", "PEM certificate chain: serve https:// and wss:// on the same port (needs tls_key)")
+    tls_key: str = _opt("", "PEM private key for tls_cert")
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key must be given together")
+        OriginPolicy(self.allowed_origins)  # raises ValueError for an entry that is not an origin
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)

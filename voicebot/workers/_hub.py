@@ -89,7 +89,17 @@ class BotHub:
         s.add_handler(WorkerFailed, self._worker_failed)  # type: ignore[arg-type]
         s.add_handler(WorkerStopped, self._worker_stopped)  # type: ignore[arg-type]
         s.close_hooks.append(self._connection_closed)
+        s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
+        s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}
+        s.http.extra_breakers.append(lambda: ((b.name, b.state.value) for b in self.breakers))
         return self
+
+    def _bot_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for worker in self.scheduler.workers.values():
+            for job in worker.jobs.values():
+                counts[job.bot] = counts.get(job.bot, 0) + 1
+        return counts
 
     # -- helpers ------------------------------------------------------------------------------------
     def breaker_of(self, worker: WorkerInfo) -> Any:
