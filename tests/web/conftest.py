@@ -1,7 +1,8 @@
 """Fixtures for the web client's end-to-end tests in real headless Chromium (Debian's ``chromium``, driven by
 Playwright for Python with ``executable_path``; ``scripts/test`` installs the package when it is missing).
 
-One browser per test module (a fresh context per page keeps pages apart); a real ``voicebot serve`` per test.
+One browser per test module (a fresh context per page keeps pages apart); a real ``voicebot serve`` per test,
+which also serves the page.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-
-from ._static import static_server
 
 CHROMIUM = "/usr/bin/chromium"
 # The flags headless Chromium needs for WebRTC with fake devices (see the team's design notes, browser section).
@@ -41,22 +40,20 @@ def browser() -> Iterator[Any]:
         finally:
             chromium.close()
 
-@pytest.fixture(scope="module")
-def web_base() -> Iterator[str]:
-    """Base URL that serves the page (``/`` and ``/static/…``)."""
-    with static_server() as base:
-        yield base
 
 def free_port() -> int:
+    """A TCP port free right now (for a server that must come back on the same port)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
 
+
 @pytest.fixture
-def open_page(browser: Any, web_base: str) -> Iterator[Callable[..., Any]]:
-    """``open_page(ws_url, **params)`` → a page in a fresh browser context (its own sessionStorage) with page
-    errors collected in ``page.errors``; all closed after the test."""
+def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """``open_page(ws_url, **params)`` → the page ``voicebot serve`` serves beside ``ws_url`` (same origin: the
+    page finds /ws by itself), in a fresh browser context (its own sessionStorage), with page errors collected
+    in ``page.errors``; all closed after the test."""
     contexts: list[Any] = []
 
     def _open(ws_url: str, width: int = 1280, height: int = 900, **params: Any) -> Any:
@@ -65,13 +62,14 @@ def open_page(browser: Any, web_base: str) -> Iterator[Callable[..., Any]]:
         page = context.new_page()
         page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        query = urlencode({"ws": ws_url, **{k: str(v) for k, v in params.items()}})
-        page.goto(f"{web_base}/?{query}")
+        base = ws_url.replace("ws://", "http://", 1).removesuffix("/ws")
+        page.goto(f"{base}/?{urlencode({k: str(v) for k, v in params.items()})}")
         return page
 
     yield _open
     for context in contexts:
         context.close()
+
 
 def shot(page: Any, name: str) -> None:
     """Save a screenshot of a main state under test-artifacts/."""
