@@ -284,8 +284,21 @@ mesh.addEventListener("link", ({ detail: link }) => {
   link.addEventListener("stream", (e) => {
     call.setStream(link.peer.peer_id, e.detail);
     state.marks.firstRemoteTrack ??= performance.now();
+    if (state.marks.firstRemoteAudio === undefined) watchFirstAudio(link.peer.peer_id);
   });
 });
+/** Mark when audio is first heard from a peer (level above -48 dBFS), for the load/join benchmarks. */
+function watchFirstAudio(peerId) {
+  const started = performance.now();
+  const timer = setInterval(() => {
+    const level = call.meterOf(peerId)?.level() ?? 0;
+    if (level > 0.2 || performance.now() - started > 10000 || state.marks.firstRemoteAudio !== undefined) {
+      clearInterval(timer);
+      if (level > 0.2) state.marks.firstRemoteAudio ??= performance.now();
+    }
+  }, 10);
+}
+
 mesh.addEventListener("waiting", ({ detail: peer }) => call.setState(peer.peer_id, "waiting"));
 mesh.addEventListener("link-error", ({ detail }) => {
   console.warn("peer connection error", detail);
