@@ -118,3 +118,39 @@ def test_narrow_screen_and_labels(open_page: Any) -> None:
         page.keyboard.press("Enter")
         page.wait_for_selector("#chat-log li:has-text('typed')", timeout=WAIT_MS)
         shot(page, "05-narrow-360px")
+
+
+def test_captions_and_bot_status_render_per_the_contract(open_page: Any) -> None:
+    """``caption`` and ``bot.status`` as the voice-assistant contract defines them (fed through the page's message
+    dispatcher, attributed to a real bot of the lobby): partial greyed then final solid in place, the speaker
+    named (the person a user caption is about; the bot for its own words), the bot's badge."""
+    with serve_process(*SERVE) as (_proc, ws):
+        page = open_page(ws, fake_tone=440, test=1)
+        login(page, "gina")
+        lobby_id = create_lobby(page, "captions")
+        me = state(page)["peerId"]
+        page.select_option("#bot-select", "echo")
+        page.click("#bot-add")
+        bot = page.wait_for_selector(".tile[data-kind=bot]", timeout=WAIT_MS).get_attribute("data-peer-id")
+        base = {"type": "caption", "lobby_id": lobby_id, "from": bot, "name": "echo", "ts": 1}
+        feed = "(m) => voicebot.receive(m)"
+        page.evaluate(feed, {**base, "role": "user", "about": me, "text": "what time is it", "final": True,
+                             "turn_id": "t1"})
+        page.evaluate(feed, {**base, "role": "assistant", "about": None, "text": "It is", "final": False,
+                             "turn_id": "t1"})
+        partial = page.wait_for_selector("#captions li[data-role=assistant]", timeout=WAIT_MS)
+        assert partial.get_attribute("data-final") == "false" and "partial" in (partial.get_attribute("class") or "")
+        page.evaluate(feed, {"type": "bot.status", "lobby_id": lobby_id, "peer_id": bot, "state": "speaking",
+                             "detail": None, "ts": 2})
+        page.evaluate(feed, {**base, "role": "assistant", "about": None, "text": "It is noon.", "final": True,
+                             "turn_id": "t1"})
+        lines = page.eval_on_selector_all(
+            "#captions li", "(els) => els.map((e) => [e.dataset.role, e.dataset.final, e.innerText])")
+        assert lines == [["user", "true", "gina: what time is it"], ["assistant", "true", "echo: It is noon."]]
+        style = page.eval_on_selector("#captions li[data-role=assistant]", "(e) => getComputedStyle(e).fontStyle")
+        assert style == "normal"  # final: solid (partials are greyed italics)
+        badge = page.wait_for_selector(f'.tile[data-peer-id="{bot}"] .bot-status[data-state=speaking]',
+                                       timeout=WAIT_MS)
+        assert badge.inner_text() == "speaking"
+        shot(page, "12-captions-and-bot-status")
+        assert page.errors == []

@@ -149,7 +149,8 @@ export class CallView {
     li.querySelector(".who").textContent = `${speaker}:`;
     li.querySelector(".text").textContent = msg.text;
     if (msg.final) this.captions.delete(key); // the next caption of that speaker starts a new line
-    li.scrollIntoView({ block: "nearest" });
+    const list = $("#captions");
+    list.scrollTop = list.scrollHeight; // scroll the list, never the page
   }
 
   addChat(msg) {
@@ -157,7 +158,7 @@ export class CallView {
     log.append(el("li", { class: msg.from === this.selfId ? "mine" : "" },
       el("time", {}, timeOf(msg.ts)), " ", el("strong", {}, msg.name), " ", el("span", {}, msg.text)));
     while (log.children.length > MAX_CHAT) log.firstElementChild.remove();
-    log.lastElementChild.scrollIntoView({ block: "nearest" });
+    log.scrollTop = log.scrollHeight;
   }
 
   /** Ask the hub which bots exist (and which a worker can take now). */
@@ -175,7 +176,7 @@ export class CallView {
       ? b.name : `${b.name} (busy)`)));
     if (this.bots.some((b) => b.name === current)) select.value = current;
     $("#bot-add").disabled = this.bots.length === 0;
-    this._renderBotOptions();
+    if (this.optionsFor !== select.value) this._renderBotOptions(); // keep what the user typed
   }
 
   async addBot(form) {
@@ -225,6 +226,7 @@ export class CallView {
 
   _renderBotOptions() {
     const name = $("#bot-select").value;
+    this.optionsFor = name;
     const info = this.bots.find((b) => b.name === name);
     $("#bot-description").textContent = info ? info.description : "";
     const fields = BOT_OPTIONS[name] || [{ name: "__json", label: "Options (JSON object, optional)",
