@@ -3,12 +3,18 @@ Playwright for Python with ``executable_path``; ``scripts/test`` installs the pa
 
 One browser per test module (a fresh context per page keeps pages apart); a real ``voicebot serve`` per test,
 which also serves the page.
+
+Playwright's sync API runs an asyncio loop in greenlets of the calling thread; in the main thread it collides with
+what other suites leave behind there and can in turn confuse later ``trio.run`` calls. So every browser test —
+its fixtures and its body — runs in one dedicated thread, and Playwright starts on a stock asyncio loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +30,32 @@ FLAGS = [
     "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+_BROWSER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright")
+
+
+def in_browser_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in the browser tests' thread and return its result (or raise its exception)."""
+    return _BROWSER_THREAD.submit(fn, *args, **kwargs).result()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool:
+    """Run each test function of this folder in the browser thread."""
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    in_browser_thread(pyfuncitem.obj, **args)
+    return True
+
+
+def _start_playwright(sync_playwright: Callable[[], Any]) -> Any:
+    """Start Playwright on a plain asyncio loop: trio-asyncio (imported by the media code) installs a global event
+    loop policy whose new loops are its own, which Playwright cannot drive. The stock policy is restored at once
+    (Playwright keeps the loop it made)."""
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        return sync_playwright().start()
+    finally:
+        asyncio.set_event_loop_policy(policy)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +65,15 @@ def browser() -> Iterator[Any]:
         pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only the browser tests need it
 
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    pw = in_browser_thread(_start_playwright, sync_playwright)
+    try:
+        chromium = in_browser_thread(pw.chromium.launch, executable_path=CHROMIUM, args=FLAGS)
         try:
             yield chromium
         finally:
-            chromium.close()
+            in_browser_thread(chromium.close)
+    finally:
+        in_browser_thread(pw.stop)
 
 
 def free_port() -> int:
@@ -68,7 +103,7 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
 
     yield _open
     for context in contexts:
-        context.close()
+        in_browser_thread(context.close)
 
 
 def shot(page: Any, name: str) -> None:

@@ -143,6 +143,7 @@ function logout() {
   $("#mic-panel").hidden = true;
   $("#me").hidden = true;
   $("#login").hidden = false;
+  document.body.dataset.view = "login";
   $("#name").focus();
 }
 
@@ -158,12 +159,21 @@ async function openMicrophone(deviceId = localStorage.getItem(MIC_KEY) || "") {
   }
   state.marks.mic ??= performance.now();
   clearInline($("#mic-device"));
+  await listDevices();
+  return true;
+}
+
+/** Fill the device picker (again when devices come and go). */
+async function listDevices() {
   const select = $("#mic-device");
   const devices = await mic.devices();
   select.replaceChildren(...devices.map((d) => new Option(d.label, d.deviceId)));
   select.value = mic.deviceId;
-  return true;
 }
+
+if (navigator.mediaDevices) navigator.mediaDevices.addEventListener("devicechange", () => {
+  if (mic.track) listDevices();
+});
 
 mic.addEventListener("track", (event) => mesh.setTrack(event.detail, mic.stream));
 
