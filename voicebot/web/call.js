@@ -272,6 +272,7 @@ export class CallView {
   }
 
   _updateMeters() {
+    if (document.hidden) return; // nobody looks: save the CPU
     for (const [id, tile] of this.tiles) {
       const meter = id === this.selfId ? this.deps.micMeter() : tile.meter;
       tile.li.querySelector("meter").value = meter ? meter.level() : 0;
