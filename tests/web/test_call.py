@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 
+from voicebot.client import connect
 from voicebot.testing import serve_process
 
 from ._pages import WAIT_MS, create_lobby, login, state, wait_hears, wait_inbound, wait_member
@@ -51,6 +53,13 @@ def test_two_pages_join_one_lobby_and_hear_each_other(open_page: Any) -> None:
         for page in (alice, bob):
             page.wait_for_selector("#chat-log li:has-text('hello bob')", timeout=WAIT_MS)
         shot(alice, "03-call-two-people")
+
+        # Mute: the other side's meter for us falls silent; unmute brings the tone back.
+        alice.click("#mute")
+        assert alice.get_attribute("#mute", "aria-pressed") == "true"
+        bob.wait_for_function("(id) => (voicebot.level(id) ?? 1) < 0.1", arg=a, timeout=WAIT_MS, polling=100)
+        alice.click("#mute")
+        wait_hears(bob, a, 440)
 
         # Leaving closes the connection on the other side too.
         bob.click("#leave")
@@ -99,13 +108,23 @@ def test_echo_bot_returns_the_pages_own_tone_and_speaker_speaks(open_page: Any) 
         assert page.errors == []
 
 
-def test_narrow_screen_and_labels(open_page: Any) -> None:
-    with serve_process(*SERVE) as (_proc, ws):
-        page = open_page(ws, width=360, height=740, fake_tone=440)
+def test_narrow_screen_real_microphone_live_lobby_list_and_labels(open_page: Any) -> None:
+    with serve_process(*SERVE, "--ice-servers", "stun:127.0.0.1:3478") as (_proc, ws):
+        page = open_page(ws, width=360, height=740)  # Chromium's fake capture device through getUserMedia
         login(page, "dana")
-        create_lobby(page, "narrow")
+        assert state(page)["iceServers"] == [{"urls": "stun:127.0.0.1:3478"}]  # from welcome, for every peer
+        page.wait_for_selector("#lobby-empty:not([hidden])", timeout=WAIT_MS)
+        lobby_id = trio.run(_create_elsewhere, ws, "made elsewhere")
+        # The list stays current by itself (no click on Refresh).
+        row = page.wait_for_selector(f'form.lobby[data-lobby-id="{lobby_id}"]', timeout=WAIT_MS)
+        assert "made elsewhere" in row.inner_text()
+        row.query_selector("button").click()
+        page.wait_for_selector("#call:not([hidden])", timeout=WAIT_MS)
+        assert state(page)["lobbyId"] == lobby_id
+        assert page.eval_on_selector_all("#mic-device option", "(os) => os.map((o) => o.textContent)") != []
+        page.wait_for_function("document.querySelector('#mic-level').value > 0", timeout=WAIT_MS, polling=100)
         page.wait_for_function("document.querySelectorAll('#bot-select option').length >= 1", timeout=WAIT_MS)
-        # Nothing overflows 360 px, and every form control has an accessible name.
+        # Nothing overflows 360 px, and every visible form control has an accessible name.
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         unlabelled = page.evaluate("""[...document.querySelectorAll('input, select, textarea, button')]
             .filter((e) => e.offsetParent !== null)
@@ -118,6 +137,14 @@ def test_narrow_screen_and_labels(open_page: Any) -> None:
         page.keyboard.press("Enter")
         page.wait_for_selector("#chat-log li:has-text('typed')", timeout=WAIT_MS)
         shot(page, "05-narrow-360px")
+        assert page.errors == []
+
+
+async def _create_elsewhere(ws: str, name: str) -> str:
+    async with connect(ws) as client:
+        await client.hello("someone")
+        lobby = await client.create_lobby(name)
+        return str(lobby["id"])
 
 
 def test_captions_and_bot_status_render_per_the_contract(open_page: Any) -> None:

@@ -355,6 +355,7 @@ window.voicebot = {
       lobbyId: state.lobby ? state.lobby.id : null,
       members: [...state.members.values()].map((p) => ({ ...p, link: mesh.links.get(p.peer_id)?.state ?? null })),
       marks: { ...state.marks },
+      iceServers: mesh.iceServers,
     };
   },
   /** Strongest frequency received from `peerId` ({hz, db}), or null before its audio arrives. */
