@@ -28,6 +28,10 @@ def test_two_pages_join_one_lobby_and_hear_each_other(open_page: Any) -> None:
         lobby_id = create_lobby(alice, "call")
         invite = alice.evaluate("voicebot.inviteLink()")
         assert f"lobby={lobby_id}" in invite
+        alice.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        alice.click("#copy-invite")
+        alice.wait_for_selector(".toast:has-text('Invite link copied')", timeout=WAIT_MS)
+        assert alice.evaluate("navigator.clipboard.readText()") == invite
 
         bob = open_page(ws, fake_tone=660, lobby=lobby_id, name="bob", join=1)  # the invite flow joins by itself
         bob.wait_for_selector("#call:not([hidden])", timeout=WAIT_MS)
