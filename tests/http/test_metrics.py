@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from voicebot.bots import BotSession, BotSpec
 from voicebot.client import connect
+from voicebot.http import Request
 from voicebot.metrics import HubCounters, observe_turn_stage
 from voicebot.resilience import CircuitState
 from voicebot.workers import BotHubSettings, Worker, WorkerConfig, install_bot_hub, memory_connector
@@ -95,6 +96,8 @@ async def test_metrics_move_with_traffic() -> None:
             assert any(k[0] == "voicebot_circuit_breaker_state" and ("state", "closed") in k[1]
                        and dict(k[1])["breaker"] != "persistence" for k in during)  # the worker's breaker
             assert value(during, "voicebot_turn_latency_seconds_count", stage="stt") >= 1  # bot-side registry
+            assert value(during, "voicebot_http_requests_total", route="/ws", code="101") == 4  # as connections
+            assert value(during, "voicebot_http_requests_total", route="/metrics", code="200") == 1
         await trio.sleep(0.2)
         after = await scrape(server.port)
         assert value(after, "voicebot_connections") == 2  # the worker and its bot
@@ -138,8 +141,9 @@ async def test_readyz_reasons() -> None:
         gone = await fetch(server.port, "GET", "/readyz")
         assert json.loads(gone.body)["reasons"] == ["no_bot_worker"]
         server.shutdown()
-        # the listener closes at once; a connection accepted just before still gets the truth
-        assert "stopping" in server.http.not_ready()
+        # the listener closes at once; a request on a connection accepted just before still gets the truth
+        stopping = await server.http.app.respond(Request("GET", "/readyz", {}))
+        assert stopping.status == 503 and json.loads(stopping.body)["reasons"] == ["stopping", "no_bot_worker"]
         nursery.cancel_scope.cancel()
 
 
@@ -148,6 +152,8 @@ def test_counting_a_frame_is_cheap_and_bounded() -> None:
     for i in range(1000):
         counters.frame(f"attacker-{i}", 0.001)
         counters.count_sent(f"made-up-{i}")
+        counters.count_http(f"/probe-{i}", 404)
     assert set(counters.received) == {"other"} and set(counters.sent) == {"other"}
+    assert set(counters.http) == {("other", "404")}
     counters.frame("ping", 20.0)  # beyond the last bucket: +Inf only
     assert counters.durations["ping"][-2] == 1

@@ -99,6 +99,7 @@ async def test_health_readiness_and_errors() -> None:
         health = await fetch(port, "GET", "/healthz")
         assert health.status == 200 and json.loads(health.body) == {"status": "ok", "version": __version__}
         assert health.headers["content-type"] == "application/json"
+        assert health.headers["date"].endswith(" GMT")
         missing = await fetch(port, "GET", "/nope")
         assert missing.status == 404
         wrong = await fetch(port, "POST", "/healthz")
@@ -168,5 +169,19 @@ async def test_oversized_and_malformed_heads() -> None:
         with trio.fail_after(5):
             while chunk := await stream.receive_some(4096):
                 data += chunk
-        assert data.startswith(b"HTTP/1.1 400 ")
+        assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
         await stream.aclose()
+
+
+async def test_a_failing_route_answers_500_with_a_correlation_id() -> None:
+    async with tcp_server() as server:
+
+        async def broken(request: object) -> object:
+            raise RuntimeError("bug in a route")
+
+        server.http.app.route("/boom", broken)  # type: ignore[arg-type]
+        reply = await fetch(server.port, "GET", "/boom")
+        body = json.loads(reply.body)
+        assert reply.status == 500 and body["code"] == "internal_error" and body["correlation_id"]
+        assert server.errors.count("internal_error") == 1
+        assert (await fetch(server.port, "GET", "/healthz")).status == 200

@@ -117,7 +117,10 @@ class StaticFiles:
             path = None
         if path is None:
             return text_response(404, f"no such file: {relative[:200]}\n")
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError:  # removed since it was resolved
+            return text_response(404, f"no such file: {relative[:200]}\n")
         key = (stat.st_mtime_ns, stat.st_size)
         ctype = content_type(path)
         asset = self._cache.get(path)

@@ -8,6 +8,8 @@ handshake itself exactly as on a fresh socket.
 
 from __future__ import annotations
 
+import email.utils
+import http
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -94,10 +96,15 @@ def _replay_bytes(event: h11.Request, trailing: bytes) -> bytes:
 
 async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: Response, *, head_only: bool,
                 close: bool) -> None:
-    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    headers = [*response.headers, ("content-length", str(len(response.body))),
+               ("date", email.utils.formatdate(usegmt=True))]
     if close:
         headers.append(("connection", "close"))
-    data = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+    try:
+        reason = http.HTTPStatus(response.status).phrase.encode()
+    except ValueError:
+        reason = b""
+    data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason)) or b""
     if not head_only and response.body:
         data += conn.send(h11.Data(data=response.body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
@@ -128,9 +135,8 @@ async def serve_http(
         try:
             with trio.move_on_after(head_timeout) as scope:
                 event = await _next_event(stream, conn)
-            if scope.cancelled_caught:
-                if served == 0 or conn.their_state is not h11.IDLE:
-                    log.debug("http %s: no request head within %g s", remote, head_timeout)
+            if scope.cancelled_caught:  # slowloris, or an idle keep-alive connection: closed without a reply
+                log.debug("http %s: no request head within %g s", remote, head_timeout)
                 return None
             if not isinstance(event, h11.Request):
                 return None  # ConnectionClosed (or a stray event): the client is done

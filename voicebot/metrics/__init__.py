@@ -20,12 +20,22 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from ._hub import BREAKER_STATES, REQUEST_BUCKETS, SENT_TYPES, HubCollector, HubCounters, HubState, new_registry
+from ._hub import (
+    BREAKER_STATES,
+    HTTP_ROUTES,
+    REQUEST_BUCKETS,
+    SENT_TYPES,
+    HubCollector,
+    HubCounters,
+    HubState,
+    new_registry,
+)
 
 __all__ = [
     "BOT_REGISTRY",
     "BREAKER_STATES",
     "CONTENT_TYPE",
+    "HTTP_ROUTES",
     "PROVIDER_OUTCOMES",
     "REQUEST_BUCKETS",
     "SENT_TYPES",

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from ..protocol import REQUEST_TYPES
 
-__all__ = ["BREAKER_STATES", "REQUEST_BUCKETS", "SENT_TYPES", "HubCollector", "HubCounters", "HubState",
+__all__ = ["BREAKER_STATES", "HTTP_ROUTES", "REQUEST_BUCKETS", "SENT_TYPES", "HubCollector", "HubCounters", "HubState",
            "new_registry"]
 
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -33,6 +33,9 @@ SENT_TYPES = frozenset({
 """Server message types counted by name in ``voicebot_messages_sent_total`` (with every request type; any other
 type is counted as ``other``, so a label can never grow without bound)."""
 
+HTTP_ROUTES = frozenset({"/", "/static", "/healthz", "/readyz", "/metrics", "/ws"})
+"""Values of the ``route`` label of ``voicebot_http_requests_total`` (anything else is ``other``)."""
+
 BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "disabled")
 """Values of the ``state`` label of ``voicebot_circuit_breaker_state``."""
 
@@ -46,7 +49,7 @@ def _known(mtype: str | None, extra: frozenset[str] = frozenset()) -> str:
 class HubCounters:
     """The hot-path counters of one server (plain ints; read by :class:`HubCollector`)."""
 
-    __slots__ = ("closes", "durations", "errors", "received", "sent")
+    __slots__ = ("closes", "durations", "errors", "http", "received", "sent")
 
     def __init__(self) -> None:
         self.received: dict[str, int] = {}
@@ -55,6 +58,8 @@ class HubCounters:
         self.closes: dict[int, int] = {}
         self.durations: dict[str, list[float]] = {}
         """Per type: one count per bucket of :data:`REQUEST_BUCKETS` plus +Inf, then the sum of seconds."""
+        self.http: dict[tuple[str, str], int] = {}
+        """HTTP responses by (route, status code)."""
 
     def frame(self, mtype: str | None, seconds: float) -> None:
         """One frame received (``mtype`` None when it did not decode) and handled in ``seconds``."""
@@ -75,6 +80,11 @@ class HubCounters:
         """One handled error."""
         key = (category, severity, code)
         self.errors[key] = self.errors.get(key, 0) + 1
+
+    def count_http(self, route: str, status: int) -> None:
+        """One HTTP response (``route`` from a fixed set, see :data:`HTTP_ROUTES`)."""
+        key = (route if route in HTTP_ROUTES else "other", str(status))
+        self.http[key] = self.http.get(key, 0) + 1
 
     def count_close(self, code: int) -> None:
         """One WebSocket connection closed with ``code``."""
@@ -114,6 +124,8 @@ class HubCollector(Collector):
                        {(k,): v for k, v in c.sent.items()})
         yield _counter("voicebot_errors", "Handled errors by category, severity and code",
                        ["category", "severity", "code"], {k: float(v) for k, v in c.errors.items()})
+        yield _counter("voicebot_http_requests", "HTTP responses by route and status code", ["route", "code"],
+                       {k: float(v) for k, v in c.http.items()})
         yield _counter("voicebot_connections_closed", "Closed WebSocket connections by close code", ["code"],
                        {(str(k),): v for k, v in c.closes.items()})
         breakers = GaugeMetricFamily("voicebot_circuit_breaker_state",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import __version__, metrics
-from ..errors import ErrorRecord, VoiceBotError
+from ..errors import ErrorContext, ErrorRecord, VoiceBotError
 from ..http import (
     HttpApp,
     OriginPolicy,
@@ -73,19 +73,34 @@ class HttpSurface:
     async def front(self, stream: trio.abc.Stream, remote: str) -> tuple[trio.abc.Stream, str] | None:
         """Answer HTTP on ``stream``; for an accepted WebSocket upgrade return (replaying stream, target)."""
         s = self.server.settings
-        upgrade = await serve_http(stream, self.app.respond, remote=remote, head_timeout=s.hello_timeout,
+        upgrade = await serve_http(stream, self._respond, remote=remote, head_timeout=s.hello_timeout,
                                    max_head=s.max_http_head, upgrade=self._check_upgrade)
         return (upgrade.stream, upgrade.request.target) if upgrade is not None else None
 
+    async def _respond(self, request: Request) -> Response:
+        """The route's answer; a failing route is classified and counted like any error and answered 500 with
+        its correlation id (the connection and its neighbours carry on)."""
+        try:
+            response = await self.app.respond(request)
+        except Exception as exc:
+            ctx = ErrorContext(self.server.errors.ids.new(), remote=request.remote, component="http")
+            decision = self.server.errors.handle(exc, ctx.request(None))
+            response = json_response(500, {"status": "error", "code": decision.error.code,
+                                           "correlation_id": decision.correlation_id})
+        self.counters.count_http(_route_label(request.path), response.status)
+        return response
+
     async def _check_upgrade(self, request: Request) -> Response | None:
         if request.path != "/ws":
-            return await self.app.respond(request)
+            return await self._respond(request)
         origin = request.headers.get("origin")
         if self.origins.allows(origin, host=request.header("host"), tls=self.tls):
+            self.counters.count_http("/ws", 101)
             return None
         log.warning("refused WebSocket from %s: origin %r not allowed", request.remote, origin)
         self.server.persistence.audit("origin_denied", remote=request.remote, origin=(origin or "")[:200],
                                       host=request.header("host")[:200])
+        self.counters.count_http("/ws", 403)
         return text_response(403, "origin not allowed (see --allowed-origins)\n")
 
     # -- routes -------------------------------------------------------------------------------------
@@ -149,3 +164,7 @@ class HttpSurface:
         else:
             code = closed.code if closed is not None else 1006
         self.counters.count_close(code)
+
+
+def _route_label(path: str) -> str:
+    return "/static" if path.startswith("/static/") else path

@@ -205,12 +205,11 @@ class Server:
         self._nursery.start_soon(self.handle_stream, stream, remote)
 
     async def handle_stream(self, stream: trio.abc.Stream, remote: str) -> None:
-        """HTTP requests, then the WebSocket handshake (bounded) and the connection; nothing here can hurt other
-        connections."""
+        """WebSocket handshake (bounded), then run the connection; nothing here can hurt other connections."""
         ctx = ErrorContext(self.errors.ids.new(), remote=remote, component="handshake")
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
-                upgrade = await self.http.front(stream, remote)
+                upgrade = await self.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
                 ws = await self._handshake(ws_nursery, upgrade[0]) if upgrade is not None else None
                 if ws is not None:
                     conn = Connection(self, ws, next(self._ids), remote)
