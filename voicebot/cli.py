@@ -114,7 +114,8 @@ async def serve(settings: Settings) -> None:
             if settings.local_worker > 0:
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker,
-                    media=MediaConfig(allow_loopback=settings.media_allow_loopback)))
+                    media=MediaConfig(allow_loopback=settings.media_allow_loopback,
+                                      ice_servers=settings.ice_server_list())))
             tune_gc()
             secure = "s" if server.ssl_context is not None else ""
             address = server.addresses()[0]

@@ -186,6 +186,7 @@ class Hub:
             "resumed": resumed, "lobby_id": session.lobby_id, "heartbeat_interval": self.config.heartbeat_interval,
             "resume_grace": self.config.resume_grace, "protocol": 1, "server": self.config.server,
             "kind": session.kind, "admin": session.admin,
+            "ice_servers": [dict(server) for server in self.config.ice_servers],
         }
         if req.id is not None:
             welcome["reply_to"] = req.id

@@ -64,6 +64,8 @@ class HubConfig:
     """Seconds an ephemeral lobby nobody has joined yet survives."""
     server: str = "voicebot"
     """Server name/version told to clients in ``welcome``."""
+    ice_servers: tuple[dict[str, Any], ...] = ()
+    """STUN/TURN servers told to clients in ``welcome.ice_servers`` (RTCIceServer dictionaries)."""
 
 
 @attrs.define(eq=False)

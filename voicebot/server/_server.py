@@ -78,7 +78,8 @@ class Server:
         self.hub = Hub(
             HubConfig(resume_grace=s.resume_grace, resume_buffer=s.resume_buffer,
                       heartbeat_interval=s.heartbeat_interval, max_lobbies=s.max_lobbies,
-                      empty_lobby_ttl=s.empty_lobby_ttl, server=f"voicebot/{__version__}"),
+                      empty_lobby_ttl=s.empty_lobby_ttl, server=f"voicebot/{__version__}",
+                      ice_servers=tuple(s.ice_server_list())),
             rng=random.Random(self.rng.random()),
         )
         self.passwords: PasswordHashing = passwords if passwords is not None else Passwords()

@@ -7,6 +7,7 @@ variables and the command-line flags, so the three can never disagree.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,6 +72,8 @@ class Settings:
                                     "server's own origin and localhost; clients without Origin are always allowed")
     tls_cert: str = _opt("", "PEM certificate chain: serve https:// and wss:// on the same port (needs tls_key)")
     tls_key: str = _opt("", "PEM private key for tls_cert")
+    ice_servers: str = _opt("", "STUN/TURN servers for browsers (welcome.ice_servers) and the in-process worker's "
+                                "bots: comma list of URLs, or a JSON list of {urls, username?, credential?}")
 
     # AI providers (voicebot.providers): chains are comma lists, first primary, the rest fallbacks in order.
     stt: str = _opt("local", "speech-to-text provider chain, e.g. 'openai,local' ('local' = offline whisper)")
@@ -100,6 +103,46 @@ class Settings:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key must be given together")
         OriginPolicy(self.allowed_origins)  # raises ValueError for an entry that is not an origin
+        self.ice_server_list()  # raises ValueError for a malformed list
+
+    def ice_server_list(self) -> list[dict[str, Any]]:
+        """``ice_servers`` as RTCIceServer dictionaries (``[]`` when empty: host candidates only)."""
+        return parse_ice_servers(self.ice_servers)
+
+
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def parse_ice_servers(text: str) -> list[dict[str, Any]]:
+    """Parse ``--ice-servers``: ``""`` → ``[]``; ``stun:a,turn:b`` → one server per URL; a JSON list of objects
+    ``{urls: str | [str], username?, credential?}`` as browsers take them. Raises ``ValueError`` naming the problem."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ice_servers: not valid JSON ({exc.msg})") from None
+    else:
+        items = [{"urls": url.strip()} for url in text.split(",") if url.strip()]
+    servers: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("ice_servers: each entry must be an object {urls, username?, credential?}")
+        urls = item.get("urls")
+        url_list = [urls] if isinstance(urls, str) else urls
+        if not isinstance(url_list, list) or not url_list or not all(
+                isinstance(u, str) and u.startswith(_ICE_SCHEMES) for u in url_list):
+            raise ValueError(f"ice_servers: urls must be stun:/stuns:/turn:/turns: URLs (got {urls!r})")
+        server: dict[str, Any] = {"urls": urls}
+        for key in ("username", "credential"):
+            if key in item:
+                if not isinstance(item[key], str):
+                    raise ValueError(f"ice_servers: {key} must be a string")
+                server[key] = item[key]
+        servers.append(server)
+    return servers
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)
