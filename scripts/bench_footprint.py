@@ -20,6 +20,7 @@ the hard limit and refuses to open more connections than that allows. Prints a t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -97,7 +98,7 @@ def idle_rss(flags: Sequence[str], settle: float) -> float:
         return quiet_rss_kib(server.proc.pid) / 1024
 
 
-async def hold_connections(url: str, count: int, concurrency: int, ready: trio.Event,
+async def hold_connections(url: str, count: int, concurrency: int, *, ready: trio.Event,
                            done: trio.Event, failures: list[str]) -> None:
     """Open ``count`` connections, say hello on each, hold them (answering pings) until ``done``."""
     limiter = trio.CapacityLimiter(concurrency)
@@ -112,7 +113,7 @@ async def hold_connections(url: str, count: int, concurrency: int, ready: trio.E
                 welcome = json.loads(await ws.get_message())
                 if welcome.get("type") != "welcome":
                     raise RuntimeError(f"no welcome: {welcome}")
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             return
         finally:
@@ -140,8 +141,9 @@ def idle_connections(args: argparse.Namespace) -> dict[str, Any]:
         async def run() -> None:
             ready, done = trio.Event(), trio.Event()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(hold_connections, server.url, args.connections, args.concurrency, ready, done,
-                                   failures)
+                nursery.start_soon(functools.partial(
+                    hold_connections, server.url, args.connections, args.concurrency, ready=ready, done=done,
+                                                     failures=failures))
                 with trio.fail_after(args.connect_timeout):
                     await ready.wait()
                 await trio.sleep(args.settle)

@@ -15,10 +15,9 @@ import trio
 
 from . import __version__
 from .chaos.cli import add_parser as add_chaos_subcommand
-from .media import MediaConfig
 from .providers import ProviderConfig, configure_providers
 from .server import Server, Settings, add_arguments, settings_from
-from .workers import BotHubSettings, install_bot_hub, run_local_worker
+from .workers import BotHubSettings, install_bot_hub
 from .workers.cli import add_worker_subcommand
 
 __all__ = ["main", "serve", "tune_gc"]
@@ -36,7 +35,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _run_serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-        configure_providers(ProviderConfig.from_settings(settings))
+        configure_providers(ProviderConfig.from_settings(settings), instantiate=settings.local_worker > 0)
     except ValueError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +111,10 @@ async def serve(settings: Settings) -> None:
             nursery.start_soon(watch)
             await nursery.start(run)
             if settings.local_worker > 0:
+                # Loaded only here: the worker's bots bring media and speech, which --local-worker 0 never needs.
+                from .media import MediaConfig  # noqa: PLC0415
+                from .workers import run_local_worker  # noqa: PLC0415
+
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker,
                     media=MediaConfig(allow_loopback=settings.media_allow_loopback,

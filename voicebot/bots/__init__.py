@@ -9,12 +9,17 @@
 - :class:`HumanPeer`: the human side of the convention, for tests and benchmarks.
 """
 
-from ._api import Bot, BotFactory, BotSpec
-from ._builtin import EchoBot, SpeakerBot, builtin_bots
-from ._human import HumanPeer
-from ._peers import MediaBot, PeerLink, PeerStats
-from ._session import BOT_GONE_CLOSE, BotSession, LobbyGone
-from ._speech import SPEECH_BACKEND, synthesize
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._api import Bot, BotFactory, BotSpec
+    from ._builtin import EchoBot, SpeakerBot, builtin_bots
+    from ._human import HumanPeer
+    from ._peers import MediaBot, PeerLink, PeerStats
+    from ._session import BOT_GONE_CLOSE, BotSession, LobbyGone
+    from ._speech import SPEECH_BACKEND, synthesize
 
 __all__ = [
     "BOT_GONE_CLOSE",
@@ -33,3 +38,21 @@ __all__ = [
     "builtin_bots",
     "synthesize",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "Bot": "._api",
+    "BotFactory": "._api",
+    "BotSpec": "._api",
+    "EchoBot": "._builtin",
+    "SpeakerBot": "._builtin",
+    "builtin_bots": "._builtin",
+    "HumanPeer": "._human",
+    "MediaBot": "._peers",
+    "PeerLink": "._peers",
+    "PeerStats": "._peers",
+    "BOT_GONE_CLOSE": "._session",
+    "BotSession": "._session",
+    "LobbyGone": "._session",
+    "SPEECH_BACKEND": "._speech",
+    "synthesize": "._speech",
+})

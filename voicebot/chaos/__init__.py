@@ -6,11 +6,16 @@ error counts). The same seed and plan give a byte-identical journal; ``voicebot 
 replays a seed. See ``voicebot/chaos/cli.py`` for the command line and ``_invariants.py`` for the checks.
 """
 
-from ._clients import SimClient
-from ._invariants import LOBBY_SCOPED, ChaosServer, check_end, check_error_accounting, check_state
-from ._persist import AuditRecorder, journal_breaker_event
-from ._plan import POINTS, default_plan
-from ._runner import ACTIONS, ChaosConfig, SeedResult, chaos_settings, run_seed
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._clients import SimClient
+    from ._invariants import LOBBY_SCOPED, ChaosServer, check_end, check_error_accounting, check_state
+    from ._persist import AuditRecorder, journal_breaker_event
+    from ._plan import POINTS, default_plan
+    from ._runner import ACTIONS, ChaosConfig, SeedResult, chaos_settings, run_seed
 
 __all__ = [
     "ACTIONS",
@@ -29,3 +34,21 @@ __all__ = [
     "journal_breaker_event",
     "run_seed",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "SimClient": "._clients",
+    "LOBBY_SCOPED": "._invariants",
+    "ChaosServer": "._invariants",
+    "check_end": "._invariants",
+    "check_error_accounting": "._invariants",
+    "check_state": "._invariants",
+    "AuditRecorder": "._persist",
+    "journal_breaker_event": "._persist",
+    "POINTS": "._plan",
+    "default_plan": "._plan",
+    "ACTIONS": "._runner",
+    "ChaosConfig": "._runner",
+    "SeedResult": "._runner",
+    "chaos_settings": "._runner",
+    "run_seed": "._runner",
+})

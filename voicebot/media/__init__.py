@@ -12,21 +12,26 @@
   :class:`FrameConverter`.
 """
 
-from ._audio import (
-    FRAME_SAMPLES,
-    SAMPLE_RATE,
-    TIME_BASE,
-    FrameConverter,
-    dominant_frequency,
-    frame_to_mono,
-    make_frame,
-    tone_frames,
-)
-from ._config import IceServer, MediaConfig
-from ._peer import PeerConnection
-from ._runtime import MediaRuntime, MediaStats, current_media_runtime, media_runtime, open_media_loop
-from ._sdp import SessionDescription
-from ._tracks import AudioSender, IncomingTrack, OutgoingAudioTrack, TrackStats
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._audio import (
+        FRAME_SAMPLES,
+        SAMPLE_RATE,
+        TIME_BASE,
+        FrameConverter,
+        dominant_frequency,
+        frame_to_mono,
+        make_frame,
+        tone_frames,
+    )
+    from ._config import IceServer, MediaConfig
+    from ._peer import PeerConnection
+    from ._runtime import MediaRuntime, MediaStats, current_media_runtime, media_runtime, open_media_loop
+    from ._sdp import SessionDescription
+    from ._tracks import AudioSender, IncomingTrack, OutgoingAudioTrack, TrackStats
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -51,3 +56,27 @@ __all__ = [
     "open_media_loop",
     "tone_frames",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "FRAME_SAMPLES": "._audio",
+    "SAMPLE_RATE": "._audio",
+    "TIME_BASE": "._audio",
+    "FrameConverter": "._audio",
+    "dominant_frequency": "._audio",
+    "frame_to_mono": "._audio",
+    "make_frame": "._audio",
+    "tone_frames": "._audio",
+    "IceServer": "._config",
+    "MediaConfig": "._config",
+    "PeerConnection": "._peer",
+    "MediaRuntime": "._runtime",
+    "MediaStats": "._runtime",
+    "current_media_runtime": "._runtime",
+    "media_runtime": "._runtime",
+    "open_media_loop": "._runtime",
+    "SessionDescription": "._sdp",
+    "AudioSender": "._tracks",
+    "IncomingTrack": "._tracks",
+    "OutgoingAudioTrack": "._tracks",
+    "TrackStats": "._tracks",
+})

@@ -9,7 +9,7 @@ and its registry, so several servers in one process never share numbers.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 
 import attrs
 from prometheus_client import CollectorRegistry
@@ -40,8 +40,9 @@ BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "disabled")
 """Values of the ``state`` label of ``voicebot_circuit_breaker_state``."""
 
 
-def _known(mtype: str | None, extra: frozenset[str] = frozenset()) -> str:
-    if mtype is not None and (mtype in REQUEST_TYPES or mtype in extra):
+def _known(mtype: str | None, extra: Container[str] = frozenset(),
+           requests: Container[str] = REQUEST_TYPES) -> str:
+    if mtype is not None and (mtype in requests or mtype in extra):
         return mtype
     return "other"
 
@@ -49,9 +50,11 @@ def _known(mtype: str | None, extra: frozenset[str] = frozenset()) -> str:
 class HubCounters:
     """The hot-path counters of one server (plain ints; read by :class:`HubCollector`)."""
 
-    __slots__ = ("closes", "durations", "errors", "http", "received", "sent")
+    __slots__ = ("closes", "durations", "errors", "http", "received", "request_types", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, request_types: Container[str] = REQUEST_TYPES) -> None:
+        self.request_types = request_types
+        """Request types counted by name: the server's own registry (core and extension types)."""
         self.received: dict[str, int] = {}
         self.sent: dict[str, int] = {}
         self.errors: dict[tuple[str, str, str], int] = {}
@@ -63,7 +66,7 @@ class HubCounters:
 
     def frame(self, mtype: str | None, seconds: float) -> None:
         """One frame received (``mtype`` None when it did not decode) and handled in ``seconds``."""
-        label = _known(mtype)
+        label = _known(mtype, requests=self.request_types)
         self.received[label] = self.received.get(label, 0) + 1
         row = self.durations.get(label)
         if row is None:
@@ -73,7 +76,7 @@ class HubCounters:
 
     def count_sent(self, mtype: str | None, n: int = 1) -> None:
         """``n`` messages of ``mtype`` queued for clients."""
-        label = _known(mtype, SENT_TYPES)
+        label = _known(mtype, SENT_TYPES, self.request_types)
         self.sent[label] = self.sent.get(label, 0) + n
 
     def count_error(self, category: str, severity: str, code: str) -> None:

@@ -4,7 +4,7 @@ Pure data: decoding, validation and encoding, no I/O.
 """
 
 from ._admin import AdminAudit, AdminCloseLobby, AdminKick, AdminStats, NameRegister
-from ._codec import Envelope, decode, encode, register_request, validate
+from ._codec import Envelope, decode, encode, validate
 from ._requests import (
     MAX_SDP_BYTES,
     REQUEST_TYPES,
@@ -45,6 +45,5 @@ __all__ = [
     "Signal",
     "decode",
     "encode",
-    "register_request",
     "validate",
 ]

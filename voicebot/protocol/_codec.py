@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
@@ -10,7 +11,7 @@ import pydantic
 from ..errors import ValidationError
 from ._requests import FIELD_ERROR, REQUEST_TYPES, Request
 
-__all__ = ["Envelope", "decode", "encode", "register_request", "validate"]
+__all__ = ["Envelope", "decode", "encode", "validate"]
 
 
 class Envelope:
@@ -24,19 +25,13 @@ class Envelope:
         self.id = id_
 
 
-def register_request(model: type[Request]) -> None:
-    """Make ``model`` (a :class:`Request` subclass with ``TYPE`` set) known to :func:`validate`."""
-    if not model.TYPE:
-        raise ValueError("request model needs a TYPE")
-    REQUEST_TYPES[model.TYPE] = model
-
-
-def decode(text: str | bytes) -> Envelope:
+def decode(text: str | bytes, types: Mapping[str, type[Request]] = REQUEST_TYPES) -> Envelope:
     """Parse one frame into an :class:`Envelope`.
 
     Raises ValidationError: ``invalid_json`` (not JSON / binary frame), ``invalid_message`` (not an object,
     bad ``type`` or ``id``), ``unknown_type``. Whenever the ``id`` could be read it is kept in the error's
-    context as ``request_id`` so the reply still carries ``reply_to``.
+    context as ``request_id`` so the reply still carries ``reply_to``. ``types`` is the receiving server's own
+    registry (core types plus its extensions; see ``Server.request_types``), never shared between servers.
     """
     if isinstance(text, bytes):
         raise ValidationError("binary frames are not supported; send JSON text frames", code="invalid_message")
@@ -55,16 +50,16 @@ def decode(text: str | bytes) -> Envelope:
         raise ValidationError("type: missing", field="type", context=context)
     if not isinstance(mtype, str):
         raise ValidationError(f"type: must be a string, not {_json_kind(mtype)}", field="type", context=context)
-    if mtype not in REQUEST_TYPES:
+    if mtype not in types:
         raise ValidationError(
             f"unknown message type {mtype[:64]!r}", code="unknown_type", field="type", context=context
         )
     return Envelope(data, mtype, rid)
 
 
-def validate(envelope: Envelope) -> Request:
-    """Validate an envelope against its type's model; errors name the first offending field."""
-    model = REQUEST_TYPES[envelope.type]
+def validate(envelope: Envelope, types: Mapping[str, type[Request]] = REQUEST_TYPES) -> Request:
+    """Validate an envelope against its type's model in ``types``; errors name the first offending field."""
+    model = types[envelope.type]
     try:
         return model.model_validate(envelope.data)
     except pydantic.ValidationError as exc:

@@ -155,8 +155,8 @@ class Ping(Request):
     TYPE: ClassVar[str] = "ping"
 
 
-#: Every request type the core protocol knows, by wire name. Extensions register more with
-#: :func:`voicebot.protocol.register_request`.
+#: Every request type the core protocol knows, by wire name. A server copies it and adds its extensions'
+#: types (``Server.add_handler``), so what one server decodes never depends on another in the same process.
 REQUEST_TYPES: dict[str, type[Request]] = {
     model.TYPE: model for model in (Hello, LobbyCreate, LobbyList, LobbyJoin, LobbyLeave, Signal, Chat, Ping)
 }

@@ -23,25 +23,30 @@ Semantics of chains (deadlines, retries, breakers, fallback only before the firs
 see :mod:`voicebot.providers._chain` and README "AI providers".
 """
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from . import _builtin  # noqa: F401 - registers the built-in providers
-from ._api import STT_SAMPLE_RATE, ChatMessage, LLMProvider, ProviderKind, STTProvider, TTSProvider
-from ._audio import resample_mono
-from ._brain import Responder, persona_name
-from ._chain import ProviderChain, Reply
-from ._config import API_KEY_ENV, PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, parse_chain
-from ._conversation import DEFAULT_PERSONA, MAX_PERSONA_CHARS, Conversation, Turn
-from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript, configure_providers, current_config
-from ._registry import (
-    ENTRY_POINT_GROUP,
-    LOCAL_CHAINS,
-    ProviderUnavailable,
-    UnknownProvider,
-    expand_chain,
-    register_provider,
-    registered_providers,
-    unregister_provider,
-)
-from ._stats import PROVIDER_STATS, ProviderStats
+
+if TYPE_CHECKING:
+    from ._api import STT_SAMPLE_RATE, ChatMessage, LLMProvider, ProviderKind, STTProvider, TTSProvider
+    from ._audio import resample_mono
+    from ._brain import Responder, persona_name
+    from ._chain import ProviderChain, Reply
+    from ._config import API_KEY_ENV, PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, parse_chain
+    from ._conversation import DEFAULT_PERSONA, MAX_PERSONA_CHARS, Conversation, Turn
+    from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript, configure_providers, current_config
+    from ._registry import (
+        ENTRY_POINT_GROUP,
+        LOCAL_CHAINS,
+        ProviderUnavailable,
+        UnknownProvider,
+        expand_chain,
+        register_provider,
+        registered_providers,
+        unregister_provider,
+    )
+    from ._stats import PROVIDER_STATS, ProviderStats
 
 __all__ = [
     "API_KEY_ENV",
@@ -81,3 +86,42 @@ __all__ = [
     "resample_mono",
     "unregister_provider",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "STT_SAMPLE_RATE": "._api",
+    "ChatMessage": "._api",
+    "LLMProvider": "._api",
+    "ProviderKind": "._api",
+    "STTProvider": "._api",
+    "TTSProvider": "._api",
+    "resample_mono": "._audio",
+    "Responder": "._brain",
+    "persona_name": "._brain",
+    "ProviderChain": "._chain",
+    "Reply": "._chain",
+    "API_KEY_ENV": "._config",
+    "PROVIDER_SETTINGS": "._config",
+    "ProviderConfig": "._config",
+    "add_provider_arguments": "._config",
+    "parse_chain": "._config",
+    "DEFAULT_PERSONA": "._conversation",
+    "MAX_PERSONA_CHARS": "._conversation",
+    "Conversation": "._conversation",
+    "Turn": "._conversation",
+    "APOLOGY": "._facade",
+    "PROVIDER_BREAKERS": "._facade",
+    "Providers": "._facade",
+    "Transcript": "._facade",
+    "configure_providers": "._facade",
+    "current_config": "._facade",
+    "ENTRY_POINT_GROUP": "._registry",
+    "LOCAL_CHAINS": "._registry",
+    "ProviderUnavailable": "._registry",
+    "UnknownProvider": "._registry",
+    "expand_chain": "._registry",
+    "register_provider": "._registry",
+    "registered_providers": "._registry",
+    "unregister_provider": "._registry",
+    "PROVIDER_STATS": "._stats",
+    "ProviderStats": "._stats",
+})

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import attrs
-import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:  # annotations only: numpy loads where audio is actually processed
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "STT_SAMPLE_RATE",

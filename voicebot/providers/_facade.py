@@ -21,11 +21,9 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
-import numpy.typing as npt
 import trio
 
 from voicebot.resilience import BreakerRegistry
@@ -33,7 +31,7 @@ from voicebot.resilience import BreakerRegistry
 from ._api import ChatMessage, ProviderKind
 from ._chain import ProviderChain, Reply
 from ._config import ProviderConfig
-from ._registry import ProviderUnavailable, create_provider, expand_chain
+from ._registry import ProviderUnavailable, create_provider, expand_chain, provider_known
 from ._stats import PROVIDER_STATS, ProviderStats
 
 __all__ = ["APOLOGY", "PROVIDER_BREAKERS", "Providers", "Transcript", "configure_providers", "current_config"]
@@ -46,18 +44,29 @@ PROVIDER_BREAKERS = BreakerRegistry()
 APOLOGY = "Sorry, I'm having trouble answering right now. Please try again in a moment."
 """What :meth:`Providers.apology` says when a whole chain failed."""
 
-_AUDIO = npt.NDArray[np.int16]
+if TYPE_CHECKING:  # annotations only: numpy loads where audio is actually processed
+    import numpy as np
+    import numpy.typing as npt
+
+    _AUDIO = npt.NDArray[np.int16]
 
 
 _process_config: list[ProviderConfig] = []
 
 
-def configure_providers(config: ProviderConfig) -> None:
+def configure_providers(config: ProviderConfig, *, instantiate: bool = True) -> None:
     """Check ``config`` (every chain name known, every named provider able to run here) and make it this
     process's default (:func:`current_config`). ``voicebot serve`` and ``voicebot worker`` call it at start-up so
-    a typo or a missing package stops the command with a message naming the setting (``ValueError``)."""
+    a typo or a missing package stops the command with a message naming the setting (``ValueError``).
+
+    ``instantiate=False`` checks the names only: a process that runs no bot (``serve --local-worker 0``) then
+    never loads the providers' engines (numpy, av, speech), which would be most of its memory."""
     for kind in ("stt", "llm", "tts"):
         for name in expand_chain(kind, config.chain(kind)):
+            if not instantiate:
+                if not provider_known(kind, name):
+                    raise ValueError(f"--{kind}: unknown {kind} provider {name!r}")
+                continue
             try:
                 create_provider(kind, name, config)
             except ProviderUnavailable as exc:

@@ -27,6 +27,7 @@ __all__ = [
     "UnknownProvider",
     "create_provider",
     "expand_chain",
+    "provider_known",
     "register_provider",
     "registered_providers",
 ]
@@ -120,6 +121,12 @@ def expand_chain(kind: ProviderKind, names: tuple[str, ...]) -> tuple[str, ...]:
             if member not in out:
                 out.append(member)
     return tuple(out)
+
+
+def provider_known(kind: ProviderKind, name: str) -> bool:
+    """Whether a ``kind`` provider called ``name`` is registered (nothing is instantiated or imported)."""
+    _load_entry_points()
+    return (kind, name) in _FACTORIES
 
 
 def create_provider(kind: ProviderKind, name: str, config: ProviderConfig) -> Any:

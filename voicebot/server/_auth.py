@@ -13,7 +13,7 @@ from ..hub import Action, validate_name
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._server import Server
+    from ._hosts import AuthHost
 
 __all__ = ["Auth"]
 
@@ -28,7 +28,7 @@ def _host(remote: str) -> str:
 class Auth:
     """Hello authentication (registered names, admin token) and the ``name.*``/``admin.*`` requests."""
 
-    def __init__(self, server: Server, admin_token: str) -> None:
+    def __init__(self, server: AuthHost, admin_token: str) -> None:
         self.server = server
         self.admin_token = admin_token
         self.throttle = LoginThrottle()
@@ -87,8 +87,7 @@ class Auth:
                                       correlation_id=rctx.correlation_id, field=field)
 
     # -- names ----------------------------------------------------------------------------------------
-    async def _name_register(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
-        assert isinstance(req, protocol.NameRegister)
+    async def _name_register(self, conn: Connection, req: protocol.NameRegister, rctx: RequestContext) -> None:
         session = self.server.hub.session_of(conn.id)
         assert session is not None
         if session.kind != "user":
@@ -111,19 +110,17 @@ class Auth:
                                       correlation_id=rctx.correlation_id, action=req.TYPE, **detail)
         return session.peer_id
 
-    async def _admin_stats(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
+    async def _admin_stats(self, conn: Connection, req: protocol.AdminStats, rctx: RequestContext) -> None:
         self._require_admin(conn, req, rctx)
         conn.send(_reply(req, {"type": "admin.stats", "stats": self.server.statistics()}))
 
-    async def _admin_kick(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
-        assert isinstance(req, protocol.AdminKick)
+    async def _admin_kick(self, conn: Connection, req: protocol.AdminKick, rctx: RequestContext) -> None:
         self._require_admin(conn, req, rctx, target=req.peer_id)
         actions: list[Action] = self.server.hub.kick(req.peer_id, trio.current_time())
         self.server.apply(actions, rctx)
         conn.send(_reply(req, {"type": "admin.kicked", "peer_id": req.peer_id}))
 
-    async def _admin_close_lobby(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
-        assert isinstance(req, protocol.AdminCloseLobby)
+    async def _admin_close_lobby(self, conn: Connection, req: protocol.AdminCloseLobby, rctx: RequestContext) -> None:
         self._require_admin(conn, req, rctx, target=req.lobby_id)
         lobby = self.server.hub.lobbies.get(req.lobby_id)
         if lobby is not None and lobby.persistent:
@@ -131,8 +128,7 @@ class Auth:
         self.server.apply(self.server.hub.close_lobby(req.lobby_id), rctx)
         conn.send(_reply(req, {"type": "admin.lobby_closed", "lobby_id": req.lobby_id}))
 
-    async def _admin_audit(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
-        assert isinstance(req, protocol.AdminAudit)
+    async def _admin_audit(self, conn: Connection, req: protocol.AdminAudit, rctx: RequestContext) -> None:
         self._require_admin(conn, req, rctx)
         entries = await self.server.persistence.require().list_audit(req.limit, req.before_id)
         conn.send(_reply(req, {"type": "admin.audit", "entries": [

@@ -21,7 +21,7 @@ from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, Reques
 from ._ratelimit import TokenBucket
 
 if TYPE_CHECKING:
-    from ._server import Server
+    from ._hosts import ConnectionHost
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_HEARTBEAT", "CLOSE_HELLO_TIMEOUT", "CLOSE_POLICY", "Connection"]
 
@@ -43,7 +43,9 @@ class _Marker(enum.Enum):
 class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
-    def __init__(self, server: Server, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str) -> None:
+    def __init__(
+        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str
+    ) -> None:
         self.server = server
         self.ws = ws
         self.id = conn_id
@@ -171,13 +173,13 @@ class Connection:
         started = time.perf_counter()
         rctx: RequestContext | None = None
         try:
-            envelope = protocol.decode(text)
+            envelope = protocol.decode(text, self.server.request_types)
             rctx = self.ctx.request(envelope.type, envelope.id)
             wait = self.bucket.take(trio.current_time())
             if wait is not None:
                 raise RateLimitError(f"too many requests; slow down (retry in {wait:.2f} s)", code="rate_limited",
                                      retry_after=round(wait, 3))
-            request = protocol.validate(envelope)
+            request = protocol.validate(envelope, self.server.request_types)
             await self.server.dispatch(self, request, rctx)
         except faults.Disconnect:
             self.drop()

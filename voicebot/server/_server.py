@@ -9,7 +9,7 @@ import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -41,7 +41,8 @@ class PasswordHashing(Protocol):
         """True when ``password`` matches ``password_hash``."""
         ...
 
-Handler = Callable[[Connection, protocol.Request, RequestContext], Awaitable[None]]
+RequestT = TypeVar("RequestT", bound=protocol.Request)
+Handler = Callable[[Connection, RequestT, RequestContext], Awaitable[None]]
 """Handles one validated request of an extension type (see :meth:`Server.add_handler`)."""
 CloseHook = Callable[[Connection], None]
 """Called once for every connection whose socket closed (after the hub was told)."""
@@ -95,9 +96,11 @@ class Server:
         self.listeners: list[trio.SocketListener] = []
         self.notice_listeners: list[Callable[[Notice | SessionGone], None]] = []
         self.close_hooks: list[CloseHook] = []
-        self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
+        self._handlers: dict[str, tuple[Handler[Any], bool, bool]] = {}
+        self.request_types: dict[str, type[protocol.Request]] = dict(protocol.REQUEST_TYPES)
+        """What this server decodes: the core types plus those its extensions added (:meth:`add_handler`)."""
         self.auth = Auth(self, self.admin_token)
-        self.counters = HubCounters()
+        self.counters = HubCounters(self.request_types)
         """Hot-path metric counters (exposed at ``/metrics`` by :attr:`http`)."""
         self.ssl_context = _server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None
         self.http = HttpSurface(self, self.counters)
@@ -239,14 +242,17 @@ class Server:
 
     # -- dispatch -----------------------------------------------------------------------------------
     def add_handler(
-        self, model: type[protocol.Request], handler: Handler, *, before_hello: bool = False, concurrent: bool = False
+        self, model: type[RequestT], handler: Handler[RequestT], *, before_hello: bool = False,
+        concurrent: bool = False,
     ) -> None:
         """Serve requests of ``model.TYPE`` with ``handler`` (features such as bots and admin plug in here).
 
         Unless ``before_hello``, the request is refused with ``hello_required`` before the client's hello. A
         ``concurrent`` handler (one that waits on something slow) runs beside the connection's reader.
         """
-        protocol.register_request(model)
+        if not model.TYPE:
+            raise ValueError("request model needs a TYPE")
+        self.request_types[model.TYPE] = model  # this server's registry only
         self._handlers[model.TYPE] = (handler, before_hello, concurrent)
 
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:

@@ -8,12 +8,17 @@ server fixtures and replay hints on failure) is :mod:`voicebot.testing.pytest_pl
 ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
-from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
-from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
-from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
-from ._process import serve_process
-from ._wer import normalise_words, word_error_rate
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
+    from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
+    from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
+    from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
+    from ._process import serve_process
+    from ._wer import normalise_words, word_error_rate
 
 __all__ = [
     "EPOCH",
@@ -34,3 +39,23 @@ __all__ = [
     "settings_for_tests",
     "word_error_rate",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "EPOCH": "._determinism",
+    "deterministic_scheduling": "._determinism",
+    "make_deterministic": "._determinism",
+    "FakeOpenAI": "._fake_openai",
+    "FakeRequest": "._fake_openai",
+    "open_fake_openai": "._fake_openai",
+    "ScriptedLLM": "._fake_providers",
+    "ScriptedSTT": "._fake_providers",
+    "ScriptedTTS": "._fake_providers",
+    "FakePasswordHasher": "._harness",
+    "FreezableStream": "._harness",
+    "open_client": "._harness",
+    "open_test_server": "._harness",
+    "settings_for_tests": "._harness",
+    "serve_process": "._process",
+    "normalise_words": "._wer",
+    "word_error_rate": "._wer",
+})

@@ -6,11 +6,16 @@
   one inside the server process (what ``voicebot serve`` starts by default).
 """
 
-from ._hub import BotHub, BotHubSettings, install_bot_hub
-from ._local import run_local_worker
-from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
-from ._scheduler import Job, JobState, Scheduler, WorkerInfo
-from ._worker import Connector, Worker, WorkerConfig, memory_connector, url_connector
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._hub import BotHub, BotHubSettings, install_bot_hub
+    from ._local import run_local_worker
+    from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
+    from ._scheduler import Job, JobState, Scheduler, WorkerInfo
+    from ._worker import Connector, Worker, WorkerConfig, memory_connector, url_connector
 
 __all__ = [
     "BotAdd",
@@ -34,3 +39,26 @@ __all__ = [
     "run_local_worker",
     "url_connector",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "BotHub": "._hub",
+    "BotHubSettings": "._hub",
+    "install_bot_hub": "._hub",
+    "run_local_worker": "._local",
+    "BotAdd": "._protocol",
+    "BotList": "._protocol",
+    "BotRemove": "._protocol",
+    "WorkerFailed": "._protocol",
+    "WorkerRegister": "._protocol",
+    "WorkerStarted": "._protocol",
+    "WorkerStopped": "._protocol",
+    "Job": "._scheduler",
+    "JobState": "._scheduler",
+    "Scheduler": "._scheduler",
+    "WorkerInfo": "._scheduler",
+    "Connector": "._worker",
+    "Worker": "._worker",
+    "WorkerConfig": "._worker",
+    "memory_connector": "._worker",
+    "url_connector": "._worker",
+})

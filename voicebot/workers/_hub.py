@@ -81,13 +81,13 @@ class BotHub:
     def install(self) -> BotHub:
         """Register handlers and the close hook on the server."""
         s = self.server
-        s.add_handler(BotList, self._bot_list)  # type: ignore[arg-type]
-        s.add_handler(BotAdd, self._bot_add, concurrent=True)  # type: ignore[arg-type]
-        s.add_handler(BotRemove, self._bot_remove)  # type: ignore[arg-type]
-        s.add_handler(WorkerRegister, self._worker_register)  # type: ignore[arg-type]
-        s.add_handler(WorkerStarted, self._worker_started)  # type: ignore[arg-type]
-        s.add_handler(WorkerFailed, self._worker_failed)  # type: ignore[arg-type]
-        s.add_handler(WorkerStopped, self._worker_stopped)  # type: ignore[arg-type]
+        s.add_handler(BotList, self._bot_list)
+        s.add_handler(BotAdd, self._bot_add, concurrent=True)
+        s.add_handler(BotRemove, self._bot_remove)
+        s.add_handler(WorkerRegister, self._worker_register)
+        s.add_handler(WorkerStarted, self._worker_started)
+        s.add_handler(WorkerFailed, self._worker_failed)
+        s.add_handler(WorkerStopped, self._worker_stopped)
         s.close_hooks.append(self._connection_closed)
         s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
         s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}

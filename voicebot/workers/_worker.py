@@ -25,7 +25,6 @@ import trio.testing
 from ..bots import BotSession, BotSpec
 from ..client import Client, connect, connect_stream
 from ..errors import VoiceBotError, WebSocketError, classify, split_passthrough
-from ..media import current_media_runtime, open_media_loop
 from ..resilience import Policy, RestartBudgetExceeded, Supervisor
 from ..server import Server
 
@@ -109,6 +108,7 @@ class Worker:
         """Connect, register, serve jobs until the control connection closes (then raise ``WebSocketError``)."""
         async with AsyncExitStack() as stack:
             if any(spec.needs_media for spec in self.bots.values()):
+                from ..media import current_media_runtime, open_media_loop  # noqa: PLC0415 - aiortc only if needed
                 try:
                     current_media_runtime()
                 except VoiceBotError:

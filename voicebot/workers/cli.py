@@ -19,17 +19,19 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from .. import __version__, metrics
-from ..bots import builtin_bots
 from ..errors import VoiceBotError
 from ..http import HttpApp, Request, Response, json_response, serve_app
-from ..media import MediaConfig
 from ..providers import PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, configure_providers
 from ..server._settings import settings_from
 from ._worker import Worker, WorkerConfig, url_connector
+
+if TYPE_CHECKING:
+    from ..media import MediaConfig
 
 __all__ = ["add_worker_subcommand", "run_worker"]
 
@@ -81,6 +83,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.processes > 1:
         trio.run(_run_processes, args)
     else:
+        from ..media import MediaConfig  # noqa: PLC0415 - the media package loads only in a worker
+
         config = WorkerConfig(token=args.token, capacity=args.capacity, name=args.name)
         trio.run(functools.partial(_until_signal, args.server, config, MediaConfig(allow_loopback=args.allow_loopback),
                                    ssl_context=ssl_context, metrics_port=args.metrics_port,
@@ -170,6 +174,8 @@ async def run_worker(url: str, config: WorkerConfig, media: MediaConfig | None =
     A ``wss://`` hub is verified with ``ssl_context`` (default: the system's trust store); ``on_worker`` sees
     each new :class:`Worker` (one per connection attempt)."""
     rng = rng if rng is not None else random.Random()
+    from ..bots import builtin_bots  # noqa: PLC0415 - media and speech load only when a worker runs
+
     bots = builtin_bots(media)
     failures = 0
     while True:
