@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import __version__
+from .bots import builtin_bots
+from .bots.assistant import MEMORY, AssistantConfig
 from .chaos.cli import add_parser as add_chaos_subcommand
 from .media import MediaConfig
 from .server import Server, Settings, add_arguments, settings_from
@@ -110,9 +112,11 @@ async def serve(settings: Settings) -> None:
             nursery.start_soon(watch)
             await nursery.start(run)
             if settings.local_worker > 0:
+                media = MediaConfig(allow_loopback=settings.media_allow_loopback)
                 await nursery.start(functools.partial(
-                    run_local_worker, server, bot_hub, capacity=settings.local_worker,
-                    media=MediaConfig(allow_loopback=settings.media_allow_loopback)))
+                    run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
+                    bots=builtin_bots(media, AssistantConfig.from_settings(settings))))
+                server.stats_sources["assistants"] = MEMORY.snapshot
             tune_gc()
             print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
             if server.admin_token_generated:

@@ -18,8 +18,10 @@ import sys
 import trio
 
 from ..bots import builtin_bots
+from ..bots.assistant import AssistantConfig
 from ..errors import VoiceBotError
 from ..media import MediaConfig
+from ..server import settings_from
 from ._worker import Worker, WorkerConfig, url_connector
 
 __all__ = ["add_worker_subcommand", "run_worker"]
@@ -93,7 +95,7 @@ async def run_worker(url: str, config: WorkerConfig, media: MediaConfig | None =
                      max_delay: float = 30.0, rng: random.Random | None = None) -> None:
     """Run a worker for the hub at ``url`` forever, reconnecting with capped exponential backoff (full jitter)."""
     rng = rng if rng is not None else random.Random()
-    bots = builtin_bots(media)
+    bots = builtin_bots(media, AssistantConfig.from_settings(settings_from(None)))  # VOICEBOT_* environment
     failures = 0
     while True:
         worker = Worker(bots, config)
