@@ -11,7 +11,7 @@ import trio
 from voicebot.bots import HumanPeer, synthesize
 from voicebot.media import IncomingTrack, frame_to_mono
 
-__all__ = ["AudioLog", "events_of", "speech", "wait_event"]
+__all__ = ["AudioLog", "Watch", "events_of", "speech", "wait_event"]
 
 
 def speech(text: str) -> np.ndarray:
@@ -57,3 +57,31 @@ class AudioLog:
         """Arrival time of the last loud frame."""
         loud = [t for t, rms in self.frames if rms > level]
         return loud[-1] if loud else None
+
+
+class Watch:
+    """Waits for events a human receives *after* the watch was (re)armed."""
+
+    def __init__(self, peer: HumanPeer) -> None:
+        self.peer = peer
+        self._seen: set[int] = set()
+        self.arm()
+
+    def arm(self) -> None:
+        """Forget everything received so far."""
+        self._seen = {id(e) for e in self.peer.events}
+
+    async def next(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 20.0) -> dict[str, Any]:
+        """The first new event satisfying ``predicate``."""
+        return await wait_event(self.peer, lambda e: id(e) not in self._seen and predicate(e), timeout=timeout)
+
+    async def answer(self, *, timeout: float = 20.0) -> dict[str, Any]:
+        """The next final assistant caption, then the ``listening`` status after it."""
+        caption = await self.next(lambda e: e.get("type") == "caption" and e["role"] == "assistant" and e["final"],
+                                  timeout=timeout)
+        await self.next(lambda e: e.get("type") == "bot.status" and e["state"] == "listening", timeout=timeout)
+        return caption
+
+    def states(self) -> list[str]:
+        """``bot.status`` states received since arming."""
+        return [e["state"] for e in self.peer.events if id(e) not in self._seen and e.get("type") == "bot.status"]

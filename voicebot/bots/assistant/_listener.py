@@ -41,8 +41,8 @@ class Utterance:
     end_of_speech: float
     """Trio time of the last voiced chunk."""
     stt_seconds: float
-    """End of speech → STT final (0 when the speculative transcription finished during the silence... never
-    negative)."""
+    """End of speech → STT final (the transcription may finish during the endpointing silence: then it is
+    shorter than ``vad_silence``)."""
     provider: str
     fallbacks: int
     turn_id: str
@@ -54,6 +54,7 @@ class _Transcription:
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Any = None
     error: Exception | None = None
+    finished_at: float = 0.0
 
 
 class Listener:
@@ -116,11 +117,12 @@ class Listener:
                 job.result = await self.bot.providers.transcribe(pcm, language=self.bot.options.language)
             except Exception as exc:  # a whole STT chain failed: the floor apologises (reported, counted)
                 job.error = exc
+            job.finished_at = trio.current_time()
             job.done.set()
 
     async def _finish(self, job: _Transcription, event: EndpointEvent) -> None:
         await job.done.wait()
-        stt_seconds = max(0.0, trio.current_time() - event.at)
+        stt_seconds = max(0.0, job.finished_at - event.at)
         if job.error is not None:
             log.warning("assistant %s: speech-to-text failed for %s: %s", self.bot.peer_id, self.link.peer_id,
                         classify(job.error).error)
