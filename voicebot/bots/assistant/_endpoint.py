@@ -124,7 +124,7 @@ class Endpointer:
         self.silence += CHUNK_SECONDS
         if self.state == "speaking":
             self.state = "trailing"
-            self._keep = len(self._chunks)
+            self._keep = len(self._chunks) - 1  # up to the last voiced chunk
             if self.voiced >= self.min_speech:
                 return [EndpointEvent("silence_started", self.last_voice_at, self.voiced, self._utterance())]
             return []

@@ -13,6 +13,7 @@ fewer bots at once). ``voicebot serve`` shows the in-process worker's analytics 
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any
 
 import attrs
@@ -32,7 +33,7 @@ def percentile(values: list[float] | collections.deque[float], q: float) -> floa
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]
 
 
