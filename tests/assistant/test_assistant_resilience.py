@@ -132,7 +132,7 @@ async def test_llm_outage_fallback_deadline_and_recovery_of_the_primary() -> Non
             assert len(primary.calls) == 1
             await trio.sleep(max(0.0, 4.2 - (trio.current_time() - opened)))
             assert (await turn(alice, bot))["text"] == "Primary here."  # half-open probe: the primary is back
-            primary.script(("slow", 10.0))  # the primary stalls: its 1 s deadline moves the turn to the backup
+            primary.default = ("slow", 10.0)  # the primary stalls: its 1 s deadline moves the turn to the backup
             watch = Watch(alice)
             await alice.say(bot, speech("Hello there, how are you?"))
             user = await watch.next(lambda e: e.get("type") == "caption" and e["role"] == "user")
@@ -164,8 +164,7 @@ async def test_stt_and_tts_outages() -> None:
             answer = await turn(alice, bot)  # STT back; the TTS primary fails → its fallback speaks
             assert answer["text"] == "All good."
             assert tts_backup.calls[-1] == "All good."
-            tts_primary.script("error")
-            tts_backup.script("error")
+            tts_primary.default = tts_backup.default = "error"
             rig.local_tts.calls.clear()
             watch.arm()
             await alice.say(bot, speech("Hello again, are you there?"))
@@ -193,10 +192,10 @@ async def test_two_people_in_turn_attributed_by_name_and_context_survives_a_cras
             first = rig.bots[-1]
             assert first.conversation is not None
 
-            def bug() -> list[Any]:
+            def bug(name: str, text: str) -> None:
                 raise RuntimeError("injected bug in the bot")
 
-            first.conversation.messages = bug  # type: ignore[method-assign]
+            first.conversation.add_user = bug  # type: ignore[method-assign,assignment]
             await alice.say(bot, speech("This crashes the bot."))  # the bot crashes; the supervisor restarts it
             with trio.fail_after(30):
                 while len(rig.bots) < 2 or not rig.bots[-1].playout.outputs:  # noqa: ASYNC110

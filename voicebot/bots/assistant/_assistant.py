@@ -56,6 +56,17 @@ class _Failed:
     detail: str
 
 
+@attrs.define(eq=False)
+class _Prepared:
+    """A reply started speculatively from a transcription that finished during the endpointing silence."""
+
+    utterance: Utterance
+    reply: Reply
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    error: Exception | None = None
+
+
 class AssistantBot(MediaBot):
     """See the module docs. Built per ``bot.add`` (and again per supervised restart, finding its memory)."""
 
@@ -85,6 +96,11 @@ class AssistantBot(MediaBot):
         self._unplayed = 0
         self._owed = False
         self._counter = itertools.count(1)
+        self._nursery: trio.Nursery | None = None
+        self._prepared: _Prepared | None = None
+        self._busy = False
+        self.speculative = {"prepared": 0, "used": 0, "withdrawn": 0}
+        """Speculative replies: started during the endpointing silence, played, thrown away."""
 
     # -- life ---------------------------------------------------------------------------------------
     @property
@@ -110,6 +126,7 @@ class AssistantBot(MediaBot):
             self.providers = Providers(self.config.providers)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._floor)
                 await super().run(session)
@@ -140,6 +157,37 @@ class AssistantBot(MediaBot):
             log.info("turn %s: %s said %r (stt %.3f s by %s)", utterance.turn_id, utterance.name, utterance.text,
                      utterance.stt_seconds, utterance.provider)
         self._enqueue(utterance)
+
+    def preview(self, utterance: Utterance) -> None:
+        """A transcription finished while its speaker is still within the endpointing silence: if the floor is
+        free, start writing and synthesising the reply now (held back until the turn really ends)."""
+        if (self._prepared is not None or self._busy or self._reply_scope is not None or self._nursery is None
+                or self.conversation is None or self._inbox.statistics().current_buffer_used):
+            return
+        draft = Conversation.from_dict(self.conversation.to_dict())
+        draft.add_user(utterance.name, utterance.text)
+        reply = self._new_reply(Reply, turn_id=self.new_turn_id("r"), messages=draft.messages(),
+                                end_of_speech=utterance.end_of_speech)
+        reply.gate = trio.Event()
+        prepared = self._prepared = _Prepared(utterance, reply)
+        self.speculative["prepared"] += 1
+        self._nursery.start_soon(self._run_prepared, prepared)
+
+    def withdraw(self, key: int) -> None:
+        """The speaker went on talking: drop the reply prepared from transcription ``key``."""
+        prepared = self._prepared
+        if prepared is not None and prepared.utterance.key == key:
+            self._prepared = None
+            prepared.scope.cancel()
+            self.speculative["withdrawn"] += 1
+
+    async def _run_prepared(self, prepared: _Prepared) -> None:
+        with prepared.scope:
+            try:
+                await prepared.reply.run()
+            except Exception as exc:  # re-raised by the floor when it commits this reply
+                prepared.error = exc
+        prepared.done.set()
 
     def stt_failed(self, peer_id: str, error: Exception) -> None:
         """Every speech-to-text provider failed for ``peer_id``'s turn: apologise (degraded)."""
@@ -196,34 +244,56 @@ class AssistantBot(MediaBot):
                     break
             failures = [item for item in batch if isinstance(item, _Failed)]
             utterances = [item for item in batch if isinstance(item, Utterance) and item.text]
-            if failures and not utterances:
-                await self._degraded(failures[0].kind, failures[0].detail)
-                continue
-            if any(isinstance(item, _Greet) for item in batch) and not utterances:
-                await self._speak(Reply(providers=self.providers, playout=self.playout,
-                                        analytics=self.job.analytics, turn_id=self.new_turn_id("g"),
-                                        text=self.options.greeting, voice=self.options.voice,
-                                        language=self.options.language))
-                continue
-            assert self.conversation is not None
-            for utterance in utterances:
-                self.conversation.add_user(utterance.name, utterance.text)
-            if not utterances and not self._owed:
-                continue
-            self._save()
-            await self._answer(max((u.end_of_speech for u in utterances), default=None))
+            prepared, self._prepared = self._prepared, None
+            if prepared is not None and not (len(batch) == 1 and utterances
+                                             and utterances[0].key == prepared.utterance.key):
+                prepared.scope.cancel()
+                self.speculative["withdrawn"] += 1
+                prepared = None
+            self._busy = True
+            try:
+                await self._take(batch, failures, utterances, prepared)
+            finally:
+                self._busy = False
 
-    async def _answer(self, end_of_speech: float | None) -> None:
+    async def _take(self, batch: list[Any], failures: list[_Failed], utterances: list[Utterance],
+                    prepared: _Prepared | None) -> None:
+        if failures and not utterances:
+            await self._degraded(failures[0].kind, failures[0].detail)
+            return
+        if any(isinstance(item, _Greet) for item in batch) and not utterances:
+            await self._speak(self._new_reply(Reply, turn_id=self.new_turn_id("g"), text=self.options.greeting))
+            return
+        assert self.conversation is not None
+        for utterance in utterances:
+            self.conversation.add_user(utterance.name, utterance.text)
+        if not utterances and not self._owed:
+            return
+        self._save()
+        await self._answer(max((u.end_of_speech for u in utterances), default=None), prepared)
+
+    def _new_reply(self, cls: type[Reply], **fields: Any) -> Reply:
+        reply = cls(providers=self.providers, playout=self.playout, analytics=self.job.analytics,
+                    voice=self.options.voice, language=self.options.language, **fields)
+        reply.on_sentence = lambda text: self._send({"type": "caption", "text": text[:2000], "role": "assistant",
+                                                      "final": False, "turn_id": reply.turn_id})
+        reply.on_first_audio = lambda: self._status("speaking")
+        return reply
+
+    async def _answer(self, end_of_speech: float | None, prepared: _Prepared | None = None) -> None:
         assert self.conversation is not None
         self.job.analytics.turns += 1
-        turn_id = self.new_turn_id("r")
-        reply = Reply(providers=self.providers, playout=self.playout, analytics=self.job.analytics, turn_id=turn_id,
-                      messages=self.conversation.messages(), voice=self.options.voice,
-                      language=self.options.language, end_of_speech=end_of_speech)
+        if prepared is not None:
+            reply = prepared.reply
+            self.speculative["used"] += 1
+        else:
+            reply = self._new_reply(Reply, turn_id=self.new_turn_id("r"), messages=self.conversation.messages(),
+                                    end_of_speech=end_of_speech)
+        turn_id = reply.turn_id
         self._status("thinking")
         heard, interrupted, failed = "", False, None
         try:
-            heard, interrupted = await self._speak(reply)
+            heard, interrupted = await self._speak(reply, prepared)
         except* ProviderError as group:
             failed = group.exceptions[0]
         if failed is not None:  # a whole chain failed (before its first piece): apologise, the turn stays owed
@@ -242,19 +312,29 @@ class AssistantBot(MediaBot):
                  "heard=%r", turn_id, _ms(t.get("llm_first_token")), _ms(t.get("tts_first_audio")),
                  _ms(t.get("voice_to_voice")), reply.providers_used, interrupted, heard)
 
-    async def _speak(self, reply: Reply) -> tuple[str, bool]:
-        """Run ``reply`` in its barge-in scope; caption and return (what was heard, whether it was cut)."""
-        reply.on_sentence = lambda text: self._send({"type": "caption", "text": text[:2000], "role": "assistant",
-                                                      "final": False, "turn_id": reply.turn_id})
-        reply.on_first_audio = lambda: self._status("speaking")
+    async def _speak(self, reply: Reply, prepared: _Prepared | None = None) -> tuple[str, bool]:
+        """Run ``reply`` in its barge-in scope (or release the ``prepared`` one, already running in its own);
+        caption and return (what was heard, whether it was cut)."""
         self._unplayed = 0
-        with trio.CancelScope() as scope:
-            self._reply_scope = scope
+        if prepared is None:
+            with trio.CancelScope() as scope:
+                self._reply_scope = scope
+                try:
+                    await reply.run()
+                finally:
+                    self._reply_scope = None
+            interrupted = scope.cancelled_caught
+        else:
+            self._reply_scope = prepared.scope
             try:
-                await reply.run()
+                assert reply.gate is not None
+                reply.gate.set()
+                await prepared.done.wait()
             finally:
                 self._reply_scope = None
-        interrupted = scope.cancelled_caught
+            interrupted = prepared.scope.cancelled_caught
+            if prepared.error is not None:
+                raise prepared.error
         heard = reply.speech.heard(self._unplayed if interrupted else 0)
         if heard:
             self._send({"type": "caption", "text": heard[:2000], "role": "assistant", "final": True,
@@ -265,8 +345,7 @@ class AssistantBot(MediaBot):
     async def _degraded(self, kind: str, detail: str) -> None:
         self.job.analytics.degraded += 1
         self._status("degraded", f"{kind}: {detail}")
-        reply = Reply(providers=self.providers, playout=self.playout, analytics=self.job.analytics,
-                      turn_id=self.new_turn_id("a"), text=APOLOGY, apology=True)
+        reply = self._new_reply(Reply, turn_id=self.new_turn_id("a"), text=APOLOGY, apology=True)
         try:
             await self._speak(reply)
         except* ProviderError:

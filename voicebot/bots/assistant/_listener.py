@@ -11,6 +11,7 @@ oldest frame (counted in the track's stats).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -46,15 +47,23 @@ class Utterance:
     provider: str
     fallbacks: int
     turn_id: str
+    key: int = 0
+    """Identifies the transcription (matches a speculative reply prepared from it, see the bot's floor)."""
+
+
+_KEYS = itertools.count(1)
 
 
 @attrs.define(eq=False)
 class _Transcription:
+    key: int = attrs.field(factory=lambda: next(_KEYS))
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Any = None
     error: Exception | None = None
     finished_at: float = 0.0
+    event: EndpointEvent | None = None
+    """The ``silence_started`` event of a speculative transcription (None once the turn ended)."""
 
 
 class Listener:
@@ -95,14 +104,17 @@ class Listener:
         elif event.kind == "silence_started":
             assert event.pcm is not None
             self._pending = self._start(nursery, event.pcm)
+            self._pending.event = event
         elif event.kind == "speech_resumed":
             if self._pending is not None:
                 self._pending.scope.cancel()
+                self.bot.withdraw(self._pending.key)
                 self._pending = None
                 self.speculative_discarded += 1
         elif event.kind == "turn_ended":
             assert event.pcm is not None
             pending = self._pending if self._pending is not None else self._start(nursery, event.pcm)
+            pending.event = None  # the turn is over: a result arriving now is submitted, not previewed
             self._pending = None
             nursery.start_soon(self._finish, pending, event)
 
@@ -119,18 +131,22 @@ class Listener:
                 job.error = exc
             job.finished_at = trio.current_time()
             job.done.set()
+            if job.event is not None and job.error is None and str(job.result.text).strip():
+                self.bot.preview(self._utterance(job, job.event))
+
+    def _utterance(self, job: _Transcription, event: EndpointEvent) -> Utterance:
+        result = job.result
+        return Utterance(
+            peer_id=self.link.peer_id, name=self.link.name, text=str(result.text).strip(),
+            end_of_speech=event.at, stt_seconds=max(0.0, job.finished_at - event.at),
+            provider=str(result.provider), fallbacks=int(result.fallbacks), turn_id=self.bot.new_turn_id("u"),
+            key=job.key)
 
     async def _finish(self, job: _Transcription, event: EndpointEvent) -> None:
         await job.done.wait()
-        stt_seconds = max(0.0, job.finished_at - event.at)
         if job.error is not None:
             log.warning("assistant %s: speech-to-text failed for %s: %s", self.bot.peer_id, self.link.peer_id,
                         classify(job.error).error)
             self.bot.stt_failed(self.link.peer_id, job.error)
             return
-        result = job.result
-        self.bot.submit(Utterance(
-            peer_id=self.link.peer_id, name=self.link.name, text=str(result.text).strip(),
-            end_of_speech=event.at, stt_seconds=stt_seconds, provider=str(result.provider),
-            fallbacks=int(result.fallbacks), turn_id=self.bot.new_turn_id("u"),
-        ))
+        self.bot.submit(self._utterance(job, event))

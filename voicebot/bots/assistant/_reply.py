@@ -62,6 +62,9 @@ class Reply:
         """Which provider answered each stage."""
         self.fallbacks = 0
         """Providers skipped or failed before the ones that answered (LLM + TTS)."""
+        self.gate: trio.Event | None = None
+        """When set: playback waits for this event (a speculative reply prepared during the endpointing silence
+        writes and synthesises ahead, and only plays once the turn really ended)."""
 
     async def run(self) -> None:
         """Write, synthesise and play the whole reply; returns once the last frame was handed to aiortc."""
@@ -117,6 +120,8 @@ class Reply:
     async def _play(self, frames: trio.MemoryReceiveChannel[tuple[int, Pcm]]) -> None:
         started = -1
         async for index, frame in frames:
+            if self.gate is not None:
+                await self.gate.wait()
             if index != started:
                 started = index
                 if self.on_sentence is not None:
