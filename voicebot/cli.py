@@ -18,6 +18,7 @@ from .bots import builtin_bots
 from .bots.assistant import MEMORY, AssistantConfig
 from .chaos.cli import add_parser as add_chaos_subcommand
 from .media import MediaConfig
+from .providers import ProviderConfig, configure_providers
 from .server import Server, Settings, add_arguments, settings_from
 from .workers import BotHubSettings, install_bot_hub, run_local_worker
 from .workers.cli import add_worker_subcommand
@@ -37,6 +38,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _run_serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
+        configure_providers(ProviderConfig.from_settings(settings))
     except ValueError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         return 2

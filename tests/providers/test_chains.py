@@ -8,6 +8,7 @@ import trio
 
 from voicebot import faults
 from voicebot.errors import Category, ProviderError, classify
+from voicebot.metrics import BOT_REGISTRY
 from voicebot.providers import ChatMessage, ProviderConfig, Providers
 from voicebot.resilience import BreakerRegistry
 from voicebot.testing import ScriptedLLM, ScriptedSTT, ScriptedTTS
@@ -210,3 +211,20 @@ async def test_breakers_are_shared_between_providers_objects(autojump_clock: tri
     calls = len(broken.calls)
     assert (await ask(two))[0] == "b"
     assert len(broken.calls) == calls  # the second bot skips the provider the first one found broken
+
+
+async def test_every_attempt_is_counted_in_prometheus(autojump_clock: trio.testing.MockClock) -> None:
+    def count(provider: str, outcome: str) -> float:
+        value = BOT_REGISTRY.get_sample_value("voicebot_provider_requests_total",
+                                              {"kind": "llm", "provider": provider, "outcome": outcome})
+        return value or 0.0
+
+    before = {key: count(*key) for key in [("m-primary", "error"), ("m-primary", "timeout"),
+                                           ("m-primary", "circuit_open"), ("m-backup", "ok")]}
+    primary = ScriptedLLM("m-primary", steps=["fatal", "hang"])
+    providers = make([primary, ScriptedLLM("m-backup")], failure_threshold=2, llm_timeout=1.0)
+    for _ in range(3):
+        await ask(providers)
+    after = {key: count(*key) - before[key] for key in before}
+    assert after == {("m-primary", "error"): 1, ("m-primary", "timeout"): 1, ("m-primary", "circuit_open"): 1,
+                     ("m-backup", "ok"): 3}

@@ -7,12 +7,15 @@ import argparse
 import pytest
 import trio
 
+from voicebot.cli import _parser
 from voicebot.providers import (
     ProviderConfig,
     Providers,
     ProviderUnavailable,
     UnknownProvider,
     add_provider_arguments,
+    configure_providers,
+    current_config,
     expand_chain,
     register_provider,
     unregister_provider,
@@ -96,3 +99,30 @@ async def test_default_providers_answer_offline(autojump_clock: trio.testing.Moc
     async with providers.stream([]) as reply:
         text = "".join([piece async for piece in reply])
     assert reply.provider == "responder" and text.startswith("Hello! I'm your assistant")
+
+
+def test_configure_providers_checks_at_startup() -> None:
+    with pytest.raises(ValueError, match="--llm: unknown"):
+        configure_providers(ProviderConfig(llm="openai,nope"))
+
+    def factory(config: ProviderConfig) -> object:
+        raise ProviderUnavailable("the foo package is missing")
+
+    register_provider("tts", "foo", factory)
+    try:
+        with pytest.raises(ValueError, match=r"--tts: provider 'foo' cannot run here: the foo package is missing"):
+            configure_providers(ProviderConfig(tts="foo"))
+    finally:
+        unregister_provider("tts", "foo")
+    config = ProviderConfig(llm="openai,local", llm_model="m")
+    configure_providers(config)
+    try:
+        assert current_config() is config
+    finally:
+        configure_providers(ProviderConfig())
+
+
+def test_worker_command_takes_provider_flags() -> None:
+    args = _parser().parse_args(["worker", "--token", "t", "--llm", "openai,local", "--context-budget", "900"])
+    config = ProviderConfig.from_settings(settings_from(args, {}), {})
+    assert config.llm == ("openai", "local") and config.context_budget == 900

@@ -18,6 +18,7 @@ import trio_websocket
 from ._types import (
     Category,
     PersistenceError,
+    ProviderError,
     Severity,
     ValidationError,
     VoiceBotError,
@@ -85,6 +86,44 @@ def _sqlite_error(exc: sqlite3.Error) -> VoiceBotError:
     return PersistenceError(code="database_error", severity=Severity.HIGH, retryable=False)
 
 
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (only the delta-seconds form; HTTP dates are ignored), capped at an hour."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 else min(seconds, 3600.0)
+
+
+def _httpx_error(exc: BaseException) -> VoiceBotError:
+    """AI-provider HTTP failures (httpx): 429/5xx/network/timeouts are retryable, other 4xx are not.
+
+    Only the status and URL reach the context (``str(exc)``); headers and bodies never do, so a key echoed back
+    by a server cannot leak into logs.
+    """
+    import httpx  # noqa: PLC0415 - only when an httpx exception is actually being classified
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        context = {"status": status}
+        if status == 429:
+            return ProviderError("AI provider rate limit reached", code="provider_rate_limited", context=context,
+                                 retry_after=_retry_after(exc.response.headers.get("retry-after")))
+        if status >= 500:
+            return ProviderError("AI provider failed", code="provider_server_error", context=context,
+                                 retry_after=_retry_after(exc.response.headers.get("retry-after")))
+        if status in (401, 403):
+            return ProviderError("AI provider rejected the credentials", code="provider_auth_failed",
+                                 retryable=False, context=context)
+        return ProviderError("AI provider rejected the request", code="provider_rejected", retryable=False,
+                             context=context)
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError("AI provider timed out", code="provider_timeout")
+    if isinstance(exc, httpx.TransportError):
+        return ProviderError("AI provider unreachable", code="provider_unreachable")
+    return ProviderError("AI provider call failed", code="provider_error", retryable=False)
+
+
 def _foreign_module(exc: BaseException) -> str:
     return type(exc).__module__.split(".", 1)[0]
 
@@ -133,6 +172,8 @@ def _map_foreign(exc: BaseException) -> VoiceBotError:
     if isinstance(exc, sqlite3.Error):
         return _sqlite_error(exc)
     module = _foreign_module(exc)
+    if module in ("httpx", "httpcore"):
+        return _httpx_error(exc)
     if module == "aioice":
         return WebRTCError("ICE connectivity failed", code="ice_failed", retryable=True, recovery="ice_restart")
     if module == "aiortc":

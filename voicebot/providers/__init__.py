@@ -11,7 +11,9 @@ Public API (stable; the assistant bot is built on it):
   ``error`` when it broke mid-stream, ``sample_rate``). A whole chain failing raises
   :class:`~voicebot.errors.ProviderError` with code ``provider_failed``.
 - :class:`Conversation` — persona, attributed turns, context budget, ``to_dict``/``from_dict``.
-- :class:`ProviderConfig`, :func:`add_provider_arguments` — configuration from settings / flags.
+- :class:`ProviderConfig`, :func:`add_provider_arguments` — configuration from settings / flags;
+  :func:`configure_providers` (validated at start-up by ``serve`` and ``worker``) and :func:`current_config` —
+  the process's configuration, which bots pass to ``Providers(current_config())``.
 - :func:`register_provider` (or the entry-point group ``voicebot.providers``) — add a provider.
 - The interfaces :class:`STTProvider`, :class:`LLMProvider`, :class:`TTSProvider` and :class:`ChatMessage`.
 - Built-in providers: ``whisper`` (STT), ``responder`` (LLM), ``piper`` and ``espeak`` (TTS), ``openai`` (all
@@ -23,11 +25,12 @@ see :mod:`voicebot.providers._chain` and README "AI providers".
 
 from . import _builtin  # noqa: F401 - registers the built-in providers
 from ._api import STT_SAMPLE_RATE, ChatMessage, LLMProvider, ProviderKind, STTProvider, TTSProvider
+from ._audio import resample_mono
 from ._brain import Responder, persona_name
 from ._chain import ProviderChain, Reply
 from ._config import API_KEY_ENV, PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, parse_chain
 from ._conversation import DEFAULT_PERSONA, MAX_PERSONA_CHARS, Conversation, Turn
-from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript
+from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript, configure_providers, current_config
 from ._registry import (
     ENTRY_POINT_GROUP,
     LOCAL_CHAINS,
@@ -68,10 +71,13 @@ __all__ = [
     "Turn",
     "UnknownProvider",
     "add_provider_arguments",
+    "configure_providers",
+    "current_config",
     "expand_chain",
     "parse_chain",
     "persona_name",
     "register_provider",
     "registered_providers",
+    "resample_mono",
     "unregister_provider",
 ]

@@ -38,7 +38,27 @@ def _whisper(config: ProviderConfig) -> Any:
     return WhisperSTT()
 
 
+def _llama(config: ProviderConfig) -> Any:
+    from ._llama import LlamaLLM  # noqa: PLC0415
+
+    return LlamaLLM(config)
+
+
+def _openai(kind: str) -> Any:
+    def factory(config: ProviderConfig) -> Any:
+        from . import _openai as openai  # noqa: PLC0415
+
+        classes = {"stt": openai.OpenAISTT, "llm": openai.OpenAILLM, "tts": openai.OpenAITTS}
+        return classes[kind](config)
+
+    return factory
+
+
 register_provider("llm", "responder", _responder)
+register_provider("llm", "llama", _llama)
+register_provider("stt", "openai", _openai("stt"))
+register_provider("llm", "openai", _openai("llm"))
+register_provider("tts", "openai", _openai("tts"))
 register_provider("tts", "espeak", _espeak)
 register_provider("tts", "piper", _piper)
 register_provider("stt", "whisper", _whisper)

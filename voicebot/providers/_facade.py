@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -30,12 +30,12 @@ import trio
 from voicebot.resilience import BreakerRegistry
 
 from ._api import ChatMessage, ProviderKind
-from ._chain import ProviderChain
+from ._chain import ProviderChain, Reply
 from ._config import ProviderConfig
-from ._registry import create_provider, expand_chain
+from ._registry import ProviderUnavailable, create_provider, expand_chain
 from ._stats import PROVIDER_STATS, ProviderStats
 
-__all__ = ["APOLOGY", "PROVIDER_BREAKERS", "Providers", "Transcript"]
+__all__ = ["APOLOGY", "PROVIDER_BREAKERS", "Providers", "Transcript", "configure_providers", "current_config"]
 
 PROVIDER_BREAKERS = BreakerRegistry()
 """This process's provider breakers (``provider:<kind>:<name>``), shared by every bot."""
@@ -44,6 +44,27 @@ APOLOGY = "Sorry, I'm having trouble answering right now. Please try again in a 
 """What :meth:`Providers.apology` says when a whole chain failed."""
 
 _AUDIO = npt.NDArray[np.int16]
+
+
+_process_config: list[ProviderConfig] = []
+
+
+def configure_providers(config: ProviderConfig) -> None:
+    """Check ``config`` (every chain name known, every named provider able to run here) and make it this
+    process's default (:func:`current_config`). ``voicebot serve`` and ``voicebot worker`` call it at start-up so
+    a typo or a missing package stops the command with a message naming the setting (``ValueError``)."""
+    for kind in ("stt", "llm", "tts"):
+        for name in expand_chain(kind, config.chain(kind)):
+            try:
+                create_provider(kind, name, config)
+            except ProviderUnavailable as exc:
+                raise ValueError(f"--{kind}: provider {name!r} cannot run here: {exc.message}") from exc
+    _process_config[:] = [config]
+
+
+def current_config() -> ProviderConfig:
+    """The configuration set by :func:`configure_providers` (defaults if none was set): what bots use."""
+    return _process_config[0] if _process_config else ProviderConfig()
 
 
 @attrs.frozen
@@ -132,16 +153,17 @@ class Providers:
             return Transcript(text=text.strip(), provider=reply.provider, seconds=reply.first_latency,
                               fallbacks=reply.fallbacks)
 
-    def stream(self, messages: Sequence[ChatMessage]) -> Any:
+    def stream(self, messages: Sequence[ChatMessage]) -> AbstractAsyncContextManager[Reply[str]]:
         """``async with providers.stream(messages) as reply`` — the LLM's answer as text deltas (a
         :class:`Reply`); raises ``ProviderError`` ``provider_failed`` if no provider gave a first token."""
         return self.llm.open(lambda provider: provider.stream(messages))
 
-    def synthesize(self, text: str, *, voice: str | None = None, language: str | None = None) -> Any:
+    def synthesize(self, text: str, *, voice: str | None = None,
+                   language: str | None = None) -> AbstractAsyncContextManager[Reply[_AUDIO]]:
         """``async with providers.synthesize(text) as audio`` — mono s16 chunks at ``audio.sample_rate``."""
         return self.tts.open(lambda provider: provider.synthesize(text, voice=voice, language=language))
 
-    def apology(self, text: str = APOLOGY) -> Any:
+    def apology(self, text: str = APOLOGY) -> AbstractAsyncContextManager[Reply[_AUDIO]]:
         """The local (offline) TTS saying ``text``: what a bot plays when a whole chain failed."""
         return self.local_tts.open(lambda provider: provider.synthesize(text))
 

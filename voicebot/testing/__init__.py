@@ -2,27 +2,35 @@
 
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
 tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
-:class:`ScriptedSTT`, :class:`ScriptedTTS`. The pytest plugin (seed / fault-plan / server fixtures and replay
-hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
+:class:`ScriptedSTT`, :class:`ScriptedTTS`; a scripted OpenAI-compatible HTTP server:
+:func:`open_fake_openai`; :func:`word_error_rate` for speech accuracy. The pytest plugin (seed / fault-plan /
+server fixtures and replay hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
 ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
 from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
+from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
 from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
 from ._process import serve_process
+from ._wer import normalise_words, word_error_rate
 
 __all__ = [
     "EPOCH",
+    "FakeOpenAI",
     "FakePasswordHasher",
+    "FakeRequest",
     "FreezableStream",
     "ScriptedLLM",
     "ScriptedSTT",
     "ScriptedTTS",
     "deterministic_scheduling",
     "make_deterministic",
+    "normalise_words",
     "open_client",
+    "open_fake_openai",
     "open_test_server",
     "serve_process",
     "settings_for_tests",
+    "word_error_rate",
 ]

@@ -21,7 +21,8 @@ from ..bots import builtin_bots
 from ..bots.assistant import AssistantConfig
 from ..errors import VoiceBotError
 from ..media import MediaConfig
-from ..server import settings_from
+from ..providers import PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, configure_providers
+from ..server._settings import settings_from
 from ._worker import Worker, WorkerConfig, url_connector
 
 __all__ = ["add_worker_subcommand", "run_worker"]
@@ -43,6 +44,7 @@ def add_worker_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParse
                         help="also offer 127.0.0.1 as an ICE host candidate (tests, loopback-only hosts)")
     parser.add_argument("--log-level", default=os.environ.get("VOICEBOT_LOG_LEVEL", "info"),
                         choices=("debug", "info", "warning", "error", "critical"))
+    add_provider_arguments(parser)  # --stt/--llm/--tts, --openai-base-url, timeouts… (README "AI providers")
     parser.set_defaults(run=_main)
 
 
@@ -52,6 +54,11 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     if args.capacity < 1 or args.processes < 1:
         print("voicebot worker: --capacity and --processes must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        configure_providers(ProviderConfig.from_settings(settings_from(args)))
+    except ValueError as exc:
+        print(f"voicebot worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -69,6 +76,9 @@ async def _run_processes(args: argparse.Namespace) -> None:
             "--capacity", str(args.capacity), "--log-level", args.log_level]
     if args.allow_loopback:
         base.append("--allow-loopback")
+    for name in PROVIDER_SETTINGS:  # provider flags go to every child (the key travels in the environment only)
+        if getattr(args, name, None) is not None:
+            base += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     env = {**os.environ, "VOICEBOT_WORKER_TOKEN": args.token}  # never on the command line (ps shows it)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -95,7 +105,7 @@ async def run_worker(url: str, config: WorkerConfig, media: MediaConfig | None =
                      max_delay: float = 30.0, rng: random.Random | None = None) -> None:
     """Run a worker for the hub at ``url`` forever, reconnecting with capped exponential backoff (full jitter)."""
     rng = rng if rng is not None else random.Random()
-    bots = builtin_bots(media, AssistantConfig.from_settings(settings_from(None)))  # VOICEBOT_* environment
+    bots = builtin_bots(media, AssistantConfig.from_settings(settings_from(None)))  # vad/barge-in: VOICEBOT_* env
     failures = 0
     while True:
         worker = Worker(bots, config)

@@ -26,7 +26,7 @@ import trio
 
 from ...errors import ProviderError, classify
 from ...media import MediaConfig
-from ...providers import APOLOGY, Conversation, Providers
+from ...providers import APOLOGY, Conversation, Providers, current_config
 from .._peers import MediaBot, PeerLink
 from .._session import BotSession
 from ._listener import Listener, Utterance
@@ -123,10 +123,12 @@ class AssistantBot(MediaBot):
         else:
             self.conversation = Conversation(self.options.persona, budget=self.config.context_budget)
         if self.providers is None:
-            self.providers = Providers(self.config.providers)
+            self.providers = Providers(self.config.providers or current_config())
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self._own_providers:  # load local models now, not during the first turn
+                    nursery.start_soon(self.providers.warm_up)
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._floor)
                 await super().run(session)

@@ -85,10 +85,11 @@ class AssistantConfig:
     context_budget: int = attrs.field(default=6000, validator=_positive)
     """Characters of history sent to the language model (``--context-budget``)."""
     providers: ProviderConfig | None = None
-    """The :class:`~voicebot.providers.ProviderConfig` to build each bot's providers from (None: defaults)."""
+    """The :class:`~voicebot.providers.ProviderConfig` to build each bot's providers from (None: the process's
+    configuration, set by ``voicebot serve``/``voicebot worker`` through ``configure_providers``)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> AssistantConfig:
-        """From :class:`~voicebot.server.Settings` (provider settings included when present)."""
+        """From :class:`~voicebot.server.Settings` (providers: the process's configuration)."""
         return cls(vad_silence=settings.vad_silence, barge_in_min=settings.barge_in_min,
-                   context_budget=settings.context_budget, providers=ProviderConfig.from_settings(settings))
+                   context_budget=settings.context_budget)
