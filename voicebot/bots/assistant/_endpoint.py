@@ -10,8 +10,9 @@
   tested on the mock clock without media). Hysteresis (speech above ``start_threshold``, silence below
   ``stop_threshold``), ``vad_silence`` seconds of silence end the turn (default 0.5 s: long enough that the normal
   pauses inside a spoken sentence — 150–400 ms — do not cut it, short enough to keep voice-to-voice latency under
-  a second; it is a setting and a flag, ``--vad-silence``). ``silence_started`` is emitted the moment silence
-  begins so the bot can start speech-to-text *during* the endpointing silence and discard it when speech resumes
+  a second; it is a setting and a flag, ``--vad-silence``). ``silence_started`` is emitted once silence lasted
+  ``speculate_after`` seconds (0.12 s) so the bot can start speech-to-text *during* the endpointing silence and
+  discard it when speech resumes
   (``speech_resumed``): the STT time hides behind the silence. Utterances with less than ``min_speech`` seconds of
   voiced audio (clicks, coughs) are dropped; one longer than ``max_utterance`` is ended there.
 """
@@ -95,12 +96,16 @@ class Endpointer:
     stop_threshold: float = 0.35
     min_speech: float = 0.15
     max_utterance: float = 30.0
+    speculate_after: float = 0.12
+    """Seconds of silence before ``silence_started`` (speculative STT): skips the 60–100 ms pauses inside a
+    sentence, whose transcriptions would only be thrown away and compete for the CPU with the real one."""
     state: Literal["idle", "speaking", "trailing"] = "idle"
     voiced: float = 0.0
     silence: float = 0.0
     last_voice_at: float = 0.0
     _chunks: list[Pcm16] = attrs.field(factory=list)
     _keep: int = 0
+    _speculated: bool = False
 
     def step(self, probability: float, pcm: Pcm16, now: float) -> list[EndpointEvent]:
         """One 32 ms chunk with its speech ``probability``, processed at ``now`` (Trio time)."""
@@ -122,15 +127,17 @@ class Endpointer:
                 events.append(self._finish(now))
             return events
         self.silence += CHUNK_SECONDS
+        events: list[EndpointEvent] = []
         if self.state == "speaking":
             self.state = "trailing"
             self._keep = len(self._chunks) - 1  # up to the last voiced chunk
-            if self.voiced >= self.min_speech:
-                return [EndpointEvent("silence_started", self.last_voice_at, self.voiced, self._utterance())]
-            return []
-        if self.silence >= self.vad_silence:
-            return [self._finish(self.last_voice_at)]
-        return []
+            self._speculated = False
+        if not self._speculated and self.silence >= self.speculate_after - 1e-9 and self.voiced >= self.min_speech:
+            self._speculated = True
+            events.append(EndpointEvent("silence_started", self.last_voice_at, self.voiced, self._utterance()))
+        if self.silence >= self.vad_silence - 1e-9:
+            events.append(self._finish(self.last_voice_at))
+        return events
 
     def _utterance(self) -> Pcm16:
         return np.concatenate(self._chunks[: self._keep or len(self._chunks)])
