@@ -112,9 +112,10 @@ class HumanPeer:
             if exc.code != "track_closed":
                 raise
 
-    async def say(self, peer: str, samples: Any, *, timeout: float = 15.0) -> None:
+    async def say(self, peer: str, samples: Any, *, timeout: float = 15.0) -> float:
         """Speak ``samples`` (48 kHz mono s16, e.g. from :func:`~voicebot.bots.synthesize`) to bot ``peer`` in real
-        time (paced by the outgoing queue); returns when the last frame is queued. Waits for the connection."""
+        time (paced by the outgoing queue); returns once the last frame is queued, with the Trio time at which it
+        will have been sent (the queue drains at 50 frames/s). Waits for the connection."""
         with trio.fail_after(timeout):
             while peer not in self._tracks:
                 await self._changed.wait()
@@ -123,6 +124,7 @@ class HumanPeer:
         padded = np.concatenate([np.asarray(samples, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
         for frame in padded.reshape(-1, FRAME_SAMPLES):
             await sender.send(np.ascontiguousarray(frame))
+        return trio.current_time() + sender.queued * FRAME_SAMPLES / 48_000
 
     async def track_from(self, peer: str, *, timeout: float = 15.0, newer_than: IncomingTrack | None = None
                          ) -> IncomingTrack:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any
 
 import attrs
@@ -205,6 +206,8 @@ class AssistantBot(MediaBot):
         scope.cancel()
         self.last_barge_in = (at, trio.current_time())
         self.job.analytics.interruptions += 1
+        self.job.analytics.barge_in.append(self.last_barge_in[1] - at)
+        self.job.analytics.last_barge_in_wall = time.time()
         log.info("assistant %s: barge-in by %s after %.2f s of voice", self.peer_id, peer_id, voiced)
 
     def _enqueue(self, item: Any) -> None:

@@ -121,11 +121,11 @@ class Endpointer:
             resumed = self.state == "trailing"
             self.state, self.silence, self.last_voice_at = "speaking", 0.0, now
             self.voiced += CHUNK_SECONDS
-            events = [EndpointEvent("speech_resumed", now, self.voiced)] if resumed else []
-            events.append(EndpointEvent("voiced", now, self.voiced))
+            voiced = [EndpointEvent("speech_resumed", now, self.voiced)] if resumed else []
+            voiced.append(EndpointEvent("voiced", now, self.voiced))
             if len(self._chunks) * CHUNK_SECONDS >= self.max_utterance:
-                events.append(self._finish(now))
-            return events
+                voiced.append(self._finish(now))
+            return voiced
         self.silence += CHUNK_SECONDS
         events: list[EndpointEvent] = []
         if self.state == "speaking":
