@@ -13,7 +13,8 @@ Per N it reports: voice-to-voice p50/p95 as the bot measures it (end of speech �
 ``admin.stats``) and as the caller hears it (end of the caller's audio → first loud frame received: adds the
 network/jitter buffers), STT word error rate of the user captions against the sentences, CPU of the serve process
 per conversation (% of one core), turns answered, and whether N stayed real time (every turn answered and the
-caller-side voice-to-voice p95 ≤ ``--realtime-p95`` seconds). A barge-in run (fake stack, N=1) measures how soon
+caller-side voice-to-voice p95 ≤ ``--realtime-p95`` seconds), and the machine's 1-minute load average (the
+figures are only comparable on an otherwise idle machine). A barge-in run (fake stack, N=1) measures how soon
 the bot's audio stops after the caller starts talking over it. Table on stdout, JSON with ``--json FILE|-``.
 
     .venv/bin/python scripts/bench_voice.py --stack offline fake --n 1 2 4 --turns 4
@@ -188,7 +189,7 @@ async def run_n(stack: str, n: int, turns: int, fake_url: str | None, realtime_p
         errors, words = errors + e, words + w
     p95 = pct(heard, 95)
     return {
-        "stack": stack, "n": n, "turns": len(rows), "unanswered": failures,
+        "stack": stack, "n": n, "turns": len(rows), "unanswered": failures, "load_average": os.getloadavg()[0],
         "v2v_bot_p50_s": statistics.median(bot_v2v) if bot_v2v else None,
         "v2v_bot_p95_s": max(bot_v2v95) if bot_v2v95 else None,
         "v2v_heard_p50_s": pct(heard, 50), "v2v_heard_p95_s": p95,
@@ -214,15 +215,25 @@ async def barge_in(fake_url: str) -> dict[str, Any]:
             await caller.wait(seen, lambda e: e.get("type") == "caption" and e["role"] == "assistant"
                               and e["final"], 30)
             await trio.sleep(0.5)
-            loud_after = [t for t in caller.loud if started <= t <= started + 1.5]
             stats = await admin_stats(url)
             bot = next(iter(stats.values()))
             flushed_wall = bot["last_barge_in_wall"]
-            heard_wall = [w for w in caller.loud_wall if flushed_wall is not None and w >= flushed_wall - 0.5]
-    stop = (loud_after[-1] - started) if loud_after else 0.0
-    return {"speech_start_to_silence_s": stop,
-            "flush_to_silence_heard_s": (heard_wall[-1] - flushed_wall) if heard_wall and flushed_wall else 0.0,
+    # The bot answers the interruption later: only the loud run that was playing when the caller spoke counts
+    # (it ends at the first gap of more than 100 ms).
+    stop = _end_of_run(caller.loud, started) - started
+    heard = (_end_of_run(caller.loud_wall, flushed_wall - 0.5) - flushed_wall) if flushed_wall else None
+    return {"speech_start_to_silence_s": stop, "flush_to_silence_heard_s": heard,
             "bot_threshold_to_flush_s": bot["barge_in_flush"]["p50"], "interruptions": bot["interruptions"]}
+
+
+def _end_of_run(times: list[float], start: float) -> float:
+    """The last time of the run of loud frames going on at ``start`` (frames 20 ms apart; a >100 ms gap ends it)."""
+    last = start
+    for t in sorted(t for t in times if t >= start):
+        if t - last > 0.1:
+            break
+        last = t
+    return last
 
 
 def fmt(value: Any, unit: str = "s") -> str:
@@ -238,7 +249,7 @@ def fmt(value: Any, unit: str = "s") -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"vad_silence_s": 0.5, "runs": []}
+    results: dict[str, Any] = {"vad_silence_s": 0.5, "load_average_at_start": os.getloadavg(), "runs": []}
     async with open_media_loop(), open_fake_openai(
             reply="Sure. Here is a short answer for you.", transcript="hello there",
             first_token=args.fake_latency, first_audio=args.fake_latency, stt_delay=args.fake_latency) as fake:
@@ -257,14 +268,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_header() -> None:
     print(f"{'stack':8} {'N':>3} {'turns':>5} {'v2v bot p50':>12} {'p95':>8} {'v2v heard p50':>14} {'p95':>8} "
-          f"{'STT p50':>8} {'WER':>6} {'CPU/conv':>9} {'real time':>9}")
+          f"{'STT p50':>8} {'WER':>6} {'CPU/conv':>9} {'real time':>9} {'load':>5}")
 
 
 def print_row(r: dict[str, Any]) -> None:
     print(f"{r['stack']:8} {r['n']:>3} {r['turns']:>5} {fmt(r['v2v_bot_p50_s']):>12} {fmt(r['v2v_bot_p95_s']):>8} "
           f"{fmt(r['v2v_heard_p50_s']):>14} {fmt(r['v2v_heard_p95_s']):>8} {fmt(r['stt_p50_s']):>8} "
           f"{fmt(r['wer'], '%') if r['stack'] == 'offline' else '-':>6} {r['cpu_per_conversation_pct']:>7.0f} % "
-          f"{fmt(r['realtime']):>9}", flush=True)
+          f"{fmt(r['realtime']):>9} {r['load_average']:>5.1f}", flush=True)
 
 
 def main() -> int:
