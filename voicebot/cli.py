@@ -15,7 +15,7 @@ import trio
 
 from . import __version__
 from .bots import builtin_bots
-from .bots.assistant import MEMORY, AssistantConfig
+from .bots.assistant import AssistantConfig
 from .chaos.cli import add_parser as add_chaos_subcommand
 from .media import MediaConfig
 from .providers import ProviderConfig, configure_providers
@@ -118,7 +118,6 @@ async def serve(settings: Settings) -> None:
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
                     bots=builtin_bots(media, AssistantConfig.from_settings(settings))))
-                server.stats_sources["assistants"] = MEMORY.snapshot
             tune_gc()
             print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
             if server.admin_token_generated:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.media
 async def test_offline_default_full_turn_with_captions_and_audio() -> None:
     """No configuration at all: the offline stack hears, answers, captions and speaks."""
     with trio.fail_after(90):
-        async with open_media_loop(), serve_with_bots() as (_server, _hub, _worker, url), connect(url) as owner:
+        async with open_media_loop(), serve_with_bots() as (server, _hub, _worker, url), connect(url) as owner:
             await owner.hello("owner")
             lobby_id = (await owner.create_lobby("assistant room"))["id"]
             async with human(url, "alice", lobby_id, None) as alice:
@@ -49,4 +49,8 @@ async def test_offline_default_full_turn_with_captions_and_audio() -> None:
                     states = [e["state"] for e in events_of(alice, "bot.status") if e["ts"] >= user["ts"]]
                     assert states[:3] == ["thinking", "speaking", "listening"], states
                     assert audio.voiced_between(said_at + 2.0, trio.current_time()) > 20
+                    stats = server.statistics()["assistants"][added["job_id"]]  # what admin.stats shows
+                    assert (stats["peer_id"], stats["turns"], stats["interruptions"]) == (bot, 1, 0)
+                    assert stats["latency"]["voice_to_voice"]["count"] == 1
+                    assert set(stats["latency"]) == {"stt", "llm_first_token", "tts_first_audio", "voice_to_voice"}
                     nursery.cancel_scope.cancel()

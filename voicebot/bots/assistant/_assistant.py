@@ -301,8 +301,15 @@ class AssistantBot(MediaBot):
             heard, interrupted = await self._speak(reply, prepared)
         except* ProviderError as group:
             failed = group.exceptions[0]
-        if failed is not None:  # a whole chain failed (before its first piece): apologise, the turn stays owed
+        if failed is not None:  # a whole chain failed before its first piece: keep what was played, apologise
             self._owed = False
+            unplayed = self.playout.queued()
+            self.playout.flush()
+            heard = reply.speech.heard(unplayed)
+            if heard:
+                self.conversation.add_assistant(heard)
+                self._send({"type": "caption", "text": heard[:2000], "role": "assistant", "final": True,
+                            "turn_id": reply.turn_id})
             self._save()
             await self._degraded("llm" if "llm_first_token" not in reply.timings else "tts",
                                  f"providers unavailable ({classify(failed).error.code})")
