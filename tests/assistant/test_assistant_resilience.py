@@ -21,7 +21,7 @@ from voicebot.bots.assistant import AssistantBot, AssistantConfig, AssistantMemo
 from voicebot.client import connect
 from voicebot.media import open_media_loop
 from voicebot.providers import ProviderConfig, Providers
-from voicebot.testing import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from voicebot.testing import ScriptedLLM, ScriptedSTT, ScriptedTTS, open_fake_openai
 
 pytestmark = pytest.mark.media
 
@@ -34,12 +34,13 @@ class Rig:
 
     def __init__(self, *, llm: list[ScriptedLLM], stt: list[ScriptedSTT] | None = None,
                  tts: list[ScriptedTTS] | None = None, config: ProviderConfig | None = None) -> None:
-        self.llm = llm
+        self.llm = llm or [ScriptedLLM("fake-llm")]
         self.stt = stt or [ScriptedSTT("fake-stt", "hello")]
         self.tts = tts or [ScriptedTTS("fake-tts", chunks=2, chunk_seconds=0.2)]
         self.local_tts = ScriptedTTS("local-tts", chunks=2, chunk_seconds=0.2)
-        self.providers = Providers.from_chains(stt=self.stt, llm=self.llm, tts=self.tts, local_tts=[self.local_tts],
-                                               config=config or ProviderConfig(failure_threshold=1, max_attempts=1))
+        self.providers: Providers = Providers.from_chains(
+            stt=self.stt, llm=self.llm, tts=self.tts, local_tts=[self.local_tts],
+            config=config or ProviderConfig(failure_threshold=1, max_attempts=1))
         self.memory = AssistantMemory()
         self.bots: list[AssistantBot] = []
 
@@ -206,3 +207,35 @@ async def test_two_people_in_turn_attributed_by_name_and_context_survives_a_cras
             assert restarted.peer_id == bot and restarted.job.lives == 2
             users = [(m.name, m.content) for m in llm.calls[-1] if m.role == "user"]
             assert users[:2] == [("alice", "my name is alice"), ("bob", "my name is bob")]
+
+
+async def test_openai_provider_over_real_http_turn_and_barge_in() -> None:
+    """STT, LLM and TTS through the openai provider against the scripted OpenAI-compatible server (real HTTP, SSE,
+    streamed PCM): a full turn, then a barge-in after which the next chat request holds only what was played."""
+    async with open_fake_openai(reply=STORY, transcript="tell me a story", first_token=0.05,
+                                first_audio=0.05) as fake:
+        config = ProviderConfig(stt="openai", llm="openai", tts="openai", openai_base_url=fake.base_url)
+        rig = Rig(llm=[], config=config)
+        rig.providers = Providers(config)
+        with trio.fail_after(60):
+            async with lobby_with(rig, "alice") as (bot, (alice,)):
+                watch = Watch(alice)
+                await alice.say(bot, speech("Tell me a story please."))
+                user = await watch.next(lambda e: e.get("type") == "caption" and e["role"] == "user")
+                assert user["text"] == "tell me a story"
+                await watch.next(lambda e: e.get("type") == "bot.status" and e["state"] == "speaking")
+                await trio.sleep(2.0)
+                fake.transcript = "stop"
+                await alice.say(bot, speech("Stop, stop! What time is it?"))
+                final = await watch.next(lambda e: e.get("type") == "caption" and e["role"] == "assistant"
+                                         and e["final"])
+                heard = final["text"]
+                assert heard and STORY.startswith(heard) and len(heard) < len(STORY) * 0.6
+                watch.arm()
+                await watch.answer()
+                last = fake.chat_messages()[-1]
+                assert [m["content"] for m in last if m["role"] == "assistant"] == [heard]
+                users = [m["content"] for m in last if m["role"] == "user"][-2:]
+                assert users == ["alice: tell me a story", "alice: stop"]  # the speaker's name travels in the text
+                assert fake.count("transcriptions") >= 2 and fake.count("speech") >= 2
+        await rig.providers.aclose()
