@@ -6,6 +6,7 @@ from typing import Any
 
 import av
 import numpy as np
+import pydantic
 import pytest
 import trio
 
@@ -27,6 +28,7 @@ from voicebot.bots.assistant import (
 )
 from voicebot.errors import ValidationError
 from voicebot.media import AudioSender
+from voicebot.workers._protocol import BotAdd
 
 CHUNK = np.zeros(CHUNK_SAMPLES, dtype=np.int16)
 
@@ -214,3 +216,12 @@ def test_silero_vad_hears_espeak_speech_and_not_silence() -> None:
     silence = probs[: int(0.9 * per_second)]
     speech_part = probs[int(1.1 * per_second): int(1.1 * per_second) + 20]
     assert max(silence) < 0.2 and np.mean(np.array(speech_part) > 0.5) > 0.6
+
+
+def test_bot_add_carries_a_full_persona_in_any_script() -> None:
+    request = BotAdd.model_validate({"type": "bot.add", "bot": "assistant", "persona": "日本" * 2000,
+                                     "greeting": "é" * 500})
+    options = AssistantOptions.from_options(request.options)
+    assert options.persona == "日本" * 2000 and options.greeting == "é" * 500
+    with pytest.raises(pydantic.ValidationError):
+        BotAdd.model_validate({"type": "bot.add", "bot": "assistant", "persona": "😀" * 5001})
