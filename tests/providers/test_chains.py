@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 import numpy as np
 import pytest
 import trio
@@ -138,7 +142,7 @@ async def test_midstream_stall_hits_the_idle_deadline(autojump_clock: trio.testi
     provider, text, error = await ask(providers)
     assert (provider, text) == ("primary", "One")
     assert isinstance(error, trio.TooSlowError)
-    assert 4.0 <= trio.current_time() - start < 4.1
+    assert 8.0 <= trio.current_time() - start < 8.1  # the gap between pieces may be twice the first-piece deadline
 
 
 async def test_whole_chain_failure_raises_provider_error(autojump_clock: trio.testing.MockClock) -> None:
@@ -228,3 +232,36 @@ async def test_every_attempt_is_counted_in_prometheus(autojump_clock: trio.testi
     after = {key: count(*key) - before[key] for key in before}
     assert after == {("m-primary", "error"): 1, ("m-primary", "timeout"): 1, ("m-primary", "circuit_open"): 1,
                      ("m-backup", "ok"): 3}
+
+
+class _LateLLM:
+    """Its first token comes from a thread that outlives the deadline (uncancellable work, e.g. local STT/TTS):
+    the deadline fires while the thread runs, and the token arrives with no checkpoint in between."""
+
+    name = "late"
+
+    def stream(self, messages: object) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        @asynccontextmanager
+        async def opened() -> AsyncGenerator[AsyncIterator[str], None]:
+            async def pieces() -> AsyncIterator[str]:
+                yield await trio.to_thread.run_sync(_slow_word)
+                yield " more"
+
+            yield pieces()
+
+        return opened()
+
+
+def _slow_word() -> str:
+    time.sleep(0.05)
+    return "Late"
+
+
+async def test_first_piece_after_the_deadline_fired_is_a_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    backup = ScriptedLLM("backup", "In time.")
+    providers = make([_LateLLM(), backup], llm_timeout=1.0)  # type: ignore[list-item]
+    async with providers.stream(MESSAGES) as reply:
+        await trio.sleep(5)  # the consumer's own checkpoints must not be hit by the late provider's deadline
+        text = "".join([piece async for piece in reply])
+    assert (reply.provider, text) == ("backup", "In time.")
+    assert providers.stats()["providers"]["llm"]["providers"]["late"]["timeouts"] == 1

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from voicebot.providers import STT_SAMPLE_RATE, ProviderConfig, Providers, resample_mono
-from voicebot.providers._local_tts import piper_voice_path
+from voicebot.providers._local_tts import piper_voice_path, split_sentences
 from voicebot.providers._whisper import whisper_model_dir
 from voicebot.testing import normalise_words, word_error_rate
 
@@ -55,6 +55,15 @@ def test_bundled_weights_are_the_published_ones() -> None:
     assert {name: _sha256(model_dir / name) for name in WHISPER_TINY_EN_SHA256} == WHISPER_TINY_EN_SHA256
     voice = piper_voice_path()
     assert {name: _sha256(voice.with_name(name)) for name in PIPER_JOE_MEDIUM_SHA256} == PIPER_JOE_MEDIUM_SHA256
+
+
+def test_sentence_splitting() -> None:
+    assert split_sentences("Hello there. How are you?  Fine!") == ["Hello there.", "How are you?", "Fine!"]
+    long = "This sentence has a clause, " + "and then a very long tail of words " * 5 + "to finish."
+    parts = split_sentences(long, max_chars=60)
+    assert parts[0] == "This sentence has a clause," and all(len(p) <= 60 for p in parts)
+    assert " ".join(parts) == long
+    assert split_sentences("...") == []
 
 
 def test_word_error_rate() -> None:
@@ -99,3 +108,10 @@ async def test_piper_streams_sentence_by_sentence() -> None:
     async with providers.synthesize("Hello there. This is the second sentence. And a third.") as audio:
         chunks = [chunk async for chunk in audio]
     assert len(chunks) == 3 and audio.sample_rate == 22_050
+
+
+async def test_espeak_takes_over_another_providers_voice() -> None:
+    providers = Providers(ProviderConfig(tts="espeak"))
+    async with providers.synthesize("Hello there.", voice="alloy") as audio:  # an OpenAI voice name
+        chunks = [chunk async for chunk in audio]
+    assert audio.provider == "espeak" and sum(chunk.size for chunk in chunks) > 0.3 * audio.sample_rate

@@ -68,6 +68,13 @@ def test_remembers_facts_per_speaker() -> None:
     assert answers[6] == "You're Ally."
 
 
+def test_remembers_places() -> None:
+    answers = chat(("alice", "I live in Berlin."), ("alice", "I work at the bakery"), ("alice", "where do I live?"),
+                   ("alice", "Where do I work"), ("bob", "where do I live"))
+    assert answers[0] == "Got it: you live in Berlin."
+    assert answers[2:] == ["You live in Berlin.", "You work at the bakery.", "You haven't told me where you live yet."]
+
+
 def test_honest_fallback() -> None:
     assert "can't answer" in chat(("alice", "What is the capital of Peru?"))[0]
 

@@ -4,9 +4,9 @@ No language model runs offline from a wheel on this platform (README "AI provide
 rule-based responder over the conversation it is given. It answers greetings, its own name (taken from the
 persona: "You are Vee…" / "Your name is …"), the speaker's name, the time and date (injected clock), spoken
 arithmetic, small talk, and remembers facts said earlier in the conversation ("my favourite colour is blue" →
-"what is my favourite colour?"), per speaker. Its memory is the context it receives, so it forgets what the
-context budget dropped — like any LLM. Anything else gets an honest fallback. Answers are one or two short
-sentences (voice), streamed word by word.
+"what is my favourite colour?", "I live in Berlin" → "where do I live?"), per speaker. Its memory is the
+context it receives, so it forgets what the context budget dropped — like any LLM. Anything else gets an honest
+fallback. Answers are one or two short sentences (voice), streamed word by word.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ _NAME_IN_PERSONA = re.compile(
 _FACT = re.compile(r"\bmy ([a-z][a-z ']{1,40}?) (?:is|are) ([^.?!,;]{1,80})", re.IGNORECASE)
 _ASK_FACT = re.compile(r"\b(?:what|who|where|which|when)(?: is|'s| are) my ([a-z][a-z ']{1,40}?)\s*[?.!]*$",
                        re.IGNORECASE)
+_PLACE = re.compile(r"\bi (live|work|study) (in|at|for) ([^.?!,;]{1,60})", re.IGNORECASE)
+_ASK_PLACE = re.compile(r"\bwhere do i (live|work|study)\b|\bwho do i work for\b", re.IGNORECASE)
 _CALL_ME = re.compile(r"\b(?:call me|my name is|i'm called|i am called)\s+([A-Za-z][\w'-]{0,30})", re.IGNORECASE)
 _GREETING = re.compile(r"^(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|greetings)\b", re.IGNORECASE)
 
@@ -52,6 +54,7 @@ class Responder:
         between streamed words (0: only a checkpoint)."""
         self.clock = clock or (lambda: datetime.now().astimezone())
         self.piece_delay = piece_delay
+        self._raw = ""
 
     @asynccontextmanager
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[AsyncIterator[str], None]:
@@ -77,7 +80,9 @@ class Responder:
         speaker = last.name
         earlier = [m for m in users[:-1] if m.name == speaker]
         text = _clean(last.content)
-        for rule in (self._arithmetic, self._time, self._names, self._recall, self._remember, self._small_talk):
+        self._raw = " ".join(last.content.split())  # original case, for values quoted back (names, places)
+        for rule in (self._arithmetic, self._time, self._names, self._recall, self._places, self._remember,
+                     self._small_talk):
             reply = rule(text, speaker, earlier, me)
             if reply:
                 return reply
@@ -133,14 +138,28 @@ class Responder:
         for message in reversed(earlier):
             for found in _FACT.finditer(message.content):
                 if _normalise_key(found.group(1)) == key:
-                    return f"Your {found.group(1).lower()} is {found.group(2).strip()}."
+                    return f"Your {found.group(1).strip().lower()} is {found.group(2).strip()}."
         return f"You haven't told me your {asked.group(1)} yet."
 
+    def _places(self, text: str, speaker: str | None, earlier: list[ChatMessage], _me: str) -> str | None:
+        asked = _ASK_PLACE.search(text)
+        if asked:
+            verb = asked.group(1) or "work"
+            for message in reversed(earlier):
+                for said in _PLACE.finditer(message.content):
+                    if said.group(1).lower() == verb:
+                        return f"You {verb} {said.group(2).lower()} {said.group(3).strip()}."
+            return f"You haven't told me where you {verb} yet."
+        told = _PLACE.search(self._raw)
+        if told:
+            return f"Got it: you {told.group(1).lower()} {told.group(2).lower()} {told.group(3).strip()}."
+        return None
+
     def _remember(self, text: str, *_: object) -> str | None:
-        found = _FACT.search(text)
-        if not found or found.group(1).strip() == "name":
+        found = _FACT.search(self._raw)
+        if not found or found.group(1).strip().lower() == "name":
             return None
-        return f"Got it: your {found.group(1).strip()} is {found.group(2).strip()}. I'll remember that."
+        return f"Got it: your {found.group(1).strip().lower()} is {found.group(2).strip()}. I'll remember that."
 
     def _small_talk(self, text: str, speaker: str | None, _earlier: object, me: str) -> str | None:
         who = f", {speaker}" if speaker else ""

@@ -11,7 +11,7 @@ Semantics (the README "AI providers" section repeats them for users):
   call, so a healthy primary is back in the chain after one successful call.
 - Fallback happens only *before* the first piece (token / audio chunk / transcript). Once a provider has
   produced something the reply is committed to it: a failure mid-stream (an error, or no next piece within
-  ``timeout``) ends the reply with what was produced (:attr:`Reply.error` tells), counts as that provider's
+  twice ``timeout``) ends the reply with what was produced (:attr:`Reply.error` tells), counts as that provider's
   failure, and is never replayed from another provider (the user already heard the beginning).
 - When every provider failed, :class:`~voicebot.errors.ProviderError` ``provider_failed`` is raised (cause: the
   last failure). Cancellation (barge-in, bot stopping) is never counted as a provider failure.
@@ -21,6 +21,7 @@ Semantics (the README "AI providers" section repeats them for users):
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -154,26 +155,45 @@ class ProviderChain:
         started_at = trio.current_time()
         last: BaseException | None = None
         for index, member in enumerate(self.members):
-            try:
-                permit, stack, iterator, first = await self._start(member, opener)
-            except Exception as exc:
-                last = exc
-                if index + 1 < len(self.members):
-                    self.stats.entry(self.kind, member.name).fallbacks += 1
-                    log.info("%s provider %s failed (%s): falling back to %s", self.kind, member.name,
-                             _describe(exc), self.members[index + 1].name)
-                continue
-            reply: Reply[T] = Reply(member.name, iterator, first, idle_timeout=self.timeout, fallbacks=index,
-                                    first_latency=trio.current_time() - started_at,
-                                    sample_rate=int(getattr(member, "sample_rate", 0) or 0))
-            async with self._finish(member.name, permit, stack, reply):
-                yield reply
-            return
+            # One scope per provider carries its deadline. The provider's own context manager is entered and
+            # exited inside it (never inside a shorter-lived scope: a provider may open a nursery), and the
+            # deadline is lifted once the first piece has arrived.
+            deadline_at = trio.current_time() + self.timeout
+            with trio.CancelScope(deadline=deadline_at) as scope:
+                try:
+                    permit, stack, iterator, first = await self._start(member, opener, deadline_at)
+                except Exception as exc:
+                    last = exc
+                else:
+                    if scope.cancel_called:  # the deadline expired just as the first piece came: too late
+                        await self._too_late(member.name, permit, stack)
+                        last = trio.TooSlowError(f"{self.kind} provider {member.name}: too slow")
+                    else:
+                        scope.deadline = math.inf  # never cancels from now on: consumer errors pass through
+                        reply: Reply[T] = Reply(member.name, iterator, first, idle_timeout=2 * self.timeout,
+                                                fallbacks=index, first_latency=trio.current_time() - started_at,
+                                                sample_rate=int(getattr(member, "sample_rate", 0) or 0))
+                        async with self._finish(member.name, permit, stack, reply):
+                            yield reply
+                        return
+            if scope.cancelled_caught:
+                last = trio.TooSlowError(f"{self.kind} provider {member.name}: no answer within {self.timeout}s")
+            if index + 1 < len(self.members):
+                self.stats.entry(self.kind, member.name).fallbacks += 1
+                log.info("%s provider %s failed (%s): falling back to %s", self.kind, member.name,
+                         _describe(last), self.members[index + 1].name)
         self.stats.chain_failed(self.kind)
         error = ProviderError(f"no {self.kind} provider is available", code="provider_failed",
                               context={"kind": self.kind, "chain": list(self.names),
                                        "last_error": _describe(last) if last else None})
         raise error from last
+
+    async def _too_late(self, name: str, permit: Permit, stack: AsyncExitStack) -> None:
+        """Release a call whose first piece arrived after the deadline had already fired; count a timeout."""
+        await _close(stack, f"{self.kind} provider {name}")
+        self.stats.entry(self.kind, name).timeouts += 1
+        count_provider_request(self.kind, name, "timeout")
+        self.breakers[name].core.on_result(permit, Outcome.FAILURE, trio.current_time(), trio.TooSlowError())
 
     @asynccontextmanager
     async def _finish(self, name: str, permit: Permit, stack: AsyncExitStack,
@@ -199,15 +219,29 @@ class ProviderChain:
                 breaker.core.on_result(permit, Outcome.CANCELLED if cancelled else Outcome.SUCCESS, now, None)
                 count_provider_request(self.kind, name, "ok")
 
-    async def _start(self, member: Any, opener: Opener[T]) -> tuple[Permit, AsyncExitStack, AsyncIterator[T], list[T]]:
-        """Open ``member``'s call and read its first piece, retrying within the deadline."""
-        retry = RetryStrategy(self.max_attempts, base_delay=0.05, max_delay=0.5, deadline=self.timeout,
-                              rng=self.rng, retry_on=_worth_retrying, name=f"provider.{self.kind}.{member.name}")
-        deadline_at = trio.current_time() + self.timeout
-        async for attempt in retry:
-            with attempt:
+    async def _start(self, member: Any, opener: Opener[T],
+                     deadline_at: float) -> tuple[Permit, AsyncExitStack, AsyncIterator[T], list[T]]:
+        """Open ``member``'s call and read its first piece, retrying retryable failures while the deadline
+        (enforced by the caller's scope) allows. Backoff and the retry decision come from
+        :class:`~voicebot.resilience.RetryStrategy`; the loop is ours because a provider's context manager must
+        not be entered inside a per-attempt cancel scope that closes before it exits."""
+        retry = RetryStrategy(self.max_attempts, base_delay=0.05, max_delay=0.5, rng=self.rng,
+                              retry_on=_worth_retrying, name=f"provider.{self.kind}.{member.name}")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
                 return await self._attempt(member, opener, deadline_at)
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+            except Exception as exc:
+                if attempt >= retry.max_attempts or not retry.should_retry(exc):
+                    raise
+                delay = retry.backoff.delay(attempt, retry.rng)
+                retry_after = classify(exc).error.retry_after
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                if trio.current_time() + delay >= deadline_at:
+                    raise  # the wait would cross the deadline: move on now
+                await trio.sleep(delay)
 
     async def _attempt(self, member: Any, opener: Opener[T],
                        deadline_at: float) -> tuple[Permit, AsyncExitStack, AsyncIterator[T], list[T]]:

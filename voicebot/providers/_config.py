@@ -78,9 +78,9 @@ class ProviderConfig:
     stt_timeout: float = 5.0
     """Seconds one STT call may take per provider, retries included."""
     llm_timeout: float = 4.0
-    """Seconds to the first token per LLM provider, retries included (also the longest gap between tokens)."""
+    """Seconds to the first token per LLM provider, retries included (twice that: the longest gap between tokens)."""
     tts_timeout: float = 3.0
-    """Seconds to the first audio per TTS provider, retries included (also the longest gap between chunks)."""
+    """Seconds to the first audio per TTS provider, retries included (twice that: the longest gap between chunks)."""
     provider_recovery_timeout: float = 30.0
     """Seconds an opened provider breaker waits before its half-open probe."""
     context_budget: int = 6000

@@ -16,6 +16,7 @@ every bot of a worker process shares each provider's health. Heavy local models 
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -36,6 +37,8 @@ from ._registry import ProviderUnavailable, create_provider, expand_chain
 from ._stats import PROVIDER_STATS, ProviderStats
 
 __all__ = ["APOLOGY", "PROVIDER_BREAKERS", "Providers", "Transcript", "configure_providers", "current_config"]
+
+log = logging.getLogger("voicebot.providers")
 
 PROVIDER_BREAKERS = BreakerRegistry()
 """This process's provider breakers (``provider:<kind>:<name>``), shared by every bot."""
@@ -59,6 +62,9 @@ def configure_providers(config: ProviderConfig) -> None:
                 create_provider(kind, name, config)
             except ProviderUnavailable as exc:
                 raise ValueError(f"--{kind}: provider {name!r} cannot run here: {exc.message}") from exc
+    uses_openai = any("openai" in config.chain(kind) for kind in ("stt", "llm", "tts"))
+    if uses_openai and not config.api_key and "api.openai.com" in config.openai_base_url:
+        log.warning("the openai provider is configured without a key: set VOICEBOT_OPENAI_API_KEY")
     _process_config[:] = [config]
 
 

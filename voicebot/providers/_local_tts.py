@@ -23,6 +23,7 @@ import trio
 
 from voicebot.bots._espeak import EspeakUnavailable, speak
 from voicebot.bots._espeak import _engine as _espeak_engine
+from voicebot.errors import ProviderError
 
 from ._registry import ProviderUnavailable
 
@@ -32,13 +33,16 @@ _AUDIO = npt.NDArray[np.int16]
 _SENTENCE = re.compile(r"[^.!?;:]+(?:[.!?;:]+|$)")
 
 
-def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
-    """``text`` cut at sentence ends (and, for very long sentences, at commas/spaces near ``max_chars``)."""
+def split_sentences(text: str, *, max_chars: int = 160) -> list[str]:
+    """``text`` cut at sentence ends; a sentence longer than ``max_chars`` is cut at its last comma (or
+    semicolon) before the limit, else at the last space, so the first audio of a long sentence comes sooner."""
     out: list[str] = []
     for match in _SENTENCE.finditer(" ".join(text.split())):
         sentence = match.group(0).strip()
         while len(sentence) > max_chars:
-            cut = max(sentence.rfind(",", 0, max_chars), sentence.rfind(" ", 0, max_chars))
+            cut = sentence.rfind(",", 0, max_chars)
+            if cut < max_chars // 3:
+                cut = sentence.rfind(" ", 0, max_chars)
             cut = cut if cut > 0 else max_chars
             out.append(sentence[: cut + 1].strip())
             sentence = sentence[cut + 1:].strip()
@@ -47,8 +51,13 @@ def split_sentences(text: str, *, max_chars: int = 220) -> list[str]:
     return out
 
 
-def _espeak_sentence(sentence: str, voice: str, rate: int) -> _AUDIO:
-    return speak(sentence, voice=voice, rate=rate)
+def _espeak_sentence(sentence: str, voice: str, rate: int, default: str) -> _AUDIO:
+    try:
+        return speak(sentence, voice=voice, rate=rate)
+    except EspeakUnavailable as exc:
+        if voice == default or "no voice" not in str(exc):
+            raise ProviderError("espeak-ng failed", code="provider_error", retryable=False) from exc
+        return speak(sentence, voice=default, rate=rate)  # a voice meant for another provider: use ours
 
 
 class EspeakTTS:
@@ -67,13 +76,14 @@ class EspeakTTS:
     @asynccontextmanager
     async def synthesize(self, text: str, *, voice: str | None = None,
                          language: str | None = None) -> AsyncGenerator[AsyncIterator[_AUDIO], None]:
-        """Sentence by sentence; ``voice`` is an espeak voice name (``en-us`` by default)."""
-        chosen = voice if voice and not voice.startswith("en_") else self.voice
-        rate = self.sample_rate
+        """Sentence by sentence; ``voice`` is an espeak voice name (unknown names — e.g. another provider's
+        voice after a fallback — use ``en-us``)."""
+        chosen = voice or self.voice
+        rate, default = self.sample_rate, self.voice
 
         async def chunks() -> AsyncIterator[_AUDIO]:
             for sentence in split_sentences(text):
-                audio = await trio.to_thread.run_sync(_espeak_sentence, sentence, chosen, rate)
+                audio = await trio.to_thread.run_sync(_espeak_sentence, sentence, chosen, rate, default)
                 if audio.size:
                     yield audio
 
