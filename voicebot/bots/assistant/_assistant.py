@@ -100,8 +100,6 @@ class AssistantBot(MediaBot):
         self._nursery: trio.Nursery | None = None
         self._prepared: _Prepared | None = None
         self._busy = False
-        self.speculative = {"prepared": 0, "used": 0, "withdrawn": 0}
-        """Speculative replies: started during the endpointing silence, played, thrown away."""
 
     # -- life ---------------------------------------------------------------------------------------
     @property
@@ -173,7 +171,7 @@ class AssistantBot(MediaBot):
                                 end_of_speech=utterance.end_of_speech)
         reply.gate = trio.Event()
         prepared = self._prepared = _Prepared(utterance, reply)
-        self.speculative["prepared"] += 1
+        self.job.analytics.speculative["prepared"] += 1
         self._nursery.start_soon(self._run_prepared, prepared)
 
     def withdraw(self, key: int) -> None:
@@ -182,7 +180,7 @@ class AssistantBot(MediaBot):
         if prepared is not None and prepared.utterance.key == key:
             self._prepared = None
             prepared.scope.cancel()
-            self.speculative["withdrawn"] += 1
+            self.job.analytics.speculative["withdrawn"] += 1
 
     async def _run_prepared(self, prepared: _Prepared) -> None:
         with prepared.scope:
@@ -253,7 +251,7 @@ class AssistantBot(MediaBot):
             if prepared is not None and not (len(batch) == 1 and utterances
                                              and utterances[0].key == prepared.utterance.key):
                 prepared.scope.cancel()
-                self.speculative["withdrawn"] += 1
+                self.job.analytics.speculative["withdrawn"] += 1
                 prepared = None
             self._busy = True
             try:
@@ -290,7 +288,7 @@ class AssistantBot(MediaBot):
         self.job.analytics.turns += 1
         if prepared is not None:
             reply = prepared.reply
-            self.speculative["used"] += 1
+            self.job.analytics.speculative["used"] += 1
         else:
             reply = self._new_reply(Reply, turn_id=self.new_turn_id("r"), messages=self.conversation.messages(),
                                     end_of_speech=end_of_speech)

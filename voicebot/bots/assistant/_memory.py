@@ -49,6 +49,8 @@ class AssistantAnalytics:
     """Provider calls answered by a fallback (a primary failed or its breaker was open)."""
     degraded: int = 0
     """Turns where a whole provider chain failed (apology played)."""
+    speculative: dict[str, int] = attrs.field(factory=lambda: {"prepared": 0, "used": 0, "withdrawn": 0})
+    """Replies prepared during the endpointing silence, played, or thrown away (the speaker went on)."""
     barge_in: collections.deque[float] = attrs.field(factory=lambda: collections.deque(maxlen=_SAMPLES))
     """Seconds from the barge-in threshold being crossed to the outgoing audio being flushed."""
     last_barge_in_wall: float | None = None
@@ -71,7 +73,8 @@ class AssistantAnalytics:
 
         return {
             "turns": self.turns, "interruptions": self.interruptions, "fallbacks": self.fallbacks,
-            "degraded": self.degraded, "barge_in_flush": summary(self.barge_in),
+            "degraded": self.degraded, "speculative": dict(self.speculative),
+            "barge_in_flush": summary(self.barge_in),
             "last_barge_in_wall": self.last_barge_in_wall,
             "latency": {stage: summary(self.latency[stage]) for stage in TURN_STAGES if stage in self.latency},
             "latency_by_provider": {key: summary(values) for key, values in sorted(self.by_provider.items())},
