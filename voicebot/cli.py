@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import __version__
+from .bots import builtin_bots
+from .bots.assistant import AssistantConfig
 from .chaos.cli import add_parser as add_chaos_subcommand
 from .media import MediaConfig
 from .providers import ProviderConfig, configure_providers
@@ -112,10 +114,11 @@ async def serve(settings: Settings) -> None:
             nursery.start_soon(watch)
             await nursery.start(run)
             if settings.local_worker > 0:
+                media = MediaConfig(allow_loopback=settings.media_allow_loopback,
+                                    ice_servers=settings.ice_server_list())
                 await nursery.start(functools.partial(
-                    run_local_worker, server, bot_hub, capacity=settings.local_worker,
-                    media=MediaConfig(allow_loopback=settings.media_allow_loopback,
-                                      ice_servers=settings.ice_server_list())))
+                    run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
+                    bots=builtin_bots(media, AssistantConfig.from_settings(settings))))
             tune_gc()
             secure = "s" if server.ssl_context is not None else ""
             address = server.addresses()[0]

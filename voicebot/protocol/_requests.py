@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 __all__ = [
     "REQUEST_TYPES",
+    "BotStatus",
     "Candidate",
+    "Caption",
     "Chat",
     "Hello",
     "LobbyCreate",
@@ -138,6 +140,35 @@ class Chat(Request):
         return self
 
 
+class Caption(Request):
+    """``caption {text (1–2000), role: "user"|"assistant", about?: peer_id, final: bool, turn_id?}``: a line of
+    live captions, broadcast to every member of the sender's lobby as ``caption {lobby_id, from, name, role, about,
+    text, final, turn_id, ts}``. Only peers of kind ``bot`` may send ``role: "assistant"`` or ``about`` someone
+    other than themselves (``forbidden`` otherwise)."""
+
+    TYPE: ClassVar[str] = "caption"
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    role: Literal["user", "assistant"]
+    about: Id | None = None
+    final: bool
+    turn_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> Caption:
+        if not self.text.strip():
+            raise ValueError("text: must not be blank")
+        return self
+
+
+class BotStatus(Request):
+    """``bot.status {state: "listening"|"thinking"|"speaking"|"degraded", detail?}`` from a bot → every member of
+    its lobby gets ``bot.status {lobby_id, peer_id, state, detail, ts}``; from a non-bot: ``forbidden``."""
+
+    TYPE: ClassVar[str] = "bot.status"
+    state: Literal["listening", "thinking", "speaking", "degraded"]
+    detail: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class Ping(Request):
     """``ping`` → ``pong``."""
 
@@ -149,3 +180,4 @@ class Ping(Request):
 REQUEST_TYPES: dict[str, type[Request]] = {
     model.TYPE: model for model in (Hello, LobbyCreate, LobbyList, LobbyJoin, LobbyLeave, Signal, Chat, Ping)
 }
+REQUEST_TYPES.update({Caption.TYPE: Caption, BotStatus.TYPE: BotStatus})

@@ -94,6 +94,8 @@ class Server:
         self.connections: dict[int, Connection] = {}
         self.listeners: list[trio.SocketListener] = []
         self.notice_listeners: list[Callable[[Notice | SessionGone], None]] = []
+        self.stats_sources: dict[str, Callable[[], Any]] = {}
+        """Extra sections of ``admin.stats`` by name (e.g. ``assistants`` from the in-process worker)."""
         self.close_hooks: list[CloseHook] = []
         self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
         self.auth = Auth(self, self.admin_token)
@@ -320,6 +322,7 @@ class Server:
             **self.errors.get_error_statistics(),
             "connections": len(self.connections), "sessions": len(self.hub.sessions),
             "lobbies": len(self.hub.lobbies),
+            **{name: source() for name, source in self.stats_sources.items()},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:

@@ -63,6 +63,11 @@ class Settings:
                                  "worker can register")
     local_worker: int = _opt(12, "capacity of the in-process bot worker that serve starts (0: none)",
                              validator=attrs.validators.ge(0))
+    # The assistant bot (voicebot.bots.assistant): endpointing and barge-in.
+    vad_silence: float = _opt(0.5, "seconds of silence that end a user's turn (assistant endpointing)",
+                              validator=_positive)
+    barge_in_min: float = _opt(0.25, "seconds of voiced audio over the assistant that interrupt its reply",
+                               validator=_positive)
     bot_start_timeout: float = _opt(20.0, "seconds a worker has to start a bot before the hub tries another",
                                     validator=_positive)
     media_allow_loopback: bool = _opt(False, "let bot peer connections offer 127.0.0.1 candidates")

@@ -24,6 +24,7 @@ import trio
 
 from .. import __version__, metrics
 from ..bots import builtin_bots
+from ..bots.assistant import AssistantConfig
 from ..errors import VoiceBotError
 from ..http import HttpApp, Request, Response, json_response, serve_app
 from ..media import MediaConfig
@@ -170,7 +171,7 @@ async def run_worker(url: str, config: WorkerConfig, media: MediaConfig | None =
     A ``wss://`` hub is verified with ``ssl_context`` (default: the system's trust store); ``on_worker`` sees
     each new :class:`Worker` (one per connection attempt)."""
     rng = rng if rng is not None else random.Random()
-    bots = builtin_bots(media)
+    bots = builtin_bots(media, AssistantConfig.from_settings(settings_from(None)))  # vad/barge-in: VOICEBOT_* env
     failures = 0
     while True:
         worker = Worker(bots, config)
