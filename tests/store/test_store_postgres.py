@@ -177,3 +177,32 @@ async def test_nul_character_is_a_persistence_error_not_a_crash(pg: Backend) -> 
         assert info.value.code == "constraint_violation"
         await store.append_audit("connect", detail={"x": "a\x00b"})  # escaped as \\u0000 inside json: fine
         assert (await store.list_audit())[0].detail == {"x": "a\x00b"}
+
+
+async def test_fault_points_are_the_sqlite_ones(pg: Backend) -> None:
+    """Plans written for SQLite hit PostgreSQL at the same points; psycopg errors may be injected by name."""
+    from voicebot import faults  # noqa: PLC0415
+
+    plan = faults.Plan(rules=[
+        faults.Rule(point="store.write", at=1,
+                    fault=faults.raises(faults.resolve_exception("psycopg.errors.SerializationFailure"), "x")),
+        faults.Rule(point="store.read", at=1, fault=faults.raises(psycopg.OperationalError, "server gone")),
+    ])
+    attempts: list[str] = []
+
+    async def retry_once(operation: Any) -> Any:
+        try:
+            return await operation()
+        except PersistenceError as exc:
+            attempts.append(exc.code)
+            if not exc.retryable:
+                raise
+            return await operation()
+
+    async with pg.open(guard=retry_once) as store:
+        with faults.activate(plan, seed=1) as run:
+            await store.create_lobby("l1", "L", max_members=2)  # first attempt injected, retried by the guard
+            assert await store.get_lobby("l1") is not None
+        assert attempts == ["database_busy", "database_unavailable"]
+        assert run.stats()  # both points recorded in the run
+    assert pg.query("SELECT id FROM lobbies") == [("l1",)]
