@@ -46,3 +46,16 @@ def test_missing_engine_skips_locally_and_fails_in_ci(
     expected = pytest.skip.Exception if outcome == "skip" else pytest.fail.Exception
     with pytest.raises(expected, match="apt-get install redis-server"):
         _unavailable(EngineUnavailable("redis-server not found (install with: apt-get install redis-server)"))
+
+
+def test_redis_outage_and_return_on_the_same_port() -> None:
+    from voicebot.testing import run_redis  # noqa: PLC0415 - a private instance: stopping the shared one would hurt
+
+    with run_redis() as engine:
+        engine.command("SET", "k", "v")
+        engine.stop()
+        with pytest.raises(ConnectionRefusedError):
+            engine.command("PING", timeout=1.0)
+        engine.start()
+        assert engine.command("PING") == b"+PONG\r\n"
+        assert engine.command("GET", "k") == b"$-1\r\n", "no persistence: a restarted Redis is empty"

@@ -206,3 +206,31 @@ async def test_fault_points_are_the_sqlite_ones(pg: Backend) -> None:
         assert attempts == ["database_busy", "database_unavailable"]
         assert run.stats()  # both points recorded in the run
     assert pg.query("SELECT id FROM lobbies") == [("l1",)]
+
+
+async def test_outage_fails_fast_and_recovers() -> None:
+    """PostgreSQL stopped under a running store: calls fail (retryable, bounded) and work again once it is back."""
+    from voicebot.testing import run_postgres  # noqa: PLC0415
+
+    with run_postgres() as engine:
+        url = await trio.to_thread.run_sync(engine.new_database, "outage")
+        async with await PostgresStore.open(url, acquire_timeout=2.0, connect_timeout=1.0) as store:
+            await store.create_lobby("before", "L", max_members=2, persistent=True)
+            await trio.to_thread.run_sync(engine.stop)
+            start = trio.current_time()
+            with pytest.raises(PersistenceError) as info:
+                await store.create_lobby("during", "L", max_members=2)
+            assert info.value.code in ("database_unavailable", "database_busy")
+            assert info.value.retryable is True
+            assert trio.current_time() - start < 10
+            await trio.to_thread.run_sync(engine.start)
+            with trio.fail_after(30):
+                while True:  # the pool reconnects in the background with backoff
+                    try:
+                        await store.create_lobby("after", "L", max_members=2, persistent=True)
+                        break
+                    except PersistenceError as exc:
+                        if not exc.retryable:
+                            raise
+                        await trio.sleep(0.5)
+            assert [lobby.id for lobby in await store.list_lobbies()] == ["before", "after"]

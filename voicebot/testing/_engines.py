@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from urllib.parse import quote
 
 import attrs
@@ -88,6 +89,11 @@ def _run_as() -> tuple[list[str], int, int] | None:
     return prefix, entry.pw_uid, entry.pw_gid
 
 
+def _launch(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+
 def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -107,6 +113,7 @@ class PostgresEngine:
     password: str
     directory: Path
     process: subprocess.Popen[bytes]
+    argv: list[str]
     _databases: int = 0
 
     def url(self, database: str = "postgres") -> str:
@@ -142,6 +149,19 @@ class PostgresEngine:
         """Send ``sig`` to the postmaster (``SIGKILL`` simulates a crash)."""
         self.process.send_signal(sig)
 
+    def stop(self, sig: int = SIGINT, timeout: float = 30.0) -> None:
+        """Stop the server (default: fast shutdown; ``SIGKILL`` for a crash) for an outage test."""
+        _stop(self.process, sig, timeout)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the stopped server again on the same port and data (after :meth:`stop`)."""
+        if self.process.poll() is None:
+            raise RuntimeError("PostgreSQL is still running")
+        self.process = _launch(self.argv, self.directory / "postgres.log")
+        if not _wait_postgres(self, time.monotonic() + timeout):
+            _stop(self.process, signal.SIGKILL, 10)
+            raise RuntimeError(f"PostgreSQL did not come back within {timeout} s")
+
 
 @contextlib.contextmanager
 def run_postgres(*, start_timeout: float = 60.0) -> Iterator[PostgresEngine]:
@@ -172,16 +192,11 @@ def run_postgres(*, start_timeout: float = 60.0) -> Iterator[PostgresEngine]:
         engine = None
         for _ in range(3):  # the free port may be taken between probing and binding
             port = free_port()
-            log = open(directory / "postgres.log", "wb")  # noqa: SIM115 - closed below
-            proc = subprocess.Popen(
-                [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
-                 "-c", "fsync=on", "-c", "max_connections=200",
-                 "-c", "shared_buffers=32MB"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-            log.close()
-            candidate = PostgresEngine("127.0.0.1", port, password, directory, proc)
+            argv = [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                    "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
+                    "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=32MB"]
+            proc = _launch(argv, directory / "postgres.log")
+            candidate = PostgresEngine("127.0.0.1", port, password, directory, proc, argv)
             if _wait_postgres(candidate, deadline):
                 engine = candidate
                 break
@@ -222,6 +237,7 @@ class RedisEngine:
     port: int
     directory: Path
     process: subprocess.Popen[bytes]
+    argv: list[str]
 
     @property
     def url(self) -> str:
@@ -237,6 +253,19 @@ class RedisEngine:
             sock.sendall(payload)
             return sock.recv(65536)
 
+    def stop(self, sig: int = SIGTERM, timeout: float = 10.0) -> None:
+        """Stop the server (``SIGKILL`` for a crash); its data is gone (no persistence), as in a real outage."""
+        _stop(self.process, sig, timeout)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the stopped server again on the same port (after :meth:`stop`), empty."""
+        if self.process.poll() is None:
+            raise RuntimeError("redis-server is still running")
+        self.process = _launch(self.argv, self.directory / "redis.log")
+        if not _wait_redis(self, time.monotonic() + timeout):
+            _stop(self.process, signal.SIGKILL, 10)
+            raise RuntimeError(f"redis-server did not come back within {timeout} s")
+
 
 @contextlib.contextmanager
 def run_redis(*, start_timeout: float = 30.0) -> Iterator[RedisEngine]:
@@ -251,14 +280,10 @@ def run_redis(*, start_timeout: float = 30.0) -> Iterator[RedisEngine]:
         engine = None
         for _ in range(3):
             port = free_port()
-            log = open(directory / "redis.log", "wb")  # noqa: SIM115 - closed below
-            proc = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-            log.close()
-            candidate = RedisEngine("127.0.0.1", port, directory, proc)
+            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
+            proc = _launch(argv, directory / "redis.log")
+            candidate = RedisEngine("127.0.0.1", port, directory, proc, argv)
             if _wait_redis(candidate, deadline):
                 engine = candidate
                 break
