@@ -22,7 +22,7 @@ from ..auth import name_key
 from ..errors import ErrorContext, ErrorHandler, VoiceBotError
 from ..hub import Hub, Lobby, Notice, Session, SessionGone
 from ..resilience import BreakerConfig, BreakerRegistry, CircuitState, RetryStrategy
-from ..store import NameRecord, SessionRecord, SQLiteStore, open_store
+from ..store import NameRecord, SessionRecord, Store, open_database, redact_url
 
 __all__ = ["Persistence"]
 
@@ -57,7 +57,7 @@ class Persistence:
         self.retry = RetryStrategy(3, base_delay=0.05, max_delay=0.5, deadline=5.0, rng=rng, name="persistence")
         self.resume_grace = resume_grace
         self.wall_clock = wall_clock
-        self.store: SQLiteStore | None = None
+        self.store: Store | None = None
         self.names: dict[str, NameRecord] = {}
         self.dropped_jobs = 0
         self.failed_jobs = 0
@@ -69,9 +69,9 @@ class Persistence:
         return await self.retry.call(self.breaker.call, operation)
 
     @asynccontextmanager
-    async def open(self) -> AsyncIterator[SQLiteStore]:
-        """Open the store and load the names cache; closed (shielded, bounded) on exit."""
-        async with open_store(self.path, guard=self.guard, now=self._wall_now) as store:
+    async def open(self) -> AsyncIterator[Store]:
+        """Open the store (PostgreSQL for a ``postgresql://`` URL, else SQLite); closed (shielded, bounded) on exit."""
+        async with open_database(self.path, guard=self.guard, now=self._wall_now) as store:
             self.store = store
             try:
                 yield store
@@ -82,7 +82,7 @@ class Persistence:
         # Looked up on every call, so replacing ``wall_clock`` (tests) also moves the store's timestamps.
         return self.wall_clock()
 
-    def require(self) -> SQLiteStore:
+    def require(self) -> Store:
         """The open store (raises RuntimeError when used outside :meth:`open`)."""
         if self.store is None:
             raise RuntimeError("persistence is not open")
@@ -225,7 +225,7 @@ class Persistence:
         """JSON-ready persistence health for statistics."""
         state = self.breaker.state
         return {
-            "path": self.path, "open": self.store is not None, "breaker": str(state),
+            "path": redact_url(self.path), "open": self.store is not None, "breaker": str(state),
             "degraded": state is not CircuitState.CLOSED and state is not CircuitState.DISABLED,
             "queued_jobs": self._jobs_recv.statistics().current_buffer_used,
             "dropped_jobs": self.dropped_jobs, "failed_jobs": self.failed_jobs, "registered_names": len(self.names),

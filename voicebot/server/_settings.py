@@ -36,7 +36,8 @@ class Settings:
 
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8765, "TCP port to listen on (0 picks a free one)")
-    db: str = _opt("voicebot.db", "SQLite database path (':memory:' keeps nothing)")
+    db: str = _opt("voicebot.db", "SQLite database path (':memory:' keeps nothing) or a PostgreSQL URL "
+                                   "postgresql://user:password@host:port/database")
     log_level: str = _opt("info", "logging level", validator=attrs.validators.in_(LOG_LEVELS))
     heartbeat_interval: float = _opt(15.0, "seconds between WebSocket pings; no pong within 2 intervals closes 4002",
                                      validator=_positive)

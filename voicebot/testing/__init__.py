@@ -3,12 +3,15 @@
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
 tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
 :class:`ScriptedSTT`, :class:`ScriptedTTS`; a scripted OpenAI-compatible HTTP server:
-:func:`open_fake_openai`; :func:`word_error_rate` for speech accuracy. The pytest plugin (seed / fault-plan /
-server fixtures and replay hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
+:func:`open_fake_openai`; :func:`word_error_rate` for speech accuracy. Real engines (PostgreSQL, redis-server) on
+loopback: :func:`run_postgres`, :func:`run_redis`, and the session fixtures of
+:mod:`voicebot.testing.engine_fixtures`. The pytest plugin (seed / fault-plan / server fixtures and replay hints
+on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
 ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
 from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
+from ._engines import EngineUnavailable, PostgresEngine, RedisEngine, free_port, run_postgres, run_redis
 from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
 from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
@@ -17,19 +20,25 @@ from ._wer import normalise_words, word_error_rate
 
 __all__ = [
     "EPOCH",
+    "EngineUnavailable",
     "FakeOpenAI",
     "FakePasswordHasher",
     "FakeRequest",
     "FreezableStream",
+    "PostgresEngine",
+    "RedisEngine",
     "ScriptedLLM",
     "ScriptedSTT",
     "ScriptedTTS",
     "deterministic_scheduling",
+    "free_port",
     "make_deterministic",
     "normalise_words",
     "open_client",
     "open_fake_openai",
     "open_test_server",
+    "run_postgres",
+    "run_redis",
     "serve_process",
     "settings_for_tests",
     "word_error_rate",
