@@ -15,13 +15,23 @@ import trio
 import trio_websocket
 
 from .. import __version__, faults, protocol
-from ..auth import Passwords, resolve_admin_token
-from ..errors import ErrorContext, ErrorHandler, ErrorRecord, IdFactory, RequestContext, SessionError, VoiceBotError
+from ..auth import Passwords, address_key, resolve_admin_token
+from ..errors import (
+    AuthError,
+    ErrorContext,
+    ErrorHandler,
+    ErrorRecord,
+    IdFactory,
+    RequestContext,
+    SessionError,
+    VoiceBotError,
+)
 from ..hub import Action, Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
 from ..resilience import BreakerRegistry
-from ._auth import Auth
+from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
 from ._persistence import Persistence
+from ._quotas import Quotas, QuotaSettings
 from ._settings import Settings
 
 __all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
@@ -30,12 +40,13 @@ __all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
 class PasswordHashing(Protocol):
     """What the server needs from a password hasher (:class:`voicebot.auth.Passwords` in production)."""
 
-    async def hash(self, password: str) -> str:
-        """Hash ``password`` (slow by design; off the event loop)."""
+    async def hash(self, password: str, *, key: str | None = None) -> str:
+        """Hash ``password`` (slow by design; off the event loop); ``key`` names the caller (its address key)
+        for a per-caller budget."""
         ...
 
-    async def verify(self, password_hash: str, password: str) -> bool:
-        """True when ``password`` matches ``password_hash``."""
+    async def verify(self, password_hash: str, password: str, *, key: str | None = None) -> bool:
+        """True when ``password`` matches ``password_hash`` (``key`` as in :meth:`hash`)."""
         ...
 
 Handler = Callable[[Connection, protocol.Request, RequestContext], Awaitable[None]]
@@ -78,12 +89,19 @@ class Server:
                       empty_lobby_ttl=s.empty_lobby_ttl, server=f"voicebot/{__version__}"),
             rng=random.Random(self.rng.random()),
         )
-        self.passwords: PasswordHashing = passwords if passwords is not None else Passwords()
+        self.passwords: PasswordHashing = passwords if passwords is not None else Passwords(
+            per_key_concurrent=s.password_checks_per_address, per_key_queue=s.password_queue_per_address)
+        self.quotas = Quotas(QuotaSettings(
+            max_connections_per_address=s.max_connections_per_address,
+            connection_rate_per_address=s.connection_rate_per_address,
+            connection_burst_per_address=s.connection_burst_per_address,
+            max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer))
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
                                        resume_grace=s.resume_grace)
         self.errors.add_source("persistence", self.persistence.snapshot)
+        self.persistence.security_wait = s.audit_wait
         self.admin_token, self.admin_token_generated = resolve_admin_token(s.admin_token or None)
         self.listen = listen
         self.close_timeout = min(2.0, s.shutdown_timeout / 4)
@@ -94,6 +112,7 @@ class Server:
         self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
         self.auth = Auth(self, self.admin_token)
         self.notice_listeners.append(self.persistence.on_notice)
+        self.notice_listeners.append(self._quota_notice)
         # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
         self.errors.add_listener(_journal_error)
         self.notice_listeners.append(_journal_notice)
@@ -194,6 +213,13 @@ class Server:
     async def handle_stream(self, stream: trio.abc.Stream, remote: str) -> None:
         """WebSocket handshake (bounded), then run the connection; nothing here can hurt other connections."""
         ctx = ErrorContext(self.errors.ids.new(), remote=remote, component="handshake")
+        host = client_host(remote)
+        refusal = self.quotas.admit(host, trio.current_time())
+        if refusal is not None:  # per-address quota: cut before any handshake work, audited, not counted
+            self.persistence.audit("connection_refused", remote=remote, code=refusal.code)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+            return
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
                 ws = await self._handshake(ws_nursery, stream)
@@ -206,6 +232,7 @@ class Server:
         except BaseException as exc:
             self.errors.capture(exc, ctx)
         finally:
+            self.quotas.release(host)
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
@@ -252,20 +279,33 @@ class Server:
             await self._hello(conn, req, rctx)
             return
         if isinstance(req, protocol.LobbyCreate):
-            digest = await self.passwords.hash(req.password) if req.password is not None else None
+            session = self.hub.session_of(conn.id)
+            if session is None:
+                raise SessionError("send hello first", code="hello_required")
+            if req.persistent and not (session.admin or self.persistence.name_record(session.name) is not None):
+                raise AuthError("persistent lobbies need admin rights or a registered name", code="forbidden",
+                                field="persistent")
+            if not session.admin:  # admins are not held to lobby quotas
+                self.quotas.check_lobby(client_host(conn.remote), session.peer_id)
+            digest = (await self.passwords.hash(req.password, key=address_key(client_host(conn.remote)))
+                      if req.password is not None else None)
+            if not session.admin:  # again: hashing took time
+                self.quotas.check_lobby(client_host(conn.remote), session.peer_id)
             new = self.hub.prepare_lobby(conn.id, req, trio.current_time(), password_hash=digest)
             if new.persistent:  # committed before lobby.created is sent
                 await self.persistence.require().create_lobby(
                     new.id, new.name, max_members=new.max_members, private=new.private,
                     password_hash=new.password_hash, persistent=True)
             actions = self.hub.create_lobby(conn.id, req, trio.current_time(), password_hash=digest, lobby=new)
+            self.quotas.lobby_created(new.id, client_host(conn.remote), session.peer_id)
         elif isinstance(req, protocol.LobbyJoin):
             lobby = self.hub.lobbies.get(req.lobby_id)
             ok: bool | None = None
             if req.ticket is not None:
                 ok = self.hub.ticket_admits(req.ticket, req.lobby_id, now)
             elif lobby is not None and lobby.password_hash is not None and req.password is not None:
-                ok = await self.passwords.verify(lobby.password_hash, req.password)
+                member = (session := self.hub.session_of(conn.id)) is not None and session.lobby_id == lobby.id
+                ok = True if member else await self.auth.check_lobby_password(conn, lobby, req.password, rctx)
             actions = self.hub.join(conn.id, req, trio.current_time(), password_ok=ok)
         else:
             actions = self.hub.request(conn.id, req, now)
@@ -288,6 +328,10 @@ class Server:
             self.persistence.audit("resume" if resumed else "connect", peer_id=session.peer_id, name=session.name,
                                    remote=conn.remote, correlation_id=rctx.correlation_id, admin=admin,
                                    kind=session.kind)
+
+    def _quota_notice(self, action: Notice | SessionGone) -> None:
+        if isinstance(action, Notice) and action.event == "lobby.deleted":
+            self.quotas.lobby_deleted(str(action.fields.get("lobby_id")))
 
     def _persistent_lobby_of(self, conn: Connection) -> bool:
         session = self.hub.session_of(conn.id)

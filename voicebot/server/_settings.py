@@ -63,6 +63,36 @@ class Settings:
     bot_start_timeout: float = _opt(20.0, "seconds a worker has to start a bot before the hub tries another",
                                     validator=_positive)
     media_allow_loopback: bool = _opt(False, "let bot peer connections offer 127.0.0.1 candidates")
+    # -- hardening (issue 12): throttles, budgets and quotas; 0 means unlimited where noted --
+    login_failures_per_address: int = _opt(5, "failed logins (password, admin token, lobby password: each counted "
+                                              "separately) an address may make in 5 min before it is locked out",
+                                           validator=_positive)
+    login_failures_per_name: int = _opt(10, "failed logins on one name (or lobby) within 5 min before it is locked "
+                                            "against addresses that have failed", validator=_positive)
+    password_checks_per_address: int = _opt(1, "password hashes/verifications one address may have running at once",
+                                            validator=_positive)
+    password_queue_per_address: int = _opt(4, "further password checks one address may have queued (auth_busy beyond)",
+                                           validator=attrs.validators.ge(0))
+    max_connections_per_address: int = _opt(100, "open connections per client address (IPv6: per /64; 0: unlimited)",
+                                            validator=attrs.validators.ge(0))
+    connection_rate_per_address: float = _opt(20.0, "new connections per second one address may open on average "
+                                                    "(0: unlimited)", validator=attrs.validators.ge(0.0))
+    connection_burst_per_address: int = _opt(50, "new connections one address may open in a burst above the rate",
+                                             validator=_positive)
+    max_lobbies_per_address: int = _opt(50, "lobbies created by one address that may exist at once (0: unlimited)",
+                                        validator=attrs.validators.ge(0))
+    max_lobbies_per_peer: int = _opt(10, "lobbies created by one peer that may exist at once (0: unlimited)",
+                                     validator=attrs.validators.ge(0))
+    max_bots_per_lobby: int = _opt(4, "bots one lobby may hold (0: unlimited)", validator=attrs.validators.ge(0))
+    max_bots_per_peer: int = _opt(4, "bots one peer may have running at once (0: unlimited)",
+                                  validator=attrs.validators.ge(0))
+    reserved_names: str = _opt("", "extra reserved names (comma list) besides admin, system, voicebot, root, "
+                                   "moderator, … and the bots' names")
+    audit_wait: float = _opt(5.0, "seconds a security audit row may wait for room in the write queue (the request "
+                                  "waits; audit_busy after)", validator=_positive)
+    ice_deny_networks: str = _opt("0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255/32,::/128,fe80::/10,ff00::/8",
+                                  "networks (comma list of CIDRs) bot peers never send ICE checks to; loopback "
+                                  "(127.0.0.0/8, ::1) is added unless --media-allow-loopback")
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)
