@@ -21,6 +21,7 @@ __all__ = [
     "RESERVED_NAMES",
     "name_key",
     "name_skeleton",
+    "name_skeletons",
     "normalize_name",
     "strip_unsafe",
     "unsafe_char",
@@ -29,8 +30,7 @@ __all__ = [
 #: Names nobody may take as a user (compared by skeleton), besides the names of the bots workers offer.
 RESERVED_NAMES = frozenset({
     "admin", "administrator", "root", "system", "sysadmin", "voicebot", "server", "moderator", "mod", "operator",
-    "support", "staff", "official", "owner", "bot", "bots", "worker", "hub", "everyone", "here", "null",
-    "undefined", "anonymous", "guest", "security",
+    "support", "staff", "official", "security", "bot",
 })
 
 # Categories never allowed in names and removed from chat: controls, format characters (bidi embeddings and
@@ -94,10 +94,19 @@ def _fold(char: str) -> str:
     return char
 
 
+def _skeleton(text: str) -> str:
+    for _ in range(2):  # a prototype can itself be NFKC-decomposable or have a prototype of its own
+        text = unicodedata.normalize("NFKC", "".join(_prototype(_fold(c)) for c in text))
+    return text.casefold()
+
+
 def name_skeleton(name: str) -> str:
-    """What ``name`` looks like (see the module docs); equal skeletons mean the names are confusable."""
+    """What ``name`` looks like, case-insensitively (see the module docs): the skeleton of its case-folded form."""
+    return _skeleton(unicodedata.normalize("NFKC", name).strip().casefold())
+
+
+def name_skeletons(name: str) -> frozenset[str]:
+    """Both skeletons of ``name``: of its case-folded form and, case-folded, of the name as written (upper-case
+    ``I`` looks like ``l`` but folds to ``i``). Two names are confusable when their sets intersect."""
     text = unicodedata.normalize("NFKC", name).strip()
-    for _ in range(2):  # prototypes can change case (and case folding can meet a new prototype)
-        text = "".join(_prototype(_fold(c)) for c in text)
-        text = unicodedata.normalize("NFKC", text).casefold()
-    return text
+    return frozenset({_skeleton(text.casefold()), _skeleton(text)})

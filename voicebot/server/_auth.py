@@ -9,7 +9,7 @@ import trio
 
 from .. import protocol
 from ..auth import LoginThrottle, ThrottlePolicy, address_key, tokens_equal
-from ..auth._names import RESERVED_NAMES, name_key, name_skeleton
+from ..auth._names import RESERVED_NAMES, name_key, name_skeletons
 from ..errors import AuthError, RequestContext, ValidationError
 from ..hub import Action, Lobby, Notice, SessionGone, validate_name
 
@@ -55,9 +55,9 @@ class Auth:
         self.reserved_sources: list[Callable[[], Iterable[str]]] = []
         """Sources of further reserved names (the bot hub adds the names of the bots workers offer)."""
         extra = {n.strip() for n in s.reserved_names.split(",") if n.strip()}
-        self._reserved = frozenset(name_skeleton(n) for n in RESERVED_NAMES | extra)
+        self._reserved = frozenset(sk for n in RESERVED_NAMES | extra for sk in name_skeletons(n))
         self._live: dict[str, dict[str, str]] = {}  # skeleton -> {peer_id: name key} of sessions (live or in grace)
-        self._peer_skeleton: dict[str, str] = {}
+        self._peer_skeletons: dict[str, frozenset[str]] = {}
         server.notice_listeners.append(self._on_notice)
         server.add_handler(protocol.NameRegister, self._name_register)
         server.add_handler(protocol.AdminStats, self._admin_stats)
@@ -110,16 +110,16 @@ class Auth:
         """Refuse reserved names and look-alikes of registered or in-use names (``name_reserved``,
         ``name_confusable``); with ``registering``, also a name someone other than ``peer_id`` is using
         (``name_in_use``): only the live holder of a name may register it."""
-        skeleton = name_skeleton(name)
-        extra = {name_skeleton(n) for source in self.reserved_sources for n in source()}
-        if skeleton in self._reserved or skeleton in extra:
+        skeletons = name_skeletons(name)
+        extra = {sk for source in self.reserved_sources for n in source() for sk in name_skeletons(n)}
+        if skeletons & self._reserved or skeletons & extra:
             raise AuthError(f"the name {name!r} is reserved", code="name_reserved", field="name")
         key = name_key(name)
-        registered = self.server.persistence.name_by_skeleton(skeleton)
+        registered = self.server.persistence.name_by_skeleton(skeletons)
         if registered is not None and registered.key != key:
             raise AuthError(f"the name {name!r} looks like the registered name {registered.name!r}",
                             code="name_confusable", field="name")
-        holders = {pid: k for pid, k in self._live.get(skeleton, {}).items() if pid != peer_id}
+        holders = {pid: k for sk in skeletons for pid, k in self._live.get(sk, {}).items() if pid != peer_id}
         if any(k != key for k in holders.values()):
             raise AuthError(f"the name {name!r} looks like a name in use", code="name_confusable", field="name")
         if registering and holders:
@@ -127,19 +127,20 @@ class Auth:
 
     def _on_notice(self, action: Notice | SessionGone) -> None:
         if isinstance(action, SessionGone):
-            skeleton = self._peer_skeleton.pop(action.peer_id, None)
-            holders = self._live.get(skeleton) if skeleton is not None else None
-            if holders is not None:
-                holders.pop(action.peer_id, None)
-                if not holders:
-                    del self._live[skeleton]  # type: ignore[arg-type]
+            for skeleton in self._peer_skeletons.pop(action.peer_id, frozenset()):
+                holders = self._live.get(skeleton)
+                if holders is not None:
+                    holders.pop(action.peer_id, None)
+                    if not holders:
+                        del self._live[skeleton]
         elif action.event == "session.started":
             peer_id, name = str(action.fields.get("peer_id")), str(action.fields.get("name", ""))
             session = self.server.hub.sessions.get(peer_id)
             if session is not None and session.kind == "user":
-                skeleton = name_skeleton(name)
-                self._peer_skeleton[peer_id] = skeleton
-                self._live.setdefault(skeleton, {})[peer_id] = name_key(name)
+                skeletons = name_skeletons(name)
+                self._peer_skeletons[peer_id] = skeletons
+                for skeleton in skeletons:
+                    self._live.setdefault(skeleton, {})[peer_id] = name_key(name)
 
     async def check_lobby_password(self, conn: Connection, lobby: Lobby, password: str, rctx: RequestContext) -> bool:
         """Verify a lobby password, throttled per lobby and per address (``password_throttled`` when locked)."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import trio
 
 from ..auth import name_key
-from ..auth._names import name_skeleton
+from ..auth._names import name_skeletons
 from ..errors import ErrorContext, ErrorHandler, PersistenceError, VoiceBotError
 from ..hub import Hub, Lobby, Notice, Session, SessionGone
 from ..resilience import BreakerConfig, BreakerRegistry, CircuitState, RetryStrategy
@@ -119,11 +119,11 @@ class Persistence:
         """Fill the names cache from the store."""
         store = self.require()
         self.names = {rec.key: rec for rec in await store.list_names()}
-        self._skeletons = {name_skeleton(rec.name): rec for rec in self.names.values()}
+        self._skeletons = {sk: rec for rec in self.names.values() for sk in name_skeletons(rec.name)}
 
-    def name_by_skeleton(self, skeleton: str) -> NameRecord | None:
-        """The registered name whose look-alike skeleton is ``skeleton`` (see ``voicebot.auth._names``), if any."""
-        return self._skeletons.get(skeleton)
+    def name_by_skeleton(self, skeletons: frozenset[str]) -> NameRecord | None:
+        """A registered name sharing one of ``skeletons`` (see ``voicebot.auth.name_skeletons``), if any."""
+        return next((rec for sk in skeletons if (rec := self._skeletons.get(sk)) is not None), None)
 
     def name_record(self, name: str) -> NameRecord | None:
         """The registration of ``name`` (case-insensitive), from the cache."""
@@ -133,7 +133,8 @@ class Persistence:
         """Register (committed before returning) and cache."""
         record = await self.require().register_name(name, password_hash)
         self.names[record.key] = record
-        self._skeletons.setdefault(name_skeleton(record.name), record)
+        for skeleton in name_skeletons(record.name):
+            self._skeletons.setdefault(skeleton, record)
         return record
 
     def session_record(self, hub: Hub, session: Session, *, connected: bool) -> SessionRecord:

@@ -191,6 +191,14 @@ class Worker:
             self._report({"type": "worker.failed", "job_id": job.job_id, "code": exc.code,
                           "message": exc.message[:500], "retryable": False})
             return
+        prepare = getattr(bot, "prepare", None)
+        if prepare is not None and not job.started:  # slow set-up (e.g. TTS, off the loop) before joining
+            try:
+                await prepare()
+            except VoiceBotError as exc:
+                self._report({"type": "worker.failed", "job_id": job.job_id, "code": exc.code,
+                              "message": exc.message[:500], "retryable": exc.retryable})
+                return
         try:
             async with connector() as client:
                 with trio.fail_after(self.config.request_timeout):
