@@ -39,6 +39,8 @@ _AUDITED = {"lobby.joined": "join", "lobby.left": "leave", "lobby.created": "lob
 #: While connected, a stored session stays valid this long (refreshed on every save).
 CONNECTED_TTL = 24 * 3600.0
 JOB_QUEUE = 4096
+#: Attempts (backoff 1, 2, 4, 8 s) to store one security audit row before it is logged at ERROR instead.
+SECURITY_ATTEMPTS = 5
 
 
 class Persistence:
@@ -203,17 +205,30 @@ class Persistence:
         """Queue the audit row of a security event (failed logins, lockouts, admin actions, registrations).
 
         Never dropped: when the job queue is full the caller waits (up to ``wait``, default
-        ``security_wait``) for room, so a flood slows its own requests instead of losing rows. If there is still
-        no room the row is logged at ERROR level with every field (so it survives in the log), counted in
-        ``audit_overflows``, and ``audit_busy`` (retryable) is raised to fail the request that caused it.
+        ``security_wait``) for room, so a flood slows its own requests instead of losing rows, and a write that
+        fails (busy or briefly unavailable store) is retried :data:`SECURITY_ATTEMPTS` times with backoff. If there
+        is still no room, or every attempt failed, the row is logged at ERROR level with every field (so it survives
+        in the log) and counted in ``audit_overflows``; no room also raises ``audit_busy`` (retryable) to fail the
+        request that caused it.
         """
         store = self.store
         if store is None:
             return
 
         async def job() -> None:
-            await store.append_audit(event, peer_id=peer_id, name=name, remote=remote,
-                                     correlation_id=correlation_id, detail=detail or None)
+            for attempt in range(SECURITY_ATTEMPTS):  # a busy or briefly failing store must not lose the row
+                try:
+                    await store.append_audit(event, peer_id=peer_id, name=name, remote=remote,
+                                             correlation_id=correlation_id, detail=detail or None)
+                    return
+                except Exception:
+                    if attempt == SECURITY_ATTEMPTS - 1:
+                        self.audit_overflows += 1
+                        log.error("security audit row not stored after %d attempts: event=%s peer_id=%s name=%s "
+                                  "remote=%s cid=%s %s", SECURITY_ATTEMPTS, event, peer_id, name, remote,
+                                  correlation_id, detail)
+                        raise
+                    await trio.sleep(min(2.0**attempt, 10.0))
 
         try:
             self._jobs_send.send_nowait(job)

@@ -9,13 +9,21 @@ carry no information, are dropped first).
 
 from __future__ import annotations
 
-import attrs
+import logging
+import math
 
+import attrs
+import trio
+import trio_websocket
+
+from .. import protocol
 from ..auth import address_key
-from ..errors import RateLimitError
+from ..errors import RateLimitError, VoiceBotError
 from ._ratelimit import TokenBucket
 
-__all__ = ["MAX_BUCKETS", "QuotaSettings", "Quotas"]
+__all__ = ["MAX_BUCKETS", "QuotaSettings", "Quotas", "refuse_stream"]
+
+log = logging.getLogger("voicebot.server")
 
 #: Cap on remembered connection-rate buckets (addresses seen recently).
 MAX_BUCKETS = 50_000
@@ -114,3 +122,22 @@ class Quotas:
                 table[key] = left
             else:
                 table.pop(key, None)
+
+
+async def refuse_stream(stream: trio.abc.Stream, refusal: VoiceBotError, timeout: float) -> None:
+    """Answer the upgrade request on ``stream`` with ``429 Too Many Requests`` (``Retry-After`` and a JSON body with
+    the error code) within ``timeout`` seconds; the stream is closed either way."""
+    body = protocol.encode({"type": "error", "code": refusal.code, "message": refusal.message,
+                            "retry_after": refusal.retry_after}).encode()
+    try:
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                request = await trio_websocket.wrap_server_stream(nursery, stream, max_message_size=1024)
+                retry = str(max(1, math.ceil(refusal.retry_after or 1)))
+                await request.reject(429, extra_headers=[(b"Retry-After", retry.encode())], body=body)
+                nursery.cancel_scope.cancel()
+    except Exception as exc:  # a broken socket while refusing: nothing more to do for this client
+        log.debug("refusing %s failed: %r", refusal.code, exc)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)

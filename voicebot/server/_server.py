@@ -31,7 +31,7 @@ from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
 from ._persistence import Persistence
-from ._quotas import Quotas, QuotaSettings
+from ._quotas import Quotas, QuotaSettings, refuse_stream
 from ._settings import Settings
 
 __all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
@@ -217,7 +217,7 @@ class Server:
         refusal = self.quotas.admit(host, trio.current_time())
         if refusal is not None:  # per-address quota: HTTP 429 (bounded), audited, not counted as a connection
             self.persistence.audit("connection_refused", remote=remote, code=refusal.code)
-            await self._refuse(stream, refusal)
+            await refuse_stream(stream, refusal, min(2.0, self.settings.hello_timeout))
             return
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
@@ -232,24 +232,6 @@ class Server:
             self.errors.capture(exc, ctx)
         finally:
             self.quotas.release(host)
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(stream)
-
-    async def _refuse(self, stream: trio.abc.Stream, refusal: VoiceBotError) -> None:
-        """Answer the upgrade request with ``429 Too Many Requests`` (``Retry-After`` and a JSON body with the error
-        code), within a short deadline; the stream is closed either way."""
-        body = protocol.encode({"type": "error", "code": refusal.code, "message": refusal.message,
-                                "retry_after": refusal.retry_after}).encode()
-        try:
-            with trio.move_on_after(min(2.0, self.settings.hello_timeout)):
-                async with trio.open_nursery() as nursery:
-                    request = await trio_websocket.wrap_server_stream(nursery, stream, max_message_size=1024)
-                    retry = str(max(1, math.ceil(refusal.retry_after or 1)))
-                    await request.reject(429, extra_headers=[(b"Retry-After", retry.encode())], body=body)
-                    nursery.cancel_scope.cancel()
-        except Exception as exc:  # a broken socket while refusing: nothing more to do for this client
-            log.debug("refusing %s failed: %r", refusal.code, exc)
-        finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
