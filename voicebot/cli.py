@@ -112,7 +112,8 @@ async def serve(settings: Settings) -> None:
             if settings.local_worker > 0:
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker,
-                    media=MediaConfig(allow_loopback=settings.media_allow_loopback)))
+                    media=MediaConfig(allow_loopback=settings.media_allow_loopback,
+                                      ice_deny_networks=settings.ice_deny_networks)))
             tune_gc()
             print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
             if server.admin_token_generated:

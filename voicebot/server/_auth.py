@@ -133,7 +133,7 @@ class Auth:
                     holders.pop(action.peer_id, None)
                     if not holders:
                         del self._live[skeleton]
-        elif action.event == "session.started":
+        elif action.event in ("session.started", "session.resumed"):  # resumed: e.g. restored after a restart
             peer_id, name = str(action.fields.get("peer_id")), str(action.fields.get("name", ""))
             session = self.server.hub.sessions.get(peer_id)
             if session is not None and session.kind == "user":

@@ -349,6 +349,8 @@ class Server:
             **self.errors.get_error_statistics(),
             "connections": len(self.connections), "sessions": len(self.hub.sessions),
             "lobbies": len(self.hub.lobbies),
+            "quotas": {"refused_connections": self.quotas.refused_connections,
+                       "addresses_connected": len(self.quotas.connections)},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:

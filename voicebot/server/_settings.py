@@ -7,6 +7,7 @@ variables and the command-line flags, so the three can never disagree.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +22,15 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be > 0 (got {value})")
+
+
+def _networks(value: str) -> None:
+    """Validate a comma list of CIDRs (the media layer parses it again; this keeps bad flags from starting)."""
+    for item in filter(None, (i.strip() for i in value.split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"not a network: {item!r} ({exc})") from None
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -92,7 +102,8 @@ class Settings:
                                   "waits; audit_busy after)", validator=_positive)
     ice_deny_networks: str = _opt("0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255/32,::/128,fe80::/10,ff00::/8",
                                   "networks (comma list of CIDRs) bot peers never send ICE checks to; loopback "
-                                  "(127.0.0.0/8, ::1) is added unless --media-allow-loopback")
+                                  "(127.0.0.0/8, ::1) is added unless --media-allow-loopback",
+                                  validator=lambda _i, _a, v: _networks(v))
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)

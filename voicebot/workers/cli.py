@@ -39,6 +39,10 @@ def add_worker_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--name", default=f"worker-{os.getpid()}", help="name shown in the hub's logs")
     parser.add_argument("--allow-loopback", action="store_true",
                         help="also offer 127.0.0.1 as an ICE host candidate (tests, loopback-only hosts)")
+    parser.add_argument("--ice-deny-networks", default=os.environ.get("VOICEBOT_ICE_DENY_NETWORKS"),
+                        help="networks (comma list of CIDRs) bots never send ICE checks to (env "
+                             "VOICEBOT_ICE_DENY_NETWORKS; default: link-local, multicast, 0.0.0.0/8, broadcast; "
+                             "loopback is added unless --allow-loopback)")
     parser.add_argument("--log-level", default=os.environ.get("VOICEBOT_LOG_LEVEL", "info"),
                         choices=("debug", "info", "warning", "error", "critical"))
     parser.set_defaults(run=_main)
@@ -57,7 +61,9 @@ def _main(args: argparse.Namespace) -> int:
         trio.run(_run_processes, args)
     else:
         config = WorkerConfig(token=args.token, capacity=args.capacity, name=args.name)
-        trio.run(_until_signal, args.server, config, MediaConfig(allow_loopback=args.allow_loopback))
+        media = MediaConfig(allow_loopback=args.allow_loopback, **(
+            {"ice_deny_networks": args.ice_deny_networks} if args.ice_deny_networks is not None else {}))
+        trio.run(_until_signal, args.server, config, media)
     return 0
 
 
@@ -67,6 +73,8 @@ async def _run_processes(args: argparse.Namespace) -> None:
             "--capacity", str(args.capacity), "--log-level", args.log_level]
     if args.allow_loopback:
         base.append("--allow-loopback")
+    if args.ice_deny_networks is not None:
+        base += ["--ice-deny-networks", args.ice_deny_networks]
     env = {**os.environ, "VOICEBOT_WORKER_TOKEN": args.token}  # never on the command line (ps shows it)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
