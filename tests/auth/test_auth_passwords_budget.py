@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -20,12 +21,14 @@ class RecordingHasher(argon2.PasswordHasher):
         super().__init__(time_cost=1, memory_cost=8, parallelism=1, hash_len=8, salt_len=8)
         self.started: list[str] = []
         self.threads: set[str] = set()
+        self.nice: set[int] = set()
         self._lock = threading.Lock()
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
         with self._lock:
             self.started.append(str(password))
             self.threads.add(threading.current_thread().name)
+            self.nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         time.sleep(0.02)
         return super().hash(password, salt=salt)
 
@@ -53,7 +56,8 @@ async def test_one_address_holds_few_places_and_others_go_first(flood: int) -> N
     assert position <= 2  # behind at most the attacker's one running hash (and one that was already starting)
     assert outcomes.count("hashed") == 5 and outcomes.count("auth_busy") == flood - 5
     assert passwords.pending("6.6.6.6") == 0
-    assert threading.main_thread().name not in hasher.threads  # never on the event loop's thread
+    assert threading.main_thread().name not in hasher.threads  # never on the event loop's thread ...
+    assert min(hasher.nice) > os.getpriority(os.PRIO_PROCESS, 0)  # ... and below the loop's priority
 
 
 async def test_keys_are_forgotten_and_unkeyed_calls_still_work() -> None:

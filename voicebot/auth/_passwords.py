@@ -5,7 +5,7 @@ Parameters (the default): argon2-cffi's ``RFC_9106_LOW_MEMORY`` profile, i.e. Ar
 as the uniformly safe choice when 2 GiB per hash is not affordable, which is the case on a server that
 hashes for many users. Argon2id is memory-hard (GPU/ASIC guessing costs memory, not just cycles) and
 resists side channels. One hash takes tens of milliseconds of CPU and 64 MiB of RAM, so
-:class:`Passwords` runs it in a worker thread (the event loop never blocks) behind its own
+:class:`Passwords` runs it in a low-priority worker thread (the event loop never blocks, nor starves) behind its own
 :class:`trio.CapacityLimiter`: at most ``max_concurrent`` hashes run at once (peak RAM
 ``max_concurrent × 64 MiB``), and a login flood queues for at most ``queue_timeout`` seconds before
 getting a retryable :class:`~voicebot.errors.RateLimitError` instead of exhausting the host.
@@ -25,6 +25,7 @@ import argon2
 import argon2.exceptions
 import trio
 
+from voicebot._cpu import CpuPool
 from voicebot.errors import AuthError, RateLimitError
 
 __all__ = ["DEFAULT_PARAMETERS", "Passwords"]
@@ -60,9 +61,9 @@ class Passwords:
             raise ValueError("queue_timeout must be positive")
         self._hasher = hasher if hasher is not None else argon2.PasswordHasher.from_parameters(DEFAULT_PARAMETERS)
         self._limiter = trio.CapacityLimiter(max_concurrent)
-        # Own thread limiter (same size, so never waited on): hashing does not compete with other
-        # to_thread users for trio's default limiter.
-        self._threads = trio.CapacityLimiter(max_concurrent)
+        # Own low-priority threads (as many as the limiter admits, so never waited on): hashing neither competes
+        # with other to_thread users nor takes the cores from the event loop (see voicebot._cpu).
+        self._threads = CpuPool("voicebot-argon2", max_concurrent)
         self._queue_timeout = queue_timeout
         if per_key_concurrent < 1 or per_key_queue < 0:
             raise ValueError("per_key_concurrent must be at least 1 and per_key_queue at least 0")
@@ -119,7 +120,7 @@ class Passwords:
         if waited.cancelled_caught:
             raise self._busy()
         try:
-            return await trio.to_thread.run_sync(fn, *args, thread_name="voicebot-argon2", limiter=self._threads)
+            return await self._threads.run(fn, *args)
         finally:
             self._limiter.release()
 

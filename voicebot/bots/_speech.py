@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
+from .._cpu import CpuPool
 from ..errors import ProviderError, Severity
 from ..media import FRAME_SAMPLES, SAMPLE_RATE
 from ._espeak import EspeakUnavailable, espeak_available, speak
@@ -32,6 +33,7 @@ MAX_SYNTH_WAITING = 16
 SYNTH_CACHE = 8
 
 _limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("voicebot_synth_limiter")
+_pool = CpuPool("voicebot-tts", SYNTH_CONCURRENCY)
 _cache: OrderedDict[str, npt.NDArray[np.int16]] = OrderedDict()
 
 SPEECH_BACKEND = (
@@ -71,8 +73,8 @@ def synthesize(text: str, *, seed: int = 0) -> npt.NDArray[np.int16]:
 
 
 async def synthesize_off_loop(text: str) -> npt.NDArray[np.int16]:
-    """:func:`synthesize` in a worker thread, never on the event loop (issue 12 row 2: 4 speakers × 1,000
-    characters froze the hub for 3.4 s when this ran on the loop).
+    """:func:`synthesize` in a low-priority worker thread (``voicebot._cpu``), never on the event loop (issue 12
+    row 2: 4 speakers × 1,000 characters froze the hub for 3.4 s when this ran on the loop).
 
     Budget per process: :data:`SYNTH_CONCURRENCY` at once, :data:`MAX_SYNTH_WAITING` waiting (then
     ``tts_busy``, retryable); the last :data:`SYNTH_CACHE` utterances are cached. Cancelling a waiter is
@@ -90,8 +92,8 @@ async def synthesize_off_loop(text: str) -> npt.NDArray[np.int16]:
     if limiter.statistics().tasks_waiting >= MAX_SYNTH_WAITING:
         raise ProviderError("speech synthesis is busy; try again shortly", code="tts_busy", severity=Severity.LOW,
                             retryable=True, retry_after=2.0)
-    samples = await trio.to_thread.run_sync(synthesize, text, thread_name="voicebot-tts", limiter=limiter,
-                                            abandon_on_cancel=False)
+    async with limiter:
+        samples = await _pool.run(synthesize, text)
     _cache[text] = samples
     while len(_cache) > SYNTH_CACHE:
         _cache.popitem(last=False)
