@@ -345,7 +345,7 @@ async def bench(url: str, args: argparse.Namespace, server_pid: int | None) -> d
         "server_cpu": cpu,
         "settings": {"seconds": args.seconds, "quiet_seconds": args.quiet_seconds, "rate": args.rate,
                      "attack_conns": args.attack_conns, "floods": args.floods,
-                     "external_worker": args.external_worker},
+                     "external_worker": args.external_worker, "canary_nice": args.canary_nice},
     }
 
 
@@ -377,6 +377,8 @@ def main() -> int:
     parser.add_argument("--external-worker", action="store_true",
                         help="run bots in a separate `voicebot worker` process (serve --local-worker 0), as a "
                              "deployment that isolates the hub from bot media work would")
+    parser.add_argument("--canary-nice", type=int, default=0,
+                        help="nice increment for this (canary) process, e.g. -5 as root on a shared machine")
     parser.add_argument("--url", help="use a running server instead of starting one (its quotas apply)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--attacker", metavar="URL", help=argparse.SUPPRESS)
@@ -384,6 +386,8 @@ def main() -> int:
     if args.attacker:
         attacker_main(args.attacker, args.seconds, args.attack_conns, args.floods)
         return 0
+    if args.canary_nice:
+        os.nice(args.canary_nice)  # e.g. -5 (root only): the canary stands for a client on another machine
     with tempfile.TemporaryDirectory(prefix="voicebot-isolation-") as tmp:
         proc = None
         if args.url:
