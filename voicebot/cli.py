@@ -115,7 +115,10 @@ async def serve(settings: Settings) -> None:
                     media=MediaConfig(allow_loopback=settings.media_allow_loopback,
                                       ice_deny_networks=settings.ice_deny_networks)))
             tune_gc()
-            print(f"voicebot {__version__} listening on ws://{server.addresses()[0]}/ws", flush=True)
+            secure = "s" if server.ssl_context is not None else ""
+            address = server.addresses()[0]
+            print(f"voicebot {__version__} listening on ws{secure}://{address}/ws "
+                  f"(web client: http{secure}://{address}/)", flush=True)
             if server.admin_token_generated:
                 print(f"admin token (generated for this run; set VOICEBOT_ADMIN_TOKEN to choose one): "
                       f"{server.admin_token}", flush=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -169,13 +171,36 @@ async def _running(ws: trio_websocket.WebSocketConnection, nursery: trio.Nursery
 
 
 @asynccontextmanager
-async def connect(url: str, *, connect_timeout: float = DEFAULT_TIMEOUT) -> AsyncIterator[Client]:
-    """Connect to ``ws://host:port/ws``."""
+async def connect(url: str, *, connect_timeout: float = DEFAULT_TIMEOUT,
+                  ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Client]:
+    """Connect to ``ws://host:port/ws`` or ``wss://…`` (verified with ``ssl_context``, by default the system's
+    trust store and the URL's host name)."""
     async with trio.open_nursery() as nursery:
         with trio.fail_after(connect_timeout):
-            ws = await trio_websocket.connect_websocket_url(nursery, url)
+            if url.lower().startswith("wss://"):
+                ws = await _connect_tls(nursery, url, ssl_context or ssl.create_default_context())
+            else:
+                ws = await trio_websocket.connect_websocket_url(nursery, url)
         async with _running(ws, nursery) as client:
             yield client
+
+
+async def _connect_tls(nursery: trio.Nursery, url: str, context: ssl.SSLContext) -> trio_websocket.WebSocketConnection:
+    """TLS first (so a certificate that fails verification raises at once, with the ``ssl`` error as the cause,
+    instead of a handshake that never completes), then the WebSocket handshake over it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    tcp = await trio.open_tcp_stream(host, port)
+    stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
+    try:
+        await stream.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = host if port == 443 else f"{host}:{port}"
+    return await trio_websocket.wrap_client_stream(nursery, stream, host_header, resource)
 
 
 @asynccontextmanager

@@ -24,145 +24,193 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from ._kinds import Fault, FaultKind, resolve_exception
 from ._plan import Plan, PlanError, RandomRule, Rule, WeightedFault
 
 __all__ = ["load_plan", "parse_plan", "plan_to_dict", "plan_to_json"]
 
-_PLAN_KEYS = {"version", "name", "rule", "random"}
-_FAULT_KEYS = {"fault", "exception", "args", "kwargs", "seconds", "reason"}
-_RULE_KEYS = _FAULT_KEYS | {"point", "at", "first", "last", "every", "times"}
-_RANDOM_KEYS = {"point", "p", "q", "faults"}
-_WEIGHTED_KEYS = _FAULT_KEYS | {"weight"}
 FORMAT_VERSION = 1
+_T = TypeVar("_T")
+_KINDS = frozenset(k.value for k in FaultKind)
 
 
-def _table(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise PlanError(f"{where}: expected a table/object, got {type(value).__name__}")
-    return value
+class _Schema(BaseModel):
+    """Strict (no coercion: ``"3"`` is not an int, ``true`` is not a number) and closed (unknown keys fail)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise PlanError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(allowed))})"
-        )
+class _RaiseSpec(_Schema):
+    fault: Literal["raise"]
+    exception: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
 
-
-def _get(data: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str, default: Any = None) -> Any:
-    value = data.get(key, default)
-    if value is default:
+    @field_validator("exception")
+    @classmethod
+    def _resolvable(cls, value: str) -> str:
+        resolve_exception(value)  # ValueError names the problem (module not allowed, not an exception…)
         return value
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise PlanError(f"{where}: {key!r} must be {_names(types)}, got bool")
-    if not isinstance(value, types):
-        raise PlanError(f"{where}: {key!r} must be {_names(types)}, got {type(value).__name__}")
-    return value
+
+    def build(self) -> Fault:
+        return Fault(kind=FaultKind.RAISE, exc_type=resolve_exception(self.exception), args=tuple(self.args),
+                     kwargs=self.kwargs)
 
 
-def _names(types: type | tuple[type, ...]) -> str:
-    return " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+class _DelaySpec(_Schema):
+    fault: Literal["delay"]
+    seconds: Annotated[float, Field(ge=0)] = 0.0
+
+    def build(self) -> Fault:
+        return Fault(kind=FaultKind.DELAY, seconds=self.seconds)
 
 
-def _parse_fault(data: Mapping[str, Any], where: str) -> Fault:
-    kind_name = _get(data, "fault", str, where)
-    if kind_name is None:
-        raise PlanError(f"{where}: missing 'fault' (one of {', '.join(k.value for k in FaultKind)})")
+class _DisconnectSpec(_Schema):
+    fault: Literal["disconnect"]
+    reason: str = ""
+
+    def build(self) -> Fault:
+        return Fault(kind=FaultKind.DISCONNECT, reason=self.reason)
+
+
+class _PlainSpec(_Schema):
+    fault: Literal["hang", "drop", "duplicate", "corrupt"]
+
+    def build(self) -> Fault:
+        return Fault(kind=FaultKind(self.fault))
+
+
+_FaultSpec = Annotated[_RaiseSpec | _DelaySpec | _DisconnectSpec | _PlainSpec, Field(discriminator="fault")]
+"""One fault, discriminated by its ``fault`` kind: each kind admits exactly its own parameters."""
+
+_HitNumber = Annotated[int, Field(ge=1)]
+
+
+def _nest_fault(data: Any, own: frozenset[str]) -> Any:
+    """Files write a rule's fault flat (``point = "x"`` beside ``fault = "drop"``); the schema nests it."""
+    if not isinstance(data, dict):
+        return data
+    return {**{k: v for k, v in data.items() if k in own},
+            "fault": {k: v for k, v in data.items() if k not in own}}
+
+
+class _RuleSpec(_Schema):
+    point: Annotated[str, Field(min_length=1)]
+    fault: _FaultSpec
+    at: list[_HitNumber] = []
+    first: _HitNumber | None = None
+    last: _HitNumber | None = None
+    every: _HitNumber | None = None
+    times: _HitNumber | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        if isinstance(data, dict) and type(data.get("at")) is int:
+            data = {**data, "at": [data["at"]]}  # `at = 3` is short for `at = [3]`
+        return _nest_fault(data, frozenset({"point", "at", "first", "last", "every", "times"}))
+
+    def build(self) -> Rule:
+        return Rule(point=self.point, fault=self.fault.build(), at=self.at, first=self.first, last=self.last,
+                    every=self.every, times=self.times)
+
+
+class _WeightedSpec(_Schema):
+    fault: _FaultSpec
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        return _nest_fault(data, frozenset({"weight"}))
+
+
+class _RandomSpec(_Schema):
+    point: Annotated[str, Field(min_length=1)]
+    faults: Annotated[list[_WeightedSpec], Field(min_length=1)]
+    p: Annotated[float, Field(ge=0, le=1)] = 0.5
+    q: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+    def build(self) -> RandomRule:
+        return RandomRule(point=self.point, p=self.p, q=self.q,
+                          faults=tuple(WeightedFault(w.fault.build(), w.weight) for w in self.faults))
+
+
+class _PlanSpec(_Schema):
+    version: Literal[1] = 1
+    name: str = ""
+    rule: list[_RuleSpec] = []
+    random: list[_RandomSpec] = []
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``('rule', 0, 'fault', 'drop', 'exception')`` → ``rule[0].exception`` (as the key stands in the file)."""
+    out = ""
+    parts = list(loc)
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if part == "fault" and i + 1 < len(parts) and parts[i + 1] in _KINDS:
+            i += 2  # the nested fault and its union tag are the schema's, not the file's
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        i += 1
+    return out
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error as ``location: what is wrong``, in the file's terms."""
+    kinds = ", ".join(k.value for k in FaultKind)
+    loc, kind = error["loc"], error["type"]
+    if kind in {"missing", "extra_forbidden"}:  # the key is the problem: name it at its table
+        where, text = _where(loc[:-1]), f"{'missing' if kind == 'missing' else 'unknown key'} {loc[-1]!r}"
+        tag = next((part for part in loc if part in _KINDS), None)
+        if tag is not None and loc[-1] != "fault":
+            text += f" ({'required' if kind == 'missing' else 'not a parameter'} for fault {tag!r})"
+    elif kind == "union_tag_not_found":
+        where, text = _where(loc), f"missing 'fault' (one of {kinds})"
+    elif kind == "union_tag_invalid":
+        where, text = _where(loc), f"unknown fault kind {error['input'].get('fault')!r} (one of {kinds})"
+    elif kind in {"model_type", "dict_type"}:
+        where, text = _where(loc), f"expected a table/object, got {type(error['input']).__name__}"
+    elif loc == ("version",):
+        where, text = "", f"unsupported plan version {error['input']!r} (expected {FORMAT_VERSION})"
+    elif kind == "value_error":
+        where, text = _where(loc), error["msg"].removeprefix("Value error, ")
+    else:
+        where, text = _where(loc), f"{error['msg']}, got {error['input']!r}"
+    return f"{where}: {text}" if where else text
+
+
+def parse_plan(data: Any, *, source: str = "plan") -> Plan:
+    """Build a :class:`Plan` from the parsed TOML/JSON structure; raises :class:`PlanError` naming ``source``
+    and the location of every problem (``plan.toml: rule[0].every: Input should be a valid integer``)."""
     try:
-        kind = FaultKind(kind_name)
-    except ValueError:
-        raise PlanError(
-            f"{where}: unknown fault kind {kind_name!r} (one of {', '.join(k.value for k in FaultKind)})"
-        ) from None
-    exc_name = _get(data, "exception", str, where)
-    if (exc_name is None) == (kind is FaultKind.RAISE):
-        raise PlanError(f"{where}: 'exception' is required for fault 'raise' and only allowed there")
+        spec = _PlanSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors(include_url=False)]
+        raise PlanError(f"{source}: " + "; ".join(problems)) from None
+    built_rules: list[Rule] = []
+    for i, rule in enumerate(spec.rule):
+        built_rules.append(_built(rule.build, f"{source}: rule[{i}]"))
+    randoms = [_built(rr.build, f"{source}: random[{i}]") for i, rr in enumerate(spec.random)]
+    return Plan(rules=tuple(built_rules), random=tuple(randoms), name=spec.name)
+
+
+def _built(build: Callable[[], _T], where: str) -> _T:
+    """Cross-field rules the schema cannot express (``at`` with ``first``, ``last < first``, constructible
+    exception arguments) are checked by the plan types themselves; their ``ValueError`` gets the location."""
     try:
-        exc_type = resolve_exception(exc_name) if exc_name is not None else None
-        return Fault(
-            kind=kind,
-            exc_type=exc_type,
-            args=_get(data, "args", list, where, ()),
-            kwargs=_get(data, "kwargs", Mapping, where, {}),
-            seconds=float(_get(data, "seconds", (int, float), where, 0.0)),
-            reason=_get(data, "reason", str, where, ""),
-        )
+        return build()
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, PlanError):
-            raise
         raise PlanError(f"{where}: {exc}") from None
-
-
-def _parse_rule(data: Mapping[str, Any], where: str) -> Rule:
-    _check_keys(data, _RULE_KEYS, where)
-    point = _get(data, "point", str, where)
-    if point is None:
-        raise PlanError(f"{where}: missing 'point'")
-    fault = _parse_fault({k: v for k, v in data.items() if k in _FAULT_KEYS}, where)
-    at = _get(data, "at", (int, list), where, ())
-    try:
-        return Rule(
-            point=point,
-            fault=fault,
-            at=at,
-            first=_get(data, "first", int, where),
-            last=_get(data, "last", int, where),
-            every=_get(data, "every", int, where),
-            times=_get(data, "times", int, where),
-        )
-    except (TypeError, ValueError) as exc:
-        raise PlanError(f"{where}: {exc}") from None
-
-
-def _parse_random(data: Mapping[str, Any], where: str) -> RandomRule:
-    _check_keys(data, _RANDOM_KEYS, where)
-    point = _get(data, "point", str, where)
-    if point is None:
-        raise PlanError(f"{where}: missing 'point'")
-    items = _get(data, "faults", list, where, [])
-    weighted: list[WeightedFault] = []
-    for i, item in enumerate(items):
-        item_where = f"{where}.faults[{i}]"
-        table = _table(item, item_where)
-        _check_keys(table, _WEIGHTED_KEYS, item_where)
-        fault = _parse_fault({k: v for k, v in table.items() if k != "weight"}, item_where)
-        try:
-            weighted.append(WeightedFault(fault, _get(table, "weight", (int, float), item_where, 1.0)))
-        except ValueError as exc:
-            raise PlanError(f"{item_where}: {exc}") from None
-    try:
-        return RandomRule(
-            point=point,
-            faults=tuple(weighted),
-            p=_get(data, "p", (int, float), where, 0.5),
-            q=_get(data, "q", (int, float), where, 0.1),
-        )
-    except (TypeError, ValueError) as exc:
-        raise PlanError(f"{where}: {exc}") from None
-
-
-def parse_plan(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
-    """Build a :class:`Plan` from the parsed TOML/JSON structure; raises :class:`PlanError` naming ``source``."""
-    top = _table(data, source)
-    _check_keys(top, _PLAN_KEYS, source)
-    version = _get(top, "version", int, source, FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise PlanError(f"{source}: unsupported plan version {version} (expected {FORMAT_VERSION})")
-    rules = [
-        _parse_rule(_table(item, f"{source}: rule[{i}]"), f"{source}: rule[{i}]")
-        for i, item in enumerate(_get(top, "rule", list, source, []))
-    ]
-    randoms = [
-        _parse_random(_table(item, f"{source}: random[{i}]"), f"{source}: random[{i}]")
-        for i, item in enumerate(_get(top, "random", list, source, []))
-    ]
-    return Plan(rules=tuple(rules), random=tuple(randoms), name=_get(top, "name", str, source, ""))
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -6,7 +6,8 @@ Two kinds of metrics live here:
   of ``voicebot serve``, or an external ``voicebot worker``). They go to :data:`BOT_REGISTRY`, one registry per
   process, because a worker process serves exactly one ``/metrics``. Record through :func:`observe_turn_stage`
   and :func:`count_provider_request` only, so names and label values stay the public contract below.
-- **Hub-side** metrics, read from one server's state at scrape time (added by the HTTP surface).
+- **Hub-side** metrics of one server (:mod:`voicebot.metrics._hub`): plain counters on the hot path and a
+  collector that reads them and the server's live state at scrape time; each server has its own registry.
 
 Contract (dashboards are built on these names and labels):
 
@@ -19,16 +20,40 @@ Contract (dashboards are built on these names and labels):
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from ._hub import (
+    BREAKER_STATES,
+    HTTP_ROUTES,
+    REQUEST_BUCKETS,
+    SENT_TYPES,
+    HubCollector,
+    HubCounters,
+    HubState,
+    new_registry,
+)
 
 __all__ = [
     "BOT_REGISTRY",
+    "BREAKER_STATES",
+    "CONTENT_TYPE",
+    "HTTP_ROUTES",
     "PROVIDER_OUTCOMES",
+    "REQUEST_BUCKETS",
+    "SENT_TYPES",
     "TURN_STAGES",
+    "HubCollector",
+    "HubCounters",
+    "HubState",
     "count_provider_request",
     "count_refused_candidate",
+    "exposition",
+    "new_registry",
     "observe_turn_stage",
 ]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""``Content-Type`` of the text exposition format."""
 
 TURN_STAGES = ("stt", "llm_first_token", "tts_first_audio", "voice_to_voice")
 """Stages of one conversational turn: end of speech → STT final (``stt``), LLM request → first token
@@ -77,6 +102,11 @@ def count_provider_request(kind: str, provider: str, outcome: str) -> None:
     if outcome not in PROVIDER_OUTCOMES:
         raise ValueError(f"unknown provider outcome {outcome!r}")
     _PROVIDER_REQUESTS.labels(kind=kind, provider=provider, outcome=outcome).inc()
+
+
+def exposition(*registries: CollectorRegistry) -> bytes:
+    """The text exposition of ``registries`` one after another (their metric names must not overlap)."""
+    return b"".join(generate_latest(registry) for registry in registries)
 
 
 _REFUSED_CANDIDATES = Counter(

@@ -8,6 +8,7 @@ and carried out shielded with a deadline.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,7 @@ class Connection:
 
     def send(self, message: dict[str, Any]) -> None:
         """Encode and queue ``message``."""
+        self.server.counters.count_sent(message.get("type"))
         self.enqueue(protocol.encode(message))
 
     # -- tasks --------------------------------------------------------------------------------------
@@ -153,6 +155,7 @@ class Connection:
             decision = self.server.errors.capture(exc, attrs.evolve(self.ctx, component=component))
             if decision is not None:
                 code, reason = decision.close or (CLOSE_INTERNAL, decision.error.message[:120])
+                self.server.counters.count_sent("error")
                 self.enqueue(protocol.encode(decision.reply))
                 self.request_close(code, reason, flush=component != "writer")
 
@@ -165,6 +168,7 @@ class Connection:
                 return
 
     async def _on_frame(self, text: str | bytes) -> None:
+        started = time.perf_counter()
         rctx: RequestContext | None = None
         try:
             envelope = protocol.decode(text)
@@ -186,9 +190,12 @@ class Connection:
                 await self.apply_decision(decision)
         finally:
             self.sync_context()
+            self.server.counters.frame(rctx.message_type if rctx is not None else None,
+                                       time.perf_counter() - started)
 
     async def apply_decision(self, decision: Decision) -> None:
         """Carry out the error handler's decision: reply, then close or recover; spend the error budget."""
+        self.server.counters.count_sent("error")
         self.enqueue(protocol.encode(decision.reply))
         if decision.close is not None:
             self.request_close(*decision.close)

@@ -7,6 +7,7 @@ import itertools
 import logging
 import math
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -27,9 +28,11 @@ from ..errors import (
     VoiceBotError,
 )
 from ..hub import Action, Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
+from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
+from ._http import HttpSurface
 from ._persistence import Persistence
 from ._quotas import Quotas, QuotaSettings, refuse_stream
 from ._settings import Settings
@@ -111,6 +114,11 @@ class Server:
         self.close_hooks: list[CloseHook] = []
         self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
         self.auth = Auth(self, self.admin_token)
+        self.counters = HubCounters()
+        """Hot-path metric counters (exposed at ``/metrics`` by :attr:`http`)."""
+        self.ssl_context = _server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None
+        self.http = HttpSurface(self, self.counters)
+        """The HTTP surface beside ``/ws`` (page, health, readiness, metrics, origin policy)."""
         self.notice_listeners.append(self.persistence.on_notice)
         self.notice_listeners.append(self._quota_notice)
         # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
@@ -202,6 +210,10 @@ class Server:
             remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         except OSError:
             remote = "unknown"
+        if self.ssl_context is not None:  # the TLS handshake runs inside the request-head deadline
+            await self.handle_stream(trio.SSLStream(stream, self.ssl_context, server_side=True,
+                                                    https_compatible=True), remote)
+            return
         await self.handle_stream(stream, remote)
 
     def connect_stream(self, stream: trio.abc.Stream, remote: str = "memory") -> None:
@@ -221,7 +233,8 @@ class Server:
             return
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
-                ws = await self._handshake(ws_nursery, stream)
+                upgrade = await self.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
+                ws = await self._handshake(ws_nursery, upgrade[0]) if upgrade is not None else None
                 if ws is not None:
                     conn = Connection(self, ws, next(self._ids), remote)
                     self.connections[conn.id] = conn
@@ -358,10 +371,13 @@ class Server:
         for action in actions:
             if isinstance(action, Send):
                 text = protocol.encode(action.message)
+                sent = 0
                 for cid in action.conns:
                     target = self.connections.get(cid)
                     if target is not None:
                         target.enqueue(text)
+                        sent += 1
+                self.counters.count_sent(action.message.get("type"), sent)
             elif isinstance(action, Close):
                 target = self.connections.get(action.conn)
                 if target is not None:
@@ -371,6 +387,7 @@ class Server:
                 if target is not None:
                     ctx = rctx if rctx is not None and rctx.connection is target.ctx else target.ctx.request(None)
                     target.enqueue(protocol.encode(self.errors.handle(action.error, ctx).reply))
+                    self.counters.count_sent("error")
             else:
                 for listener in self.notice_listeners:
                     listener(action)
@@ -425,6 +442,14 @@ def _journal_notice(action: Notice | SessionGone) -> None:
         faults.record("session", event=action.event, fields=action.fields)
     else:
         faults.record("session", event="session.gone", peer_id=action.peer_id, reason=action.reason)
+
+
+def _server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """TLS for the listener: the default server context (TLS 1.2+, no compression), cert chain from PEM."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 async def _hold_nursery(task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from ..http import OriginPolicy
+
 __all__ = ["Settings", "add_arguments", "settings_from"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -104,6 +106,17 @@ class Settings:
                                   "networks (comma list of CIDRs) bot peers never send ICE checks to; loopback "
                                   "(127.0.0.0/8, ::1) is added unless --media-allow-loopback",
                                   validator=lambda _i, _a, v: _networks(v))
+    max_http_head: int = _opt(16384, "largest HTTP request head in bytes (431 beyond); the head must also arrive "
+                                     "within hello_timeout", validator=_positive)
+    allowed_origins: str = _opt("", "comma list of browser origins allowed to open /ws ('*': any); empty: the "
+                                    "server's own origin and localhost; clients without Origin are always allowed")
+    tls_cert: str = _opt("", "PEM certificate chain: serve https:// and wss:// on the same port (needs tls_key)")
+    tls_key: str = _opt("", "PEM private key for tls_cert")
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key must be given together")
+        OriginPolicy(self.allowed_origins)  # raises ValueError for an entry that is not an origin
 
 
 _FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(Settings)

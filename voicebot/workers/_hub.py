@@ -93,6 +93,9 @@ class BotHub:
         s.close_hooks.append(self._connection_closed)
         s.auth.bot_tokens.append(lambda: (self.settings.worker_token or "", self.local_token))
         s.auth.reserved_sources.append(self.scheduler.bot_names)
+        s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
+        s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}
+        s.http.extra_breakers.append(lambda: ((b.name, b.state.value) for b in self.breakers))
         return self
 
     def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
@@ -108,6 +111,13 @@ class BotHub:
         if s.max_bots_per_peer and sum(1 for o in self._owners.values() if o == owner) >= s.max_bots_per_peer:
             raise RateLimitError(f"you already have {s.max_bots_per_peer} bots", code="bot_quota",
                                  retry_after=30.0, context={"per": "peer"})
+
+    def _bot_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for worker in self.scheduler.workers.values():
+            for job in worker.jobs.values():
+                counts[job.bot] = counts.get(job.bot, 0) + 1
+        return counts
 
     # -- helpers ------------------------------------------------------------------------------------
     def breaker_of(self, worker: WorkerInfo) -> Any:

@@ -13,6 +13,7 @@ bounded outbox (256; a full outbox makes the sender wait) drained by one writer 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -36,9 +37,9 @@ Connector = Callable[[], AbstractAsyncContextManager[Client]]
 """Opens one hub connection (``connect(url)`` or an in-memory stream into an in-process server)."""
 
 
-def url_connector(url: str) -> Connector:
-    """Connect over WebSocket to ``url`` (``ws://host:port/ws``)."""
-    return lambda: connect(url)
+def url_connector(url: str, ssl_context: ssl.SSLContext | None = None) -> Connector:
+    """Connect over WebSocket to ``url`` (``ws://host:port/ws``, or ``wss://`` verified with ``ssl_context``)."""
+    return lambda: connect(url, ssl_context=ssl_context)
 
 
 def memory_connector(server: Server, remote: str = "local-worker") -> Connector:
