@@ -149,3 +149,30 @@ async def test_bot_quotas_and_only_the_owner_removes(quota_server: tuple[Server,
         await alice.request("bot.remove", peer_id=first)
         await boss.request("bot.remove", peer_id=second)  # an admin may remove anyone's bot
         assert (await add(alice)).startswith("p_")
+
+
+def test_request_budget_is_shared_by_an_addresss_connections() -> None:
+    q = Quotas(QuotaSettings(request_rate_per_address=10.0, request_burst_per_address=20))
+    assert q.admit("6.6.6.6", 0.0) is None
+    taken = [q.take_request(f"6.6.6.6:{1000 + i % 7}", 0.0) for i in range(25)]  # 7 connections, one budget
+    assert [t is None for t in taken] == [True] * 20 + [False] * 5
+    assert q.take_request("[2001:db8::1]:5", 0.0) is None  # another address
+    assert q.take_request("6.6.6.6:1", 0.1) is None  # 10/s refills one in 0.1 s
+    q.release("6.6.6.6")
+    assert q.take_request("6.6.6.6:1", 0.1) is None  # forgotten with its last connection: a fresh burst
+
+
+async def test_server_rate_limits_an_address_across_connections(autojump_clock: object) -> None:
+    settings = settings_for_tests(request_rate_per_address=5.0, request_burst_per_address=10, request_burst=100)
+    async with open_test_server(settings) as server, \
+            open_client(server, "a", remote="6.6.6.6:1") as a, open_client(server, "b", remote="6.6.6.6:2") as b, \
+            open_client(server, "c", remote="7.7.7.7:1") as c:
+        codes = []
+        for who in (a, b) * 6:
+            try:
+                await who.request("ping")
+                codes.append("ok")
+            except RemoteError as exc:
+                codes.append(exc.code)
+        assert codes.count("ok") == 8 and codes.count("rate_limited") == 4  # hellos took 2 of the 10
+        assert (await c.request("ping"))["type"] == "pong"  # another address is untouched

@@ -38,6 +38,8 @@ class QuotaSettings:
     connection_burst_per_address: int = 50
     max_lobbies_per_address: int = 50
     max_lobbies_per_peer: int = 10
+    request_rate_per_address: float = 200.0
+    request_burst_per_address: int = 400
 
 
 class Quotas:
@@ -50,6 +52,7 @@ class Quotas:
         self.refused_connections = 0
         """Connections refused by a quota since start."""
         self._buckets: dict[str, TokenBucket] = {}
+        self._requests: dict[str, TokenBucket] = {}  # by address key, while the address has connections
         self._lobbies: dict[str, tuple[str, str]] = {}  # lobby id -> (address key, peer id)
         self._by_addr: dict[str, int] = {}
         self._by_peer: dict[str, int] = {}
@@ -86,6 +89,19 @@ class Quotas:
             self.connections[key] = left
         else:
             self.connections.pop(key, None)
+            self._requests.pop(key, None)
+
+    def take_request(self, remote: str, now: float) -> float | None:
+        """One request from ``remote`` (``host:port``) against its address's shared budget
+        (``request_rate_per_address``, burst ``request_burst_per_address``): None, or the seconds to wait."""
+        s = self.settings
+        if s.request_rate_per_address <= 0:
+            return None
+        key = address_key(_host(remote))
+        bucket = self._requests.get(key)
+        if bucket is None:
+            bucket = self._requests[key] = TokenBucket(s.request_rate_per_address, s.request_burst_per_address, now)
+        return bucket.take(now)
 
     def _trim_buckets(self, now: float) -> None:
         if len(self._buckets) >= MAX_BUCKETS:  # forget the older half (a forgotten address starts with a full burst)
@@ -122,6 +138,12 @@ class Quotas:
                 table[key] = left
             else:
                 table.pop(key, None)
+
+
+def _host(remote: str) -> str:
+    if remote.startswith("["):
+        return remote[1:].split("]", 1)[0]
+    return remote.rsplit(":", 1)[0] if remote.count(":") == 1 else remote
 
 
 async def refuse_stream(stream: trio.abc.Stream, refusal: VoiceBotError, timeout: float) -> None:

@@ -98,7 +98,8 @@ class Server:
             max_connections_per_address=s.max_connections_per_address,
             connection_rate_per_address=s.connection_rate_per_address,
             connection_burst_per_address=s.connection_burst_per_address,
-            max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer))
+            max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer,
+            request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address))
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),

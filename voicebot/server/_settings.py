@@ -91,6 +91,11 @@ class Settings:
                                                     "(0: unlimited)", validator=attrs.validators.ge(0.0))
     connection_burst_per_address: int = _opt(50, "new connections one address may open in a burst above the rate",
                                              validator=_positive)
+    request_rate_per_address: float = _opt(200.0, "requests per second all connections of one address may send "
+                                                  "together on average (rate_limited beyond; 0: unlimited)",
+                                           validator=attrs.validators.ge(0.0))
+    request_burst_per_address: int = _opt(400, "requests one address may send in a burst above that rate",
+                                          validator=_positive)
     max_lobbies_per_address: int = _opt(50, "lobbies created by one address that may exist at once (0: unlimited)",
                                         validator=attrs.validators.ge(0))
     max_lobbies_per_peer: int = _opt(10, "lobbies created by one peer that may exist at once (0: unlimited)",
