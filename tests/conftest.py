@@ -9,7 +9,10 @@ import pytest
 from voicebot.server import Server
 from voicebot.testing import open_test_server
 
-pytest_plugins = ["voicebot.testing.pytest_plugin"]  # voicebot_seed, fault_plan, voicebot_server
+pytest_plugins = [
+    "voicebot.testing.pytest_plugin",  # voicebot_seed, fault_plan, voicebot_server
+    "voicebot.testing.engine_fixtures",  # postgres_server, redis_server (real engines, session-scoped)
+]
 
 
 @pytest.fixture

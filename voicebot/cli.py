@@ -112,13 +112,17 @@ async def serve(settings: Settings) -> None:
             await nursery.start(run)
             if settings.local_worker > 0:
                 # Loaded only here: the worker's bots bring media and speech, which --local-worker 0 never needs.
+                from .bots import builtin_bots  # noqa: PLC0415
+                from .bots.assistant import AssistantConfig  # noqa: PLC0415
                 from .media import MediaConfig  # noqa: PLC0415
                 from .workers import run_local_worker  # noqa: PLC0415
 
+                media = MediaConfig(allow_loopback=settings.media_allow_loopback,
+                                    ice_servers=settings.ice_server_list(),
+                                    ice_deny_networks=settings.ice_deny_networks)
                 await nursery.start(functools.partial(
-                    run_local_worker, server, bot_hub, capacity=settings.local_worker,
-                    media=MediaConfig(allow_loopback=settings.media_allow_loopback,
-                                      ice_servers=settings.ice_server_list())))
+                    run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
+                    bots=builtin_bots(media, AssistantConfig.from_settings(settings))))
             tune_gc()
             secure = "s" if server.ssl_context is not None else ""
             address = server.addresses()[0]

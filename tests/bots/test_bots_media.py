@@ -23,7 +23,7 @@ async def test_echo_and_speaker_end_to_end() -> None:
             lobby_id = lobby["id"]
             async with human(url, "alice", lobby_id, 440.0) as alice, human(url, "bob", lobby_id, 660.0) as bob:
                 bots = (await alice.client.request("bot.list"))["bots"]
-                assert {b["name"] for b in bots} == {"echo", "speaker"}
+                assert {b["name"] for b in bots} == {"assistant", "echo", "speaker"}
                 echo = await alice.client.request("bot.add", bot="echo")
                 assert echo["type"] == "bot.added"
                 a_track = await alice.track_from(echo["peer_id"])

@@ -14,7 +14,7 @@ from voicebot.media import FRAME_SAMPLES, dominant_frequency
 
 def test_builtin_specs_are_advertised_with_the_speech_backend() -> None:
     specs = builtin_bots()
-    assert set(specs) == {"echo", "speaker"}
+    assert set(specs) == {"assistant", "echo", "speaker"}
     assert specs["speaker"].descriptor()["description"].endswith(f"({SPEECH_BACKEND})")
     assert SPEECH_BACKEND == "espeak-ng offline TTS"  # scripts/test installs the tts extra
     assert isinstance(specs["echo"].factory({}), Bot)

@@ -46,7 +46,9 @@ async def test_streaming_chat_over_sse() -> None:
                 arrivals.append(trio.current_time() - start)
         assert reply.provider == "openai" and "".join(pieces) == "One two three four."
         assert len(pieces) == 4
-        assert arrivals[0] < 0.3 + 0.2 and arrivals[-1] >= 0.5  # streamed, not buffered
+        # streamed, not buffered: the pieces arrive spread over the server's 3 x 0.1 s token gaps (load only widens
+        # the spread; a buffered reply would deliver them all at once)
+        assert arrivals[0] >= 0.2 and arrivals[-1] - arrivals[0] >= 0.25
         request = fake.requests[-1]
         assert request.endpoint == "chat" and request.json["stream"] is True
         assert request.json["model"] == "gpt-4o-mini"

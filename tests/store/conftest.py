@@ -1,4 +1,9 @@
-"""Fixtures for store tests: a deterministic wall clock and stores on disk and in memory."""
+"""Fixtures for store tests: a deterministic wall clock and stores on every backend.
+
+``any_store`` runs each behaviour test on SQLite (file and ``:memory:``) and on PostgreSQL (a fresh schema
+in the session's real server, see ``voicebot.testing.engine_fixtures``); ``backend`` gives a location plus
+a way to read committed data through a brand-new connection, on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from store_support import FakeClock
+from store_support import Backend, FakeClock
 
-from voicebot.store import SQLiteStore, open_store
+from voicebot.store import SQLiteStore, Store, open_store
 
 
 @pytest.fixture
@@ -27,8 +32,24 @@ async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
         yield s
 
 
-@pytest.fixture(params=["file", "memory"])
-async def any_store(request: pytest.FixtureRequest, db_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
-    path = db_path if request.param == "file" else ":memory:"
-    async with open_store(path, now=clock) as s:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, db_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", str(db_path))
+    return Backend("postgresql", request.getfixturevalue("postgres_server").new_schema())
+
+
+@pytest.fixture
+async def backend_store(backend: Backend, clock: FakeClock) -> AsyncIterator[Store]:
+    async with backend.open(now=clock) as s:
+        yield s
+
+
+@pytest.fixture(params=["file", "memory", "postgresql"])
+async def any_store(request: pytest.FixtureRequest, db_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    if request.param == "postgresql":
+        location = request.getfixturevalue("postgres_server").new_schema()
+    else:
+        location = str(db_path) if request.param == "file" else ":memory:"
+    async with Backend("any", location).open(now=clock) as s:
         yield s

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from voicebot.store import SessionKind, SessionRecord
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+
+from voicebot.store import PostgresStore, SessionKind, SessionRecord, SQLiteStore, Store, is_postgres_url
 
 
 class FakeClock:
@@ -16,6 +23,47 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+@attrs.frozen
+class Backend:
+    """A database location (SQLite path or PostgreSQL URL) for tests that run on both engines."""
+
+    name: str
+    location: str
+
+    @property
+    def postgres(self) -> bool:
+        return is_postgres_url(self.location)
+
+    @asynccontextmanager
+    async def open(self, *, now: Callable[[], float] | None = None, **kwargs: Any) -> AsyncIterator[Store]:
+        """Open the store (guards and timeouts in ``kwargs``) and close it on exit."""
+        extra: dict[str, Any] = dict(kwargs)
+        if now is not None:
+            extra["now"] = now
+        store: Store
+        if self.postgres:
+            store = await PostgresStore.open(self.location, **extra)
+        else:
+            store = await SQLiteStore.open(self.location, **extra)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read through a brand-new connection: only committed data is visible to it."""
+        if self.postgres:
+            import psycopg  # noqa: PLC0415
+
+            with psycopg.connect(self.location, autocommit=True) as conn:
+                return [tuple(row) for row in conn.execute(sql.encode()).fetchall()]
+        conn = sqlite3.connect(self.location)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
 
 
 def session(

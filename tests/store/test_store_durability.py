@@ -1,4 +1,7 @@
-"""Write-before-acknowledge, serialised concurrent writers, error mapping, the guard hook, closing."""
+"""Write-before-acknowledge, concurrent writers, error mapping, the guard hook, closing.
+
+Tests taking ``backend``/``backend_store`` run on SQLite and PostgreSQL; the others check SQLite internals.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ from typing import TypeVar
 import pytest
 import trio
 import trio.testing
-from store_support import FakeClock, session
+from store_support import Backend, FakeClock, session
 
 from voicebot.errors import AuthError, PersistenceError, VoiceBotError
-from voicebot.store import SQLiteStore, open_store
+from voicebot.store import SQLiteStore, SQLStore, Store, open_store
 
 T = TypeVar("T")
 
@@ -34,21 +37,25 @@ def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
         conn.close()
 
 
-async def test_every_write_is_committed_when_it_returns(store: SQLiteStore, db_path: Path) -> None:
+async def test_every_write_is_committed_when_it_returns(backend_store: Store, backend: Backend) -> None:
+    store = backend_store
     await store.create_lobby("l1", "L", max_members=3, persistent=True)
-    assert _query(db_path, "SELECT id, persistent FROM lobbies") == [("l1", 1)]
+    assert backend.query("SELECT id, persistent FROM lobbies") == [("l1", 1)]
     await store.register_name("Alice", "h")
-    assert _query(db_path, "SELECT key FROM registered_names") == [("alice",)]
+    assert backend.query("SELECT key FROM registered_names") == [("alice",)]
     await store.save_session(session(token_hash="th", lobby_id="l1"))
-    assert _query(db_path, "SELECT resume_token_hash, lobby_id FROM sessions") == [("th", "l1")]
+    assert backend.query("SELECT resume_token_hash, lobby_id FROM sessions") == [("th", "l1")]
     audit_id = await store.append_audit("connect", peer_id="p")
-    assert _query(db_path, "SELECT id, event FROM audit") == [(audit_id, "connect")]
+    assert backend.query("SELECT id, event FROM audit") == [(audit_id, "connect")]
     await store.delete_lobby("l1")
-    assert _query(db_path, "SELECT lobby_id FROM sessions") == [(None,)]
-    assert not store._writer.in_transaction  # type: ignore[union-attr]
+    assert backend.query("SELECT lobby_id FROM sessions") == [(None,)]
+    if isinstance(store, SQLiteStore):
+        assert not store._writer.in_transaction  # type: ignore[union-attr]
 
 
-async def test_concurrent_writers_serialise_and_lose_nothing(store: SQLiteStore, db_path: Path) -> None:
+async def test_concurrent_writers_serialise_and_lose_nothing(backend_store: Store, backend: Backend) -> None:
+    store = backend_store
+
     async def worker(i: int) -> None:
         await store.append_audit("connect", peer_id=str(i))
         await store.register_name(f"user{i}", "h")
@@ -58,36 +65,33 @@ async def test_concurrent_writers_serialise_and_lose_nothing(store: SQLiteStore,
     async with trio.open_nursery() as nursery:
         for i in range(40):
             nursery.start_soon(worker, i)
-    assert _query(db_path, "SELECT count(*) FROM audit") == [(40,)]
-    assert _query(db_path, "SELECT count(*) FROM registered_names") == [(40,)]
-    assert _query(db_path, "SELECT count(*) FROM lobbies") == [(40,)]
+    assert backend.query("SELECT count(*) FROM audit") == [(40,)]
+    assert backend.query("SELECT count(*) FROM registered_names") == [(40,)]
+    assert backend.query("SELECT count(*) FROM lobbies") == [(40,)]
     ids = [e.id for e in await store.list_audit(limit=100)]
     assert sorted(ids) == list(range(1, 41))
 
 
-@pytest.mark.parametrize("path_kind", ["file", "memory"])
-async def test_concurrent_registration_of_one_name(path_kind: str, db_path: Path) -> None:
+async def test_concurrent_registration_of_one_name(any_store: Store) -> None:
     winners: list[int] = []
     losers: list[str] = []
 
-    async with open_store(db_path if path_kind == "file" else ":memory:") as store:
+    async def attempt(i: int) -> None:
+        try:
+            await any_store.register_name("  SAME name", f"h{i}")
+        except AuthError as exc:
+            losers.append(exc.code)
+        else:
+            winners.append(i)
 
-        async def attempt(i: int) -> None:
-            try:
-                await store.register_name("  SAME name", f"h{i}")
-            except AuthError as exc:
-                losers.append(exc.code)
-            else:
-                winners.append(i)
-
-        async with trio.open_nursery() as nursery:
-            for i in range(20):
-                nursery.start_soon(attempt, i)
-        assert len(winners) == 1
-        assert losers == ["name_taken"] * 19
-        record = await store.get_name_record("same NAME")
-        assert record is not None
-        assert record.password_hash == f"h{winners[0]}"
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(attempt, i)
+    assert len(winners) == 1
+    assert losers == ["name_taken"] * 19
+    record = await any_store.get_name_record("same NAME")
+    assert record is not None
+    assert record.password_hash == f"h{winners[0]}"
 
 
 async def test_dropped_table_surfaces_as_persistence_error(store: SQLiteStore, db_path: Path) -> None:
@@ -126,18 +130,21 @@ async def test_not_a_database_is_persistence_error(db_path: Path) -> None:
     assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
 
 
-async def test_failed_write_rolls_back(store: SQLiteStore, db_path: Path) -> None:
+async def test_failed_write_rolls_back(backend_store: Store, backend: Backend) -> None:
     def half_then_fail(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO audit (ts, event) VALUES (1, 'x')")
         raise RuntimeError("bug after the insert")
 
+    assert isinstance(backend_store, SQLStore)
     with pytest.raises(VoiceBotError) as info:
-        await store._write("test", half_then_fail)
+        await backend_store._write("test", half_then_fail)
     assert info.value.code == "internal_error"
-    assert _query(db_path, "SELECT count(*) FROM audit") == [(0,)]
+    assert backend.query("SELECT count(*) FROM audit") == [(0,)]
+    await backend_store.append_audit("connect")  # the connection is usable again (no transaction left open)
+    assert backend.query("SELECT count(*) FROM audit") == [(1,)]
 
 
-async def test_guard_wraps_every_operation(db_path: Path, clock: FakeClock) -> None:
+async def test_guard_wraps_every_operation(backend: Backend, clock: FakeClock) -> None:
     writes: list[object] = []
     reads: list[object] = []
 
@@ -153,7 +160,7 @@ async def test_guard_wraps_every_operation(db_path: Path, clock: FakeClock) -> N
 
         return guard
 
-    async with open_store(db_path, now=clock, guard=counting(writes), read_guard=counting(reads)) as store:
+    async with backend.open(now=clock, guard=counting(writes), read_guard=counting(reads)) as store:
         await store.create_lobby("l1", "L", max_members=2)
         await store.delete_lobby("l1")
         await store.register_name("A", "h")
@@ -206,11 +213,11 @@ async def test_retrying_guard_gets_a_fresh_transaction_per_attempt(db_path: Path
     assert _query(db_path, "SELECT count(*) FROM audit") == [(1,)]
 
 
-async def test_cancelled_write_propagates_cancelled(store: SQLiteStore, db_path: Path) -> None:
+async def test_cancelled_write_propagates_cancelled(backend_store: Store, backend: Backend) -> None:
     with trio.move_on_after(0) as scope:
-        await store.append_audit("connect")
+        await backend_store.append_audit("connect")
     assert scope.cancelled_caught
-    assert _query(db_path, "SELECT count(*) FROM audit") == [(0,)]
+    assert backend.query("SELECT count(*) FROM audit") == [(0,)]
 
 
 async def test_lock_wait_is_bounded(db_path: Path, autojump_clock: trio.testing.MockClock) -> None:
@@ -228,29 +235,35 @@ async def test_lock_wait_is_bounded(db_path: Path, autojump_clock: trio.testing.
         await store.append_audit("connect")
 
 
-async def test_closed_store_refuses_and_close_is_idempotent(db_path: Path) -> None:
-    store = await SQLiteStore.open(db_path)
-    await store.append_audit("connect")
+async def test_closed_store_refuses_and_close_is_idempotent(backend: Backend) -> None:
+    async with backend.open() as store:
+        await store.append_audit("connect")
+        await store.aclose()
     await store.aclose()
-    await store.aclose()
-    assert store.closed
+    assert getattr(store, "closed", None) is True
     with pytest.raises(PersistenceError) as info:
         await store.append_audit("connect")
     assert info.value.code == "store_closed"
     assert info.value.retryable is False
     with pytest.raises(PersistenceError):
         await store.get_lobby("x")
-    # WAL checkpointed into the main file on close
-    assert _query(db_path, "SELECT count(*) FROM audit") == [(1,)]
+    # SQLite: WAL checkpointed into the main file on close
+    assert backend.query("SELECT count(*) FROM audit") == [(1,)]
 
 
-async def test_close_is_shielded(db_path: Path) -> None:
-    store = await SQLiteStore.open(db_path)
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        await store.aclose()
-    assert store._writer is None
-    assert store._reader is None
+async def test_close_is_shielded(backend: Backend) -> None:
+    async with backend.open() as store:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await store.aclose()
+        if isinstance(store, SQLiteStore):
+            assert store._writer is None
+            assert store._reader is None
+        else:
+            assert store._pool is None  # type: ignore[attr-defined]
+        with pytest.raises(PersistenceError) as info:
+            await store.get_lobby("x")
+        assert info.value.code == "store_closed"
 
 
 async def test_close_is_bounded(
@@ -277,11 +290,10 @@ async def test_close_is_bounded(
                 conn.close()
 
 
-async def test_close_waits_for_queued_writes(db_path: Path) -> None:
-    store = await SQLiteStore.open(db_path)
-    async with trio.open_nursery() as nursery:
+async def test_close_waits_for_queued_writes(backend: Backend) -> None:
+    async with backend.open() as store, trio.open_nursery() as nursery:
         for i in range(10):
             nursery.start_soon(functools.partial(store.append_audit, "connect", peer_id=str(i)))
         await trio.testing.wait_all_tasks_blocked()
         await store.aclose()
-    assert _query(db_path, "SELECT count(*) FROM audit") == [(10,)]
+    assert backend.query("SELECT count(*) FROM audit") == [(10,)]

@@ -37,12 +37,13 @@ async def test_worker_process_registers_and_its_bots_leave_when_it_dies() -> Non
             while not bot_hub.scheduler.workers:  # noqa: ASYNC110 -- the hub has no "registered" event
                 await trio.sleep(0.05)
             worker = next(iter(bot_hub.scheduler.workers.values()))
-            assert worker.capacity == 2 and set(worker.bots) == {"echo", "speaker"}
+            assert worker.capacity == 2 and set(worker.bots) == {"assistant", "echo", "speaker"}
             async with connect(url) as alice:
                 await alice.hello("alice")
                 lobby = await alice.create_lobby("cli")
                 await alice.join(lobby["id"])
-                assert {b["name"] for b in (await alice.request("bot.list"))["bots"]} == {"echo", "speaker"}
+                names = {b["name"] for b in (await alice.request("bot.list"))["bots"]}
+                assert names == {"assistant", "echo", "speaker"}
                 added = await alice.request("bot.add", bot="echo", timeout=15)
                 await alice.next_event("peer.joined")
                 proc.kill()  # a crashed worker process

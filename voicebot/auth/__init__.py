@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._names import name_key
-from ._throttle import LoginThrottle, ThrottlePolicy
+from ._throttle import LoginThrottle, ThrottlePolicy, address_key
 from ._tokens import TOKEN_BYTES, new_token, resolve_admin_token, token_hash, tokens_equal
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = [
     "LoginThrottle",
     "Passwords",
     "ThrottlePolicy",
+    "address_key",
     "name_key",
     "new_token",
     "resolve_admin_token",

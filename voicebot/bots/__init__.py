@@ -5,7 +5,8 @@
 - :class:`MediaBot`: one peer connection per human member with perfect negotiation (the bot is polite) and
   per-peer recovery (rebuild on ICE failure or failed renegotiation; drop that peer only after repeated
   failure); subclasses implement ``on_peer(link)``.
-- Built-ins: :class:`EchoBot` (``echo``) and :class:`SpeakerBot` (``speaker``); :func:`builtin_bots`.
+- Built-ins: :class:`EchoBot` (``echo``), :class:`SpeakerBot` (``speaker``) and the voice assistant
+  (``assistant``, :mod:`voicebot.bots.assistant`, loaded on first use); :func:`builtin_bots`.
 - :class:`HumanPeer`: the human side of the convention, for tests and benchmarks.
 """
 

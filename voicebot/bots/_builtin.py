@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -13,7 +13,11 @@ from ..errors import ValidationError
 from ..media import FRAME_SAMPLES, SAMPLE_RATE, FrameConverter, MediaConfig
 from ._api import BotSpec
 from ._peers import MediaBot, PeerLink
-from ._speech import SPEECH_BACKEND, frames_of, synthesize
+from ._session import BotSession
+from ._speech import SPEECH_BACKEND, frames_of, synthesize_off_loop
+
+if TYPE_CHECKING:
+    from .assistant import AssistantConfig
 
 __all__ = ["EchoBot", "SpeakerBot", "builtin_bots"]
 
@@ -52,7 +56,18 @@ class SpeakerBot(MediaBot):
         super().__init__(media)
         self.text = text
         self.repeat = repeat
-        self._frames = frames_of(synthesize(text))
+        self._frames: list[np.ndarray[Any, np.dtype[np.int16]]] | None = None
+
+    async def prepare(self) -> None:
+        """Synthesise the utterance off the event loop (budgeted per process; see ``synthesize_off_loop``).
+        The worker calls it before the bot joins (a ``tts_busy`` failure is then reported, not crashed on)."""
+        if self._frames is None:
+            self._frames = frames_of(await synthesize_off_loop(self.text))
+
+    async def run(self, session: BotSession) -> None:
+        """Make sure the utterance is ready, then serve peers."""
+        await self.prepare()
+        await super().run(session)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], media: MediaConfig | None = None) -> SpeakerBot:
@@ -68,6 +83,8 @@ class SpeakerBot(MediaBot):
 
     async def on_peer(self, link: PeerLink) -> None:
         """Play the utterance (paced by the track's queue), then pause or stop."""
+        await self.prepare()
+        assert self._frames is not None
         while True:
             for pcm in self._frames:
                 await link.audio_out.send(pcm)
@@ -76,8 +93,9 @@ class SpeakerBot(MediaBot):
             await trio.sleep(self.repeat)
 
 
-def builtin_bots(media: MediaConfig | None = None) -> dict[str, BotSpec]:
-    """The built-in bot specs, using ``media`` for their peer connections."""
+def builtin_bots(media: MediaConfig | None = None, assistant: AssistantConfig | None = None) -> dict[str, BotSpec]:
+    """The built-in bot specs, using ``media`` for their peer connections and ``assistant`` (endpointing,
+    barge-in, providers) for the ``assistant`` bot (defaults when None)."""
 
     def echo(options: Mapping[str, Any]) -> EchoBot:
         return EchoBot(media)
@@ -85,7 +103,14 @@ def builtin_bots(media: MediaConfig | None = None) -> dict[str, BotSpec]:
     def speaker(options: Mapping[str, Any]) -> SpeakerBot:
         return SpeakerBot.from_options(options, media)
 
+    def assistant_bot(options: Mapping[str, Any]) -> Any:
+        from .assistant import AssistantBot, AssistantOptions  # noqa: PLC0415 - speech stack loads on first use
+
+        return AssistantBot(AssistantOptions.from_options(options), assistant, media)
+
     return {
+        "assistant": BotSpec("assistant", "a voice assistant you can talk to (speech in, speech out, captions)",
+                             assistant_bot),
         "echo": BotSpec("echo", "returns each member's own audio to that member", echo),
         "speaker": BotSpec("speaker", f"says the given text ({SPEECH_BACKEND})", speaker),
     }

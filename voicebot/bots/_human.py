@@ -11,11 +11,12 @@ import collections
 import logging
 from typing import Any
 
+import numpy as np
 import trio
 
 from ..client import Client
 from ..errors import WebRTCError, split_passthrough
-from ..media import AudioSender, IncomingTrack, MediaConfig, PeerConnection, tone_frames
+from ..media import FRAME_SAMPLES, AudioSender, IncomingTrack, MediaConfig, PeerConnection, tone_frames
 
 __all__ = ["HumanPeer"]
 
@@ -41,6 +42,7 @@ class HumanPeer:
         self.errors: list[BaseException] = []
         """Failures of individual connections (each only ends that connection)."""
         self._tracks: dict[str, IncomingTrack] = {}
+        self._senders: dict[str, AudioSender] = {}
         self._scopes: dict[str, trio.CancelScope] = {}
         self._changed = trio.Event()
 
@@ -79,6 +81,7 @@ class HumanPeer:
             try:
                 async with PeerConnection(self.media) as pc:
                     sender = await pc.add_audio_sender()
+                    self._senders[peer] = sender
                     answer = await pc.create_answer({"type": "offer", "sdp": sdp})
                     with trio.fail_after(5):
                         await self.client.signal(peer, "answer", sdp=answer.sdp)
@@ -108,6 +111,20 @@ class HumanPeer:
         except WebRTCError as exc:
             if exc.code != "track_closed":
                 raise
+
+    async def say(self, peer: str, samples: Any, *, timeout: float = 15.0) -> float:
+        """Speak ``samples`` (48 kHz mono s16, e.g. from :func:`~voicebot.bots.synthesize`) to bot ``peer`` in real
+        time (paced by the outgoing queue); returns once the last frame is queued, with the Trio time at which it
+        will have been sent (the queue drains at 50 frames/s). Waits for the connection."""
+        with trio.fail_after(timeout):
+            while peer not in self._tracks:
+                await self._changed.wait()
+        sender = self._senders[peer]
+        pad = (-len(samples)) % FRAME_SAMPLES
+        padded = np.concatenate([np.asarray(samples, dtype=np.int16), np.zeros(pad, dtype=np.int16)])
+        for frame in padded.reshape(-1, FRAME_SAMPLES):
+            await sender.send(np.ascontiguousarray(frame))
+        return trio.current_time() + sender.queued * FRAME_SAMPLES / 48_000
 
     async def track_from(self, peer: str, *, timeout: float = 15.0, newer_than: IncomingTrack | None = None
                          ) -> IncomingTrack:

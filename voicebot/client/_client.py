@@ -137,6 +137,23 @@ class Client:
         """Send a chat line (it comes back as a ``chat`` event)."""
         await self.send({"type": "chat", "text": text})
 
+    async def caption(self, text: str, *, role: str = "user", final: bool = True, about: str | None = None,
+                      turn_id: str | None = None) -> None:
+        """Send a caption line (``about``/``role: "assistant"`` for bots; it comes back as a ``caption`` event)."""
+        message: dict[str, Any] = {"type": "caption", "text": text, "role": role, "final": final}
+        if about is not None:
+            message["about"] = about
+        if turn_id is not None:
+            message["turn_id"] = turn_id
+        await self.send(message)
+
+    async def bot_status(self, state: str, detail: str | None = None) -> None:
+        """Bots: announce ``state`` (``listening``/``thinking``/``speaking``/``degraded``) to the lobby."""
+        message: dict[str, Any] = {"type": "bot.status", "state": state}
+        if detail is not None:
+            message["detail"] = detail
+        await self.send(message)
+
     async def next_event(self, type_: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         """The next pushed event (of ``type_``, skipping others); raises TooSlowError on timeout."""
         with trio.fail_after(timeout):

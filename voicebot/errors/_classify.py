@@ -122,6 +122,46 @@ def _httpx_error(exc: BaseException) -> VoiceBotError:
     if isinstance(exc, httpx.TransportError):
         return ProviderError("AI provider unreachable", code="provider_unreachable")
     return ProviderError("AI provider call failed", code="provider_error", retryable=False)
+#: SQLSTATEs (or their two-character classes) PostgreSQL uses for "try again": the transaction lost a race
+#: (serialization failure, deadlock), waited too long (lock_timeout, statement_timeout), or the server is
+#: restarting or out of connections/disk.
+_PG_BUSY = {"40001", "40P01", "55P03", "57014"}
+_PG_UNAVAILABLE = {"08", "53", "57P01", "57P02", "57P03", "58"}
+
+
+def _postgres_error(exc: Exception) -> VoiceBotError:
+    """psycopg / psycopg_pool exceptions (imported lazily: SQLite-only servers never load psycopg)."""
+    import psycopg  # noqa: PLC0415
+    import psycopg_pool  # noqa: PLC0415
+
+    if isinstance(exc, psycopg_pool.PoolClosed):
+        return PersistenceError("storage closed", code="store_closed", retryable=False)
+    if isinstance(exc, psycopg_pool.PoolTimeout):  # no usable connection in time: mostly a server that is down
+        return PersistenceError(code="database_unavailable")
+    if isinstance(exc, psycopg_pool.TooManyRequests):
+        return PersistenceError("storage busy, try again", code="database_busy")
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _PG_BUSY:
+        return PersistenceError("storage busy, try again", code="database_busy")
+    if state in _PG_UNAVAILABLE or state[:2] in _PG_UNAVAILABLE:
+        return PersistenceError(code="database_unavailable")
+    if isinstance(exc, psycopg.IntegrityError):
+        return PersistenceError(
+            "the change conflicts with stored data", code="constraint_violation",
+            severity=Severity.LOW, retryable=False,
+        )
+    if isinstance(exc, psycopg.DataError):  # e.g. a NUL character, which PostgreSQL text cannot hold
+        return PersistenceError(
+            "the value cannot be stored", code="constraint_violation", severity=Severity.LOW, retryable=False,
+        )
+    if state.startswith("XX"):  # data_corrupted, index_corrupted, internal errors
+        return PersistenceError(
+            "storage failure", code="database_corrupt", severity=Severity.CRITICAL,
+            retryable=False, subsystem="persistence",
+        )
+    if isinstance(exc, psycopg.OperationalError):  # connection failure (no SQLSTATE): server down or unreachable
+        return PersistenceError(code="database_unavailable")
+    return PersistenceError(code="database_error", severity=Severity.HIGH, retryable=False)
 
 
 def _foreign_module(exc: BaseException) -> str:
@@ -174,6 +214,8 @@ def _map_foreign(exc: BaseException) -> VoiceBotError:
     module = _foreign_module(exc)
     if module in ("httpx", "httpcore"):
         return _httpx_error(exc)
+    if module in ("psycopg", "psycopg_pool") and isinstance(exc, Exception):
+        return _postgres_error(exc)
     if module == "aioice":
         return WebRTCError("ICE connectivity failed", code="ice_failed", retryable=True, recovery="ice_restart")
     if module == "aiortc":

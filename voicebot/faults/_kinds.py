@@ -65,6 +65,8 @@ MESSAGE_KINDS = frozenset(
 ALLOWED_EXCEPTION_MODULES: tuple[str, ...] = (
     "builtins",
     "sqlite3",
+    "psycopg",  # PostgreSQL store faults, e.g. psycopg.errors.SerializationFailure / psycopg.OperationalError
+    "psycopg_pool",
     "json",
     "socket",
     "ssl",

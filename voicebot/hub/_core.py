@@ -17,7 +17,19 @@ from typing import Any
 from ..auth._tokens import new_token as _new_token
 from ..auth._tokens import token_hash
 from ..errors import LobbyError, SessionError
-from ..protocol import Chat, Hello, LobbyCreate, LobbyJoin, LobbyLeave, LobbyList, Ping, Request, Signal
+from ..protocol import (
+    BotStatus,
+    Caption,
+    Chat,
+    Hello,
+    LobbyCreate,
+    LobbyJoin,
+    LobbyLeave,
+    LobbyList,
+    Ping,
+    Request,
+    Signal,
+)
 from . import _lobbies
 from ._model import Action, Close, ConnId, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
 
@@ -225,6 +237,10 @@ class Hub:
             return _lobbies.chat(self, session, req, now)
         if isinstance(req, LobbyCreate):
             return self.create_lobby(conn, req, now, password_hash=None)
+        if isinstance(req, Caption):
+            return _lobbies.caption(self, session, req, now)
+        if isinstance(req, BotStatus):
+            return _lobbies.bot_status(self, session, req, now)
         raise SessionError(f"{req.TYPE} is not handled by the hub core", code="unknown_type")
 
     def prepare_lobby(self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None) -> Lobby:

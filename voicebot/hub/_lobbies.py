@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LobbyError, RateLimitError, Severity, ValidationError, WebRTCError
-from ..protocol import Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal
+from ..auth._names import strip_unsafe
+from ..errors import AuthError, LobbyError, RateLimitError, Severity, ValidationError, WebRTCError
+from ..protocol import BotStatus, Caption, Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal
 from ._model import Action, Lobby, Notice, Send, Session, Warn
 
 if TYPE_CHECKING:
     from ._core import Hub
 
 __all__ = ["build", "chat", "delete", "join", "leave", "peers_except", "public_list", "remove_member", "signal"]
+__all__ += ["bot_status", "caption"]
 
 
 def build(hub: Hub, req: LobbyCreate, now: float, password_hash: str | None) -> Lobby:
@@ -159,6 +161,48 @@ def chat(hub: Hub, session: Session, req: Chat, now: float) -> list[Action]:
     if session.lobby_id is None:
         raise LobbyError("join a lobby before chatting", code="not_in_lobby")
     lobby = hub.lobbies[session.lobby_id]
+    text = strip_unsafe(req.text)  # control, bidi-override and zero-width characters never reach other clients
+    if not text.strip():
+        raise ValidationError("text: nothing left after removing control characters", field="text")
     message = {"type": "chat", "lobby_id": lobby.id, "from": session.peer_id, "name": session.name,
-               "text": req.text, "ts": int(hub.wall_clock() * 1000)}
+               "text": text, "ts": int(hub.wall_clock() * 1000)}
+    return hub.deliver(list(lobby.members), message, now)
+
+
+def caption(hub: Hub, session: Session, req: Caption, now: float) -> list[Action]:
+    """Broadcast a caption to every member of the sender's lobby, sender included.
+
+    Only bots caption for others: a ``user`` may send ``role: "user"`` about itself only (``about`` absent or its
+    own id); ``role: "assistant"`` or ``about`` another peer needs kind ``bot`` (``forbidden``). ``about`` must
+    name a member of the lobby (``peer_not_found``). ``about`` defaults to the sender.
+    """
+    if session.lobby_id is None:
+        raise LobbyError("join a lobby before sending captions", code="not_in_lobby")
+    lobby = hub.lobbies[session.lobby_id]
+    about = req.about if req.about is not None else session.peer_id
+    if session.kind != "bot":
+        if req.role == "assistant":
+            raise AuthError("only bots may send assistant captions", code="forbidden", field="role")
+        if about != session.peer_id:
+            raise AuthError("only bots may caption another peer", code="forbidden", field="about")
+    if about not in lobby.members:
+        raise LobbyError(f"no member {about!r} in this lobby", code="peer_not_found", field="about")
+    text = strip_unsafe(req.text)  # the same rule as chat: no control, bidi-override or zero-width characters
+    if not text.strip():
+        raise ValidationError("text: nothing left after removing control characters", field="text")
+    message = {"type": "caption", "lobby_id": lobby.id, "from": session.peer_id, "name": session.name,
+               "role": req.role, "about": about, "text": text, "final": req.final, "turn_id": req.turn_id,
+               "ts": int(hub.wall_clock() * 1000)}
+    return hub.deliver(list(lobby.members), message, now)
+
+
+def bot_status(hub: Hub, session: Session, req: BotStatus, now: float) -> list[Action]:
+    """Broadcast a bot's state (``listening``/``thinking``/``speaking``/``degraded``) to its lobby; bots only."""
+    if session.kind != "bot":
+        raise AuthError("only bots may send bot.status", code="forbidden", field="state")
+    if session.lobby_id is None:
+        raise LobbyError("join a lobby before sending bot.status", code="not_in_lobby")
+    lobby = hub.lobbies[session.lobby_id]
+    message = {"type": "bot.status", "lobby_id": lobby.id, "peer_id": session.peer_id, "state": req.state,
+               "detail": req.detail, "ts": int(hub.wall_clock() * 1000)}
     return hub.deliver(list(lobby.members), message, now)

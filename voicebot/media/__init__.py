@@ -28,17 +28,20 @@ if TYPE_CHECKING:
         tone_frames,
     )
     from ._config import IceServer, MediaConfig
+    from ._icepolicy import DEFAULT_ICE_DENY, IcePolicy, parse_networks
     from ._peer import PeerConnection
     from ._runtime import MediaRuntime, MediaStats, current_media_runtime, media_runtime, open_media_loop
     from ._sdp import SessionDescription
     from ._tracks import AudioSender, IncomingTrack, OutgoingAudioTrack, TrackStats
 
 __all__ = [
+    "DEFAULT_ICE_DENY",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
     "TIME_BASE",
     "AudioSender",
     "FrameConverter",
+    "IcePolicy",
     "IceServer",
     "IncomingTrack",
     "MediaConfig",
@@ -54,6 +57,7 @@ __all__ = [
     "make_frame",
     "media_runtime",
     "open_media_loop",
+    "parse_networks",
     "tone_frames",
 ]
 
@@ -68,6 +72,9 @@ __getattr__ = lazy_exports(__name__, {
     "tone_frames": "._audio",
     "IceServer": "._config",
     "MediaConfig": "._config",
+    "DEFAULT_ICE_DENY": "._icepolicy",
+    "IcePolicy": "._icepolicy",
+    "parse_networks": "._icepolicy",
     "PeerConnection": "._peer",
     "MediaRuntime": "._runtime",
     "MediaStats": "._runtime",

@@ -13,7 +13,9 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "REQUEST_TYPES",
+    "BotStatus",
     "Candidate",
+    "Caption",
     "Chat",
     "Hello",
     "LobbyCreate",
@@ -63,6 +65,8 @@ class Hello(Request):
     kind: Literal["user", "bot"] = "user"
     password: Secret | None = None
     admin_token: Secret | None = None
+    worker_token: Secret | None = None
+    """Needed (or ``admin_token``) with ``kind: "bot"``: the token of the workers that run bots."""
 
 
 class LobbyCreate(Request):
@@ -149,6 +153,35 @@ class Chat(Request):
         return self
 
 
+class Caption(Request):
+    """``caption {text (1–2000), role: "user"|"assistant", about?: peer_id, final: bool, turn_id?}``: a line of
+    live captions, broadcast to every member of the sender's lobby as ``caption {lobby_id, from, name, role, about,
+    text, final, turn_id, ts}``. Only peers of kind ``bot`` may send ``role: "assistant"`` or ``about`` someone
+    other than themselves (``forbidden`` otherwise)."""
+
+    TYPE: ClassVar[str] = "caption"
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    role: Literal["user", "assistant"]
+    about: Id | None = None
+    final: bool
+    turn_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> Caption:
+        if not self.text.strip():
+            raise ValueError("text: must not be blank")
+        return self
+
+
+class BotStatus(Request):
+    """``bot.status {state: "listening"|"thinking"|"speaking"|"degraded", detail?}`` from a bot → every member of
+    its lobby gets ``bot.status {lobby_id, peer_id, state, detail, ts}``; from a non-bot: ``forbidden``."""
+
+    TYPE: ClassVar[str] = "bot.status"
+    state: Literal["listening", "thinking", "speaking", "degraded"]
+    detail: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class Ping(Request):
     """``ping`` → ``pong``."""
 
@@ -160,3 +193,4 @@ class Ping(Request):
 REQUEST_TYPES: dict[str, type[Request]] = {
     model.TYPE: model for model in (Hello, LobbyCreate, LobbyList, LobbyJoin, LobbyLeave, Signal, Chat, Ping)
 }
+REQUEST_TYPES.update({Caption.TYPE: Caption, BotStatus.TYPE: BotStatus})

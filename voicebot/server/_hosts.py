@@ -6,17 +6,18 @@ is read-only here (properties), so the server may keep plain attributes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import protocol
 
 if TYPE_CHECKING:
     from ..errors import ErrorHandler, RequestContext
-    from ..hub import Action, Hub
+    from ..hub import Action, Hub, Notice, SessionGone
     from ..metrics import HubCounters
     from ._connection import Connection
     from ._persistence import Persistence
+    from ._quotas import Quotas
     from ._server import Handler, PasswordHashing
     from ._settings import Settings
 
@@ -40,6 +41,8 @@ class ConnectionHost(Protocol):
     def close_timeout(self) -> float: ...
     @property
     def request_types(self) -> Mapping[str, type[protocol.Request]]: ...
+    @property
+    def quotas(self) -> Quotas: ...
 
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
         """Run one validated request."""
@@ -56,7 +59,11 @@ class AuthHost(Protocol):
     """The server as :class:`~voicebot.server._auth.Auth` sees it: the hub, hashing, storage, its handlers."""
 
     @property
+    def settings(self) -> Settings: ...
+    @property
     def hub(self) -> Hub: ...
+    @property
+    def notice_listeners(self) -> list[Callable[[Notice | SessionGone], None]]: ...
     @property
     def passwords(self) -> PasswordHashing: ...
     @property

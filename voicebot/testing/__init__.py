@@ -3,8 +3,10 @@
 Determinism: :func:`deterministic_scheduling` (Trio's scheduler) and :func:`make_deterministic` (the hub's
 tokens and timestamps). Scripted in-memory AI providers for the mock clock: :class:`ScriptedLLM`,
 :class:`ScriptedSTT`, :class:`ScriptedTTS`; a scripted OpenAI-compatible HTTP server:
-:func:`open_fake_openai`; :func:`word_error_rate` for speech accuracy. The pytest plugin (seed / fault-plan /
-server fixtures and replay hints on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
+:func:`open_fake_openai`; :func:`word_error_rate` for speech accuracy. Real engines (PostgreSQL, redis-server) on
+loopback: :func:`run_postgres`, :func:`run_redis`, and the session fixtures of
+:mod:`voicebot.testing.engine_fixtures`. The pytest plugin (seed / fault-plan / server fixtures and replay hints
+on failure) is :mod:`voicebot.testing.pytest_plugin`; enable it with
 ``pytest_plugins = ["voicebot.testing.pytest_plugin"]``.
 """
 
@@ -14,6 +16,7 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._determinism import EPOCH, deterministic_scheduling, make_deterministic
+    from ._engines import EngineUnavailable, PostgresEngine, RedisEngine, free_port, run_postgres, run_redis
     from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
     from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
     from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
@@ -22,19 +25,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOCH",
+    "EngineUnavailable",
     "FakeOpenAI",
     "FakePasswordHasher",
     "FakeRequest",
     "FreezableStream",
+    "PostgresEngine",
+    "RedisEngine",
     "ScriptedLLM",
     "ScriptedSTT",
     "ScriptedTTS",
     "deterministic_scheduling",
+    "free_port",
     "make_deterministic",
     "normalise_words",
     "open_client",
     "open_fake_openai",
     "open_test_server",
+    "run_postgres",
+    "run_redis",
     "serve_process",
     "settings_for_tests",
     "word_error_rate",
@@ -44,6 +53,12 @@ __getattr__ = lazy_exports(__name__, {
     "EPOCH": "._determinism",
     "deterministic_scheduling": "._determinism",
     "make_deterministic": "._determinism",
+    "EngineUnavailable": "._engines",
+    "PostgresEngine": "._engines",
+    "RedisEngine": "._engines",
+    "free_port": "._engines",
+    "run_postgres": "._engines",
+    "run_redis": "._engines",
     "FakeOpenAI": "._fake_openai",
     "FakeRequest": "._fake_openai",
     "open_fake_openai": "._fake_openai",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import trio
 
 from ..bots import BotSpec, builtin_bots
+from ..bots.assistant import MEMORY
 from ..errors import VoiceBotError
 from ..media import MediaConfig
 from ..server import Server
@@ -37,6 +38,7 @@ async def run_local_worker(
     already removed from their lobbies by the hub).
     """
     specs = dict(bots) if bots is not None else builtin_bots(media)
+    server.stats_sources.setdefault("assistants", MEMORY.snapshot)  # this process's assistants in admin.stats
     config = WorkerConfig(token=bot_hub.local_token, capacity=capacity, name="local")
     first = True
     while not server.stopping:

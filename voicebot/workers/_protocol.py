@@ -27,8 +27,9 @@ __all__ = [
     "WorkerStopped",
 ]
 
-MAX_OPTIONS_BYTES = 4096
-"""Largest accepted JSON encoding of a ``bot.add`` request's per-bot options."""
+MAX_OPTIONS_BYTES = 20_000
+"""Largest accepted JSON encoding (UTF-8 bytes) of a ``bot.add`` request's per-bot options (room for the
+assistant's 4,000-character persona in any script plus its greeting)."""
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 BotName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -54,7 +55,7 @@ class BotAdd(Request):
 
     @model_validator(mode="after")
     def _options_size(self) -> BotAdd:
-        if len(json.dumps(self.options)) > MAX_OPTIONS_BYTES:
+        if len(json.dumps(self.options, ensure_ascii=False).encode()) > MAX_OPTIONS_BYTES:
             raise ValueError(f"options: larger than {MAX_OPTIONS_BYTES} bytes of JSON")
         return self
 
