@@ -19,11 +19,14 @@ from ._requests import (
     Request,
     Signal,
 )
+from ._safety import MAX_DEPTH, MAX_INT, sendable
 
 #: Protocol version spoken by this server.
 PROTOCOL_VERSION = 1
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_INT",
     "MAX_SDP_BYTES",
     "PROTOCOL_VERSION",
     "REQUEST_TYPES",
@@ -46,5 +49,6 @@ __all__ = [
     "decode",
     "encode",
     "register_request",
+    "sendable",
     "validate",
 ]
