@@ -198,7 +198,9 @@ class Hub:
         if isinstance(req, Hello):
             self.check_new_connection(conn)
         if isinstance(req, LobbyList):
-            return [Send((conn,), _reply(req, {"type": "lobby.list", "lobbies": _lobbies.public_list(self)}))]
+            lobbies, next_cursor = _lobbies.public_list(self, req.cursor, req.limit)
+            return [Send((conn,), _reply(req, {"type": "lobby.list", "lobbies": lobbies,
+                                               "next_cursor": next_cursor}))]
         if isinstance(req, LobbyLeave):
             return _lobbies.leave(self, session, req, now)
         if isinstance(req, LobbyJoin):
