@@ -18,6 +18,7 @@ import trio_websocket
 from .. import faults, protocol
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
 from ._ratelimit import TokenBucket
+from ._wsclose import answer_protocol_errors
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -63,6 +64,7 @@ class Connection:
         self.in_flight = 0
         self._broken = False
         self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
+        answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def run(self) -> None:
