@@ -119,6 +119,8 @@ class Fuzzer:
         self.peers: dict[int, str] = {}
         self.warm = trio.Event()
         self.digests: dict[int, str] = {}
+        self.deadline = float("inf")
+        """Trio time after which no new frame is sent (``--max-seconds``: a bounded run reports what it did)."""
 
     async def connection(self, index: int, frames: Iterator[Frame], quota: int) -> None:
         h = hashlib.sha256()
@@ -130,7 +132,7 @@ class Fuzzer:
 
         pending = _Peekable(take())
         generation = 0
-        while pending.has_next():
+        while pending.has_next() and trio.current_time() < self.deadline:
             generation += 1
             try:
                 ws = await RawWebSocket.connect(self.host, self.port)
@@ -144,7 +146,7 @@ class Fuzzer:
                 with trio.CancelScope(shield=True):
                     await ws.aclose()
             self.stats.reconnects += 1
-        self.digests[index] = h.hexdigest()
+        self.digests[index] = h.hexdigest() if not pending.has_next() else "incomplete"
 
     async def _session(self, index: int, generation: int, ws: RawWebSocket, pending: _Peekable) -> None:
         subst = {"@PEER@": "p_0", "@LOBBY@": "l_0", "@OTHER@": "p_0"}
@@ -163,7 +165,7 @@ class Fuzzer:
             if await self._until(ws, "join") is None:
                 return
         batch = 0
-        while pending.has_next():
+        while pending.has_next() and trio.current_time() < self.deadline:
             fr = pending.next()
             others = [p for i, p in self.peers.items() if i != index]
             subst["@OTHER@"] = others[self.stats.sent % len(others)] if others else subst["@PEER@"]
@@ -281,6 +283,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rss_warm = rss_mib(proc.pid)
 
             nursery.start_soon(warm_probe)
+            fuzzer.deadline = trio.current_time() + args.max_seconds
+
+            async def progress() -> None:
+                while True:
+                    await trio.sleep(args.progress)
+                    print(f"[{time.perf_counter() - started:7.0f} s] {stats.sent:,} frames, server RSS "
+                          f"{rss_mib(proc.pid):.1f} MiB, canary p99 so far {_pct(stats.canary, 0.99):.1f} ms, "
+                          f"internal errors {stats.replies.get('error:internal_error', 0)}", file=sys.stderr,
+                          flush=True)
+
+            if args.progress > 0:
+                nursery.start_soon(progress)
             async with trio.open_nursery() as fuzzers:
                 for i, quota in enumerate(quotas(args.frames, args.connections)):
                     fuzzers.start_soon(fuzzer.connection, i, frame_stream(args.seed, i), quota)
@@ -288,6 +302,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await trio.sleep(0.5)  # let the server settle before the final measurement
             rss_end = rss_mib(proc.pid)
             done.set()
+            nursery.cancel_scope.cancel()
     finally:
         elapsed = time.perf_counter() - started
         proc.terminate()
@@ -363,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="capacity of serve's in-process bot worker (default 0: bot.add gets bot_unknown)")
     parser.add_argument("--max-rss-growth", type=float, default=20.0, help="goal in MiB (default 20)")
     parser.add_argument("--max-canary-p99", type=float, default=50.0, help="goal in ms (default 50)")
+    parser.add_argument("--max-seconds", type=float, default=float("inf"),
+                        help="stop sending after this many seconds and report what was sent (default: no bound)")
+    parser.add_argument("--progress", type=float, default=0.0,
+                        help="print a progress line to stderr every this many seconds (default 0: none)")
     parser.add_argument("--json", help="also write the report as JSON here")
     parser.add_argument("--log", help="server log file (default: a temporary file)")
     args = parser.parse_args(argv)
