@@ -155,3 +155,23 @@ async def test_a_single_large_message_fits_an_empty_outbox(size: int, autojump_c
         conn = next(iter(server.connections.values()))
         conn.send({"type": "note", "text": "z" * size})
         assert len((await a.next_event("note"))["text"]) == size
+
+
+async def test_worker_link_writer_survives_unencodable_options(autojump_clock: object) -> None:
+    """Row 1's failure mode one layer down: even if a lone surrogate reached the hub → worker link (decode refuses
+    it now), the writer sends U+FFFD instead of dying, so the worker's other bots stay."""
+    async with open_test_server(seed=4) as server:
+        bot_hub = install_bot_hub(server, BotHubSettings(start_timeout=5.0))
+        async with open_client(server, "owner") as owner, running_worker(server, bot_hub, capacity=3) as (worker, _):
+            room = await owner.create_lobby("room")
+            await owner.join(room["id"])
+            added = await owner.request("bot.add", bot="idle")
+            [info] = list(bot_hub.scheduler.workers.values())
+            bot_hub._send(info.conn, {"type": "worker.stop", "job_id": "j_\ud800"})  # bypasses decode on purpose
+            await trio.sleep(1)
+            assert bot_hub.scheduler.job_of_peer(added["peer_id"]) is not None
+            assert len(bot_hub.scheduler.workers) == 1 and worker.jobs
+            # the client side cannot die either: its encoder sends U+FFFD, which the server accepts as text
+            await owner.send({"type": "chat", "text": "x\ud800y"})
+            assert (await owner.next_event("chat"))["text"] == "x\ufffdy"
+            assert server.errors.get_error_statistics().get("closes", {}) == {}
