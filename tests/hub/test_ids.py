@@ -35,7 +35,7 @@ def test_production_server_never_draws_ids_from_random(monkeypatch: pytest.Monke
     ids.append(server.errors.ids.new())
     assert drawn == [96, 96, 96, 96, 24]
     for value in ids[:4]:
-        prefix, bits = value.split("_")
+        _, bits = value.split("_")
         assert len(bits) == 24 and int(bits, 16) >= 0
     assert len(set(ids)) == len(ids)
 
