@@ -146,7 +146,7 @@ class Fuzzer:
                 with trio.CancelScope(shield=True):
                     await ws.aclose()
             self.stats.reconnects += 1
-        self.digests[index] = h.hexdigest() if not pending.has_next() else "incomplete"
+        self.digests[index] = h.hexdigest()  # over the frames taken (all of them unless --max-seconds cut the run)
 
     async def _session(self, index: int, generation: int, ws: RawWebSocket, pending: _Peekable) -> None:
         subst = {"@PEER@": "p_0", "@LOBBY@": "l_0", "@OTHER@": "p_0"}
@@ -278,9 +278,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             nursery.start_soon(fuzzer.canary, url, done)
 
             async def warm_probe() -> None:
+                # the minimum of 10 samples over 5 s: a transient peak (a password hash in flight) is not a baseline
                 nonlocal rss_warm
                 await fuzzer.warm.wait()
-                rss_warm = rss_mib(proc.pid)
+                samples = []
+                for _ in range(10):
+                    samples.append(rss_mib(proc.pid))
+                    await trio.sleep(0.5)
+                rss_warm = min(samples)
 
             nursery.start_soon(warm_probe)
             fuzzer.deadline = trio.current_time() + args.max_seconds
@@ -299,8 +304,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for i, quota in enumerate(quotas(args.frames, args.connections)):
                     fuzzers.start_soon(fuzzer.connection, i, frame_stream(args.seed, i), quota)
             fuzzer.warm.set()
-            await trio.sleep(0.5)  # let the server settle before the final measurement
-            rss_end = rss_mib(proc.pid)
+            samples = []
+            for _ in range(10):  # let the server settle; the minimum of 10 samples over 5 s, as for the baseline
+                await trio.sleep(0.5)
+                samples.append(rss_mib(proc.pid))
+            rss_end = min(samples)
             done.set()
             nursery.cancel_scope.cancel()
     finally:
