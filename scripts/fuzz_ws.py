@@ -319,16 +319,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    return build_report(args, stats, fuzzer, log, elapsed=elapsed, rss=(rss_start, rss_warm, rss_end))
+
+
+def build_report(args: argparse.Namespace, stats: Stats, fuzzer: Fuzzer, log: Path, *, elapsed: float,
+                 rss: tuple[float, float, float]) -> dict[str, Any]:
+    """The run's figures and whether every goal was met."""
+    rss_start, rss_warm, rss_end = rss
     server_log = log.read_text(errors="replace")
     tracebacks = server_log.count("Traceback (most recent call last)")
     internal = stats.replies.get("error:internal_error", 0) + stats.replies.get("close:1011", 0)
     growth = rss_end - rss_warm
-    frames_digest = combine([fuzzer.digests[i] for i in range(args.connections)])
     p99 = _pct(stats.canary, 0.99)
     report = {
         "seed": args.seed, "frames": args.frames, "connections": args.connections, "frames_sent": stats.sent,
-        "frames_digest": frames_digest, "elapsed_s": round(elapsed, 1),
-        "frames_per_s": round(stats.sent / elapsed, 1) if elapsed else 0.0,
+        "frames_digest": combine([fuzzer.digests[i] for i in range(args.connections)]),
+        "elapsed_s": round(elapsed, 1), "frames_per_s": round(stats.sent / elapsed, 1) if elapsed else 0.0,
         "replies": dict(stats.replies.most_common()), "closes": dict(stats.closes.most_common()),
         "wrong_close_codes": dict(stats.wrong_close), "internal_errors": internal, "tracebacks": tracebacks,
         "stalls": stats.stalls, "reconnects": stats.reconnects,
