@@ -3,8 +3,8 @@
 
     scripts/fuzz_ws.py --frames 20000 --seed 1 [--connections 4] [--json out.json]
 
-Starts ``voicebot serve`` (``:memory:`` database, log to a file), opens ``--connections`` fuzzing connections and
-one canary connection that pings every 50 ms, and sends ``--frames`` frames from
+Starts ``voicebot serve`` (a fresh SQLite file beside the log, log to a file), opens ``--connections`` fuzzing
+connections and one canary connection that pings every 50 ms, and sends ``--frames`` frames from
 :func:`voicebot.testing._fuzzgen.generate` (valid messages of every request type mutated by field removal,
 retyping, oversizing, deep nesting, lone surrogates, huge numbers; text, binary and fragmented frames;
 protocol-invalid frames). Each fuzzing connection says hello, joins its own lobby, then sends batches of frames
@@ -248,8 +248,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_server(log: Path, local_worker: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", ":memory:", "--log-level",
+def start_server(log: Path, local_worker: int, db: str) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", db, "--log-level",
            "warning", "--local-worker", str(local_worker), "--request-rate", "1000000", "--request-burst",
            "1000000", "--error-limit", "1000000000", "--max-lobbies", "500", "--admin-token", "fuzz-admin-token",
            "--max-message-size", str(MAX_MESSAGE_SIZE)]
@@ -264,8 +264,8 @@ def start_server(log: Path, local_worker: int) -> tuple[subprocess.Popen[str], s
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    log = Path(args.log) if args.log else Path(tempfile.mkdtemp(prefix="fuzz_ws_")) / "server.log"
-    proc, url = start_server(log, args.local_worker)
+    log = Path(args.log)
+    proc, url = start_server(log, args.local_worker, args.db)
     stats = Stats()
     started = time.perf_counter()
     try:
@@ -398,8 +398,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="print a progress line to stderr every this many seconds (default 0: none)")
     parser.add_argument("--json", help="also write the report as JSON here")
     parser.add_argument("--log", help="server log file (default: a temporary file)")
+    parser.add_argument("--db", help="server database (default: fuzz.db beside the log, recreated; ':memory:' keeps "
+                                     "the audit log in RAM, so RSS then grows with every audited connection)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    args.log = args.log or str(Path(tempfile.mkdtemp(prefix="fuzz_ws_")) / "server.log")
+    args.db = args.db or str(Path(args.log).with_name("fuzz.db"))
+    if args.db != ":memory:":
+        for leftover in (args.db, args.db + "-wal", args.db + "-shm"):
+            Path(leftover).unlink(missing_ok=True)
     report = trio.run(run, args)
     print_table(report)
     if args.json:
