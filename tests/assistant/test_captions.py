@@ -58,7 +58,8 @@ async def test_users_may_not_caption_as_assistant_or_for_others(
 
 
 async def test_bot_captions_for_a_member_and_sends_status(server: Server, autojump_clock: object) -> None:
-    async with open_client(server, "ann") as a, open_client(server, "bot", kind="bot", admin_token=server.admin_token) as bot:
+    async with (open_client(server, "ann") as a,
+                open_client(server, "bot", kind="bot", admin_token=server.admin_token) as bot):
         room = (await a.create_lobby("room"))["id"]
         await _joined([a, bot], room)
         await bot.caption("what time is it", role="user", about=a.peer_id, final=True, turn_id="u1")
