@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "LOBBY_LIST_LIMIT",
+    "LOBBY_LIST_MAX",
     "REQUEST_TYPES",
     "BotStatus",
     "Candidate",
@@ -80,10 +82,19 @@ class LobbyCreate(Request):
     persistent: bool = False
 
 
+LOBBY_LIST_LIMIT = 50
+"""Lobbies per ``lobby.list`` page when the request gives no ``limit``."""
+LOBBY_LIST_MAX = 100
+"""Largest ``lobby.list`` page (``limit`` above it is ``invalid_message``): a short request never buys a huge reply."""
+
+
 class LobbyList(Request):
-    """``lobby.list``: public lobbies."""
+    """``lobby.list {cursor?, limit?}``: one page of public lobbies ordered by id; the reply's ``next_cursor``
+    (null on the last page) fetches the next one. Lobbies created or deleted meanwhile never shift other pages."""
 
     TYPE: ClassVar[str] = "lobby.list"
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    limit: Annotated[int, Field(ge=1, le=LOBBY_LIST_MAX)] = LOBBY_LIST_LIMIT
 
 
 class LobbyJoin(Request):
@@ -112,7 +123,11 @@ class Candidate(BaseModel):
 
 
 class Signal(Request):
-    """``signal {to, kind, sdp?, candidate?}``: relayed to ``to`` inside the sender's lobby."""
+    """``signal {to, kind, sdp?, candidate?}``: relayed to ``to`` inside the sender's lobby.
+
+    Per kind: ``offer``/``answer`` need ``sdp`` (at most :data:`MAX_SDP_BYTES`, starting ``v=0``) and no
+    ``candidate``; ``candidate`` needs ``candidate`` (an object with bounded fields, or null) and no ``sdp``;
+    ``bye`` carries neither. Unknown fields are ignored and never relayed."""
 
     TYPE: ClassVar[str] = "signal"
     to: Id
@@ -137,6 +152,11 @@ class Signal(Request):
                     raise field_error("sdp", "must start with 'v=0'")
         if kind == "candidate" and "candidate" not in data:
             raise field_error("candidate", "required for kind 'candidate' (null means end of candidates)")
+        # Each kind carries only its own payload: nothing big rides along on a candidate or a bye.
+        if kind in ("candidate", "bye") and sdp is not None:
+            raise field_error("sdp", f"not allowed for kind {kind!r} (only offer and answer carry an sdp)")
+        if kind in ("offer", "answer", "bye") and data.get("candidate") is not None:
+            raise field_error("candidate", f"not allowed for kind {kind!r} (only kind 'candidate' carries one)")
         return data
 
 
@@ -169,7 +189,7 @@ class Caption(Request):
     @model_validator(mode="after")
     def _not_blank(self) -> Caption:
         if not self.text.strip():
-            raise ValueError("text: must not be blank")
+            raise field_error("text", "must not be blank")
         return self
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ..protocol import Request
+from ..protocol._requests import field_error
 
 __all__ = [
     "MAX_OPTIONS_BYTES",
@@ -56,7 +57,7 @@ class BotAdd(Request):
     @model_validator(mode="after")
     def _options_size(self) -> BotAdd:
         if len(json.dumps(self.options, ensure_ascii=False).encode()) > MAX_OPTIONS_BYTES:
-            raise ValueError(f"options: larger than {MAX_OPTIONS_BYTES} bytes of JSON")
+            raise field_error("options", f"larger than {MAX_OPTIONS_BYTES} bytes of JSON")
         return self
 
     @property
