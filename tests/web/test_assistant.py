@@ -56,7 +56,7 @@ def test_the_assistant_hears_the_page_and_answers_with_captions_and_voice(open_p
         assert user.query_selector(".who").inner_text() == "dana:"  # attributed to the person who spoke
         assert user.query_selector(".text").inner_text().strip()
         answer = page.wait_for_selector("#captions li[data-role=assistant][data-final=true]", timeout=TURN_MS)
-        assert answer.query_selector(".text").inner_text().strip()
+        assert any(word in answer.query_selector(".text").inner_text().lower() for word in ("5", "five"))
         page.wait_for_function("() => window.botPeak > 0.05", timeout=WAIT_MS, polling=100)  # its voice was heard
         shot(page, "10-assistant-captions")
         assert page.errors == []
