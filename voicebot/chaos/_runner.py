@@ -27,6 +27,7 @@ from voicebot.testing import open_test_server, settings_for_tests
 from voicebot.testing._determinism import deterministic_scheduling
 
 from ._clients import SimClient
+from ._defaults import DEFAULT_CLIENTS, DEFAULT_STEPS
 from ._invariants import ChaosServer, check_end, check_error_accounting, check_state
 from ._persist import AuditRecorder
 from ._plan import default_plan
@@ -55,8 +56,8 @@ def chaos_settings() -> Settings:
 class ChaosConfig:
     """Size of one seed's workload."""
 
-    clients: int = 4
-    steps: int = 30
+    clients: int = DEFAULT_CLIENTS
+    steps: int = DEFAULT_STEPS
     settings: Settings = attrs.field(factory=chaos_settings)
     server_factory: Callable[..., Server] = ChaosServer
     """Must build a :class:`ChaosServer` (subclass it to plant bugs in tests)."""

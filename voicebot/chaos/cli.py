@@ -20,14 +20,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
 from voicebot import faults
 from voicebot.server import Server
 
-from ._runner import ChaosConfig, SeedResult, run_seed
+from ._defaults import DEFAULT_CLIENTS, DEFAULT_STEPS
+
+if TYPE_CHECKING:
+    from ._runner import ChaosConfig, SeedResult
 
 __all__ = ["add_parser", "main_chaos", "render_summary"]
 
@@ -53,8 +56,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="TOML/JSON fault plan (default: built-in random plan over all points)")
     parser.add_argument("--journal", default=None, metavar="FILE",
                         help="write the journal of the last seed run here (useful with --seed)")
-    parser.add_argument("--clients", type=int, default=ChaosConfig().clients, help="simulated clients per seed")
-    parser.add_argument("--steps", type=int, default=ChaosConfig().steps, help="workload steps per seed")
+    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="simulated clients per seed")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="workload steps per seed")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
                         help=f"worker processes for {POOL_MIN_SEEDS}+ seeds (default {DEFAULT_JOBS}, the CPU count); "
                              "each seed runs alone in one process, so results and journals do not depend on N")
@@ -85,6 +88,8 @@ def main_chaos(
             print(f"voicebot chaos: {exc}", file=sys.stderr)
             return 2
     _quiet()
+    from ._runner import ChaosConfig, run_seed  # noqa: PLC0415 - the runner (trio.testing, pytest) loads on use
+
     config = ChaosConfig(clients=args.clients, steps=args.steps)
     if server_factory is not None:
         config = attrs.evolve(config, server_factory=server_factory)
@@ -113,7 +118,7 @@ def main_chaos(
         Path(args.journal).write_text(last.journal, encoding="utf-8", newline="\n")
     out.write(render_summary(count, failures, elapsed, injections, errors))
     sizing = "".join(f" --{name} {value}" for name, value in (("clients", args.clients), ("steps", args.steps))
-                     if value != getattr(ChaosConfig(), name))
+                     if value != {"clients": DEFAULT_CLIENTS, "steps": DEFAULT_STEPS}[name])
     for result in failures:
         out.write(f"FAILED seed {result.seed}: {result.first_violation}\n  replay: {result.replay}{sizing}\n")
         if result.traceback:
@@ -127,6 +132,8 @@ def _quiet() -> None:
 
 
 def _run_one(seed: int, *, plan: faults.Plan | None, config: ChaosConfig, plan_path: Path | None) -> SeedResult:
+    from ._runner import run_seed  # noqa: PLC0415
+
     return run_seed(seed, plan, config=config, plan_path=plan_path)
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import attrs
 import trio
-import trio.testing
 
 from ..bots import BotSession, BotSpec
 from ..client import Client, connect, connect_stream
@@ -48,7 +47,9 @@ def memory_connector(server: Server, remote: str = "local-worker") -> Connector:
 
     @asynccontextmanager
     async def open_one() -> AsyncIterator[Client]:
-        client_end, server_end = trio.testing.memory_stream_pair()
+        from trio.testing import memory_stream_pair  # noqa: PLC0415 - trio.testing brings pytest (~9 MiB)
+
+        client_end, server_end = memory_stream_pair()
         server.connect_stream(server_end, remote)
         async with connect_stream(client_end) as client:
             yield client
