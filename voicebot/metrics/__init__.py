@@ -20,18 +20,23 @@ Contract (dashboards are built on these names and labels):
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from typing import TYPE_CHECKING
 
-from ._hub import (
-    BREAKER_STATES,
-    HTTP_ROUTES,
-    REQUEST_BUCKETS,
-    SENT_TYPES,
-    HubCollector,
-    HubCounters,
-    HubState,
-    new_registry,
-)
+from .._lazy import lazy_exports
+from ._hub import BREAKER_STATES, HTTP_ROUTES, REQUEST_BUCKETS, SENT_TYPES, HubCounters, HubState
+
+if TYPE_CHECKING:
+    from ._bot import (
+        BOT_REGISTRY,
+        CONTENT_TYPE,
+        PROVIDER_OUTCOMES,
+        TURN_STAGES,
+        count_provider_request,
+        count_refused_candidate,
+        exposition,
+        observe_turn_stage,
+    )
+    from ._collector import HubCollector, new_registry
 
 __all__ = [
     "BOT_REGISTRY",
@@ -52,73 +57,16 @@ __all__ = [
     "observe_turn_stage",
 ]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""``Content-Type`` of the text exposition format."""
-
-TURN_STAGES = ("stt", "llm_first_token", "tts_first_audio", "voice_to_voice")
-"""Stages of one conversational turn: end of speech → STT final (``stt``), LLM request → first token
-(``llm_first_token``), TTS request → first audio (``tts_first_audio``), end of speech → first bot audio frame sent
-(``voice_to_voice``)."""
-
-PROVIDER_OUTCOMES = ("ok", "error", "timeout", "circuit_open")
-"""How a provider call ended: answered, failed, hit its deadline, or was not attempted because its circuit
-breaker was open."""
-
-PROVIDER_KINDS = ("stt", "llm", "tts")
-
-BOT_REGISTRY = CollectorRegistry(auto_describe=True)
-"""This process's bot-side metrics (see the module docs)."""
-
-_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
-
-_TURN_LATENCY = Histogram(
-    "voicebot_turn_latency_seconds",
-    "Latency of one stage of a bot's conversational turn",
-    ["stage"],
-    buckets=_LATENCY_BUCKETS,
-    registry=BOT_REGISTRY,
-)
-_PROVIDER_REQUESTS = Counter(
-    "voicebot_provider_requests",
-    "AI provider calls by kind, provider and outcome",
-    ["kind", "provider", "outcome"],
-    registry=BOT_REGISTRY,
-)
-
-
-def observe_turn_stage(stage: str, seconds: float) -> None:
-    """Record one turn stage's latency. ``stage`` must be one of :data:`TURN_STAGES` (``ValueError`` otherwise,
-    so a typo cannot silently create a new time series)."""
-    if stage not in TURN_STAGES:
-        raise ValueError(f"unknown turn stage {stage!r}")
-    _TURN_LATENCY.labels(stage=stage).observe(max(0.0, seconds))
-
-
-def count_provider_request(kind: str, provider: str, outcome: str) -> None:
-    """Count one provider call. ``kind`` in :data:`PROVIDER_KINDS`, ``outcome`` in :data:`PROVIDER_OUTCOMES`
-    (``ValueError`` otherwise)."""
-    if kind not in PROVIDER_KINDS:
-        raise ValueError(f"unknown provider kind {kind!r}")
-    if outcome not in PROVIDER_OUTCOMES:
-        raise ValueError(f"unknown provider outcome {outcome!r}")
-    _PROVIDER_REQUESTS.labels(kind=kind, provider=provider, outcome=outcome).inc()
-
-
-def exposition(*registries: CollectorRegistry) -> bytes:
-    """The text exposition of ``registries`` one after another (their metric names must not overlap)."""
-    return b"".join(generate_latest(registry) for registry in registries)
-
-
-_REFUSED_CANDIDATES = Counter(
-    "voicebot_ice_candidates_refused",
-    "Remote ICE candidates refused by the ICE candidate policy",
-    ["source"],
-    registry=BOT_REGISTRY,
-)
-
-
-def count_refused_candidate(source: str) -> None:
-    """Count one refused remote ICE candidate; ``source`` is ``trickle`` or ``sdp`` (``ValueError`` otherwise)."""
-    if source not in ("trickle", "sdp"):
-        raise ValueError(f"unknown candidate source {source!r}")
-    _REFUSED_CANDIDATES.labels(source=source).inc()
+# prometheus_client (~12 MiB) loads with the first bot-side metric or the first scrape, not with the hub.
+__getattr__ = lazy_exports(__name__, {
+    "BOT_REGISTRY": "._bot",
+    "CONTENT_TYPE": "._bot",
+    "PROVIDER_OUTCOMES": "._bot",
+    "TURN_STAGES": "._bot",
+    "count_provider_request": "._bot",
+    "count_refused_candidate": "._bot",
+    "exposition": "._bot",
+    "observe_turn_stage": "._bot",
+    "HubCollector": "._collector",
+    "new_registry": "._collector",
+})

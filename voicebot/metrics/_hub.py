@@ -9,17 +9,13 @@ and its registry, so several servers in one process never share numbers.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 
 import attrs
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from ..protocol import REQUEST_TYPES
 
-__all__ = ["BREAKER_STATES", "HTTP_ROUTES", "REQUEST_BUCKETS", "SENT_TYPES", "HubCollector", "HubCounters", "HubState",
-           "new_registry"]
+__all__ = ["BREAKER_STATES", "HTTP_ROUTES", "REQUEST_BUCKETS", "SENT_TYPES", "HubCounters", "HubState"]
 
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of ``voicebot_request_duration_seconds``."""
@@ -106,72 +102,3 @@ class HubState:
     bots: Callable[[], Mapping[str, int]]
     """Bots running or starting, by bot name."""
     workers: Callable[[], int]
-
-
-class HubCollector(Collector):
-    """Exposes :class:`HubCounters` and :class:`HubState` under the public metric names (README "Metrics")."""
-
-    def __init__(self, counters: HubCounters, state: HubState) -> None:
-        self.counters = counters
-        self.state = state
-
-    def collect(self) -> Iterator[Metric]:
-        """Build every family from the current numbers."""
-        c, s = self.counters, self.state
-        yield _gauge("voicebot_connections", "Open WebSocket connections", s.connections())
-        yield _gauge("voicebot_sessions", "Sessions, including those in their resume grace", s.sessions())
-        yield _gauge("voicebot_lobbies", "Lobbies that exist", s.lobbies())
-        yield _counter("voicebot_messages_received", "Frames received from clients by message type", ["type"],
-                       {(k,): v for k, v in c.received.items()})
-        yield _counter("voicebot_messages_sent", "Messages queued for clients by message type", ["type"],
-                       {(k,): v for k, v in c.sent.items()})
-        yield _counter("voicebot_errors", "Handled errors by category, severity and code",
-                       ["category", "severity", "code"], {k: float(v) for k, v in c.errors.items()})
-        yield _counter("voicebot_http_requests", "HTTP responses by route and status code", ["route", "code"],
-                       {k: float(v) for k, v in c.http.items()})
-        yield _counter("voicebot_connections_closed", "Closed WebSocket connections by close code", ["code"],
-                       {(str(k),): v for k, v in c.closes.items()})
-        breakers = GaugeMetricFamily("voicebot_circuit_breaker_state",
-                                     "Circuit breaker state: 1 for the current state, 0 for the others",
-                                     labels=["breaker", "state"])
-        for name, current in s.breakers():
-            for state in BREAKER_STATES:
-                breakers.add_metric([name, state], 1.0 if state == current else 0.0)
-        yield breakers
-        durations = HistogramMetricFamily("voicebot_request_duration_seconds",
-                                          "Seconds from a frame received to its reply queued, by message type",
-                                          labels=["type"])
-        for mtype, row in c.durations.items():
-            cumulative, buckets = 0.0, []
-            for bound, n in zip((*REQUEST_BUCKETS, float("inf")), row[:-1], strict=True):
-                cumulative += n
-                buckets.append((_le(bound), cumulative))
-            durations.add_metric([mtype], buckets, row[-1])
-        yield durations
-        bots = GaugeMetricFamily("voicebot_bots", "Bots running or starting, by bot name", labels=["bot"])
-        for bot, n in sorted(s.bots().items()):
-            bots.add_metric([bot], float(n))
-        yield bots
-        yield _gauge("voicebot_bot_workers", "Registered bot workers", s.workers())
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
-
-
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, value=float(value))
-
-
-def _counter(name: str, doc: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for key, value in sorted(values.items()):
-        family.add_metric(list(key), float(value))
-    return family
-
-
-def new_registry(counters: HubCounters, state: HubState) -> CollectorRegistry:
-    """A registry holding one server's :class:`HubCollector`."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(counters, state))
-    return registry

@@ -29,9 +29,11 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from voicebot import faults
+from voicebot import (
+    faults,
+    metrics,  # its prometheus_client part loads on the first counted request
+)
 from voicebot.errors import ProviderError, classify, split_passthrough
-from voicebot.metrics import count_provider_request
 from voicebot.resilience import (
     BreakerConfig,
     BreakerRegistry,
@@ -192,7 +194,7 @@ class ProviderChain:
         """Release a call whose first piece arrived after the deadline had already fired; count a timeout."""
         await _close(stack, f"{self.kind} provider {name}")
         self.stats.entry(self.kind, name).timeouts += 1
-        count_provider_request(self.kind, name, "timeout")
+        metrics.count_provider_request(self.kind, name, "timeout")
         self.breakers[name].core.on_result(permit, Outcome.FAILURE, trio.current_time(), trio.TooSlowError())
 
     @asynccontextmanager
@@ -213,11 +215,11 @@ class ProviderChain:
                 entry.midstream_failures += 1
                 entry.errors += 1
                 breaker.core.on_result(permit, Outcome.FAILURE, now, reply.error)
-                count_provider_request(self.kind, name, "error")
+                metrics.count_provider_request(self.kind, name, "error")
             else:
                 entry.ok += 1
                 breaker.core.on_result(permit, Outcome.CANCELLED if cancelled else Outcome.SUCCESS, now, None)
-                count_provider_request(self.kind, name, "ok")
+                metrics.count_provider_request(self.kind, name, "ok")
 
     async def _start(self, member: Any, opener: Opener[T],
                      deadline_at: float) -> tuple[Permit, AsyncExitStack, AsyncIterator[T], list[T]]:
@@ -251,7 +253,7 @@ class ProviderChain:
         permit = breaker.core.try_acquire(now)
         if permit is None:
             entry.circuit_open += 1
-            count_provider_request(self.kind, name, "circuit_open")
+            metrics.count_provider_request(self.kind, name, "circuit_open")
             raise CircuitOpenError(f"{self.kind} provider {name} is unavailable (circuit open)",
                                    retry_after=breaker.core.retry_after(now),
                                    context={"breaker": breaker.name})
@@ -270,13 +272,13 @@ class ProviderChain:
             if split_passthrough(exc)[0] is not None:
                 if end >= deadline_at:  # our own deadline, not the caller's cancellation
                     entry.timeouts += 1
-                    count_provider_request(self.kind, name, "timeout")
+                    metrics.count_provider_request(self.kind, name, "timeout")
                     breaker.core.on_result(permit, Outcome.FAILURE, end, trio.TooSlowError())
                 else:
                     breaker.core.on_result(permit, Outcome.CANCELLED, end, None)
             else:
                 entry.errors += 1
-                count_provider_request(self.kind, name, "error")
+                metrics.count_provider_request(self.kind, name, "error")
                 breaker.core.on_result(permit, breaker.config.outcome_of(exc), end, exc)
                 faults.record_error(exc, where=f"provider.{self.kind}", provider=name)
             raise

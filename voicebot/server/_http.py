@@ -29,6 +29,8 @@ from ..http import (
 from ..metrics import HubCounters, HubState
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from ._connection import Connection
     from ._server import Server
 
@@ -55,10 +57,11 @@ class HttpSurface:
         """Bots by name (replaced by the bot hub when installed)."""
         self.extra_breakers: list[Callable[[], Iterator[tuple[str, str]]]] = []
         """More breakers to show in ``voicebot_circuit_breaker_state`` (e.g. one per bot worker)."""
-        self.registry = metrics.new_registry(counters, HubState(
+        self._state = HubState(
             connections=lambda: len(server.connections), sessions=lambda: len(server.hub.sessions),
             lobbies=lambda: len(server.hub.lobbies), breakers=self._breakers, bots=self._bots,
-            workers=self._workers))
+            workers=self._workers)
+        self._registry: CollectorRegistry | None = None
         self.app = HttpApp()
         self.app.route("/", self._index)
         self.app.prefix("/static/", self._static)
@@ -133,8 +136,14 @@ class HttpSurface:
             return json_response(503, {"status": "not_ready", "reasons": reasons})
         return json_response(200, {"status": "ready", "reasons": []})
 
+    def registry(self) -> CollectorRegistry:
+        """This server's metrics registry, built on the first scrape (``prometheus_client`` loads only then)."""
+        if self._registry is None:
+            self._registry = metrics.new_registry(self.counters, self._state)
+        return self._registry
+
     async def _metrics(self, request: Request) -> Response:
-        body = metrics.exposition(self.registry, metrics.BOT_REGISTRY)
+        body = metrics.exposition(self.registry(), metrics.BOT_REGISTRY)
         return Response(200, (("content-type", metrics.CONTENT_TYPE), ("cache-control", "no-store")), body)
 
     async def _plain_ws(self, request: Request) -> Response:
