@@ -30,7 +30,7 @@ from ..protocol import (
     Signal,
 )
 from . import _lobbies
-from ._model import Action, Close, ConnId, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
+from ._model import Action, Close, ConnId, Forward, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
 
 __all__ = ["KICKED", "RESUMED_ELSEWHERE", "Hub", "token_hash"]
 
@@ -289,17 +289,21 @@ class Hub:
         """
         live: list[ConnId] = []
         overflow: list[Session] = []
+        remote: dict[str, list[str]] = {}
         for pid in peer_ids:
             session = self.sessions.get(pid)
             if session is None:
                 continue
-            if session.conn is not None:
+            if session.home is not None:  # cluster mode: a member on another hub
+                remote.setdefault(session.home, []).append(pid)
+            elif session.conn is not None:
                 live.append(session.conn)
             elif len(session.buffer) < self.config.resume_buffer:
                 session.buffer.append(message)
             else:
                 overflow.append(session)
         actions: list[Action] = [Send(tuple(live), message)] if live else []
+        actions += [Forward(home, tuple(pids), message) for home, pids in remote.items()]
         for session in overflow:
             if session.peer_id in self.sessions:
                 actions += self.end_session(session, "disconnected", now)

@@ -17,8 +17,9 @@ import trio_websocket
 
 from .. import __version__, faults, protocol
 from ..auth import Passwords, resolve_admin_token
+from ..cluster import Cluster, cluster_unavailable
 from ..errors import ErrorContext, ErrorHandler, ErrorRecord, IdFactory, RequestContext, SessionError, VoiceBotError
-from ..hub import Action, Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
+from ..hub import Action, Close, Forward, Hub, HubConfig, Lobby, Notice, Send, SessionGone, Warn
 from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth
@@ -99,6 +100,13 @@ class Server:
         self.close_hooks: list[CloseHook] = []
         self._handlers: dict[str, tuple[Handler, bool, bool]] = {}
         self.auth = Auth(self, self.admin_token)
+        self.cluster: Cluster | None = None
+        """Cluster mode (``--cluster``): lobbies shared with other hubs through Redis (None: a single hub)."""
+        if s.cluster:
+            self.cluster = Cluster(s.cluster, self.hub, self.apply, self.errors, self.breakers,
+                                   lobby_ttl=s.empty_lobby_ttl)
+            self.notice_listeners.append(self.cluster.on_notice)
+            self.stats_sources["cluster"] = self.cluster.snapshot
         self.counters = HubCounters()
         """Hot-path metric counters (exposed at ``/metrics`` by :attr:`http`)."""
         self.ssl_context = _server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None
@@ -142,6 +150,8 @@ class Server:
             conns: trio.Nursery = await root.start(_hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)
+            if self.cluster is not None:
+                await root.start(self.cluster.run)
             listen_scope = trio.CancelScope()
             if self.listen:
                 self.listeners = await root.start(self._listen, listen_scope, conns)
@@ -275,6 +285,8 @@ class Server:
                     new.id, new.name, max_members=new.max_members, private=new.private,
                     password_hash=new.password_hash, persistent=True)
             actions = self.hub.create_lobby(conn.id, req, trio.current_time(), password_hash=digest, lobby=new)
+        elif self.cluster is not None and isinstance(req, protocol.LobbyJoin | protocol.LobbyList):
+            actions = await self._cluster_request(conn, req)
         elif isinstance(req, protocol.LobbyJoin):
             lobby = self.hub.lobbies.get(req.lobby_id)
             ok: bool | None = None
@@ -284,11 +296,39 @@ class Server:
                 ok = await self.passwords.verify(lobby.password_hash, req.password)
             actions = self.hub.join(conn.id, req, trio.current_time(), password_ok=ok)
         else:
+            if self.cluster is not None and isinstance(req, protocol.Signal) and not self.cluster.can_reach(req.to):
+                raise cluster_unavailable(f"peer {req.to} is on another hub")
             actions = self.hub.request(conn.id, req, now)
+        if self.cluster is not None:
+            await self.cluster.register_created(actions)  # before lobby.created is sent
+        dropped = self.cluster.dropped if self.cluster is not None else 0
         before = self._persistent_lobby_of(conn)
         self.apply(actions, rctx)
+        if self.cluster is not None and self.cluster.dropped > dropped:
+            raise cluster_unavailable("delivered to peers on this hub only")
         if before or self._persistent_lobby_of(conn):  # membership of a persistent lobby survives restarts
             await self.save_session(conn)
+
+    async def _cluster_request(self, conn: Connection, req: protocol.LobbyJoin | protocol.LobbyList) -> list[Action]:
+        """``lobby.join`` (cap checked cluster-wide) and ``lobby.list`` (cluster-wide) in cluster mode."""
+        assert self.cluster is not None
+        if isinstance(req, protocol.LobbyJoin):
+            return await self.cluster.join(conn.id, req, functools.partial(self._password_ok, req))
+        lobbies, partial = await self.cluster.lobby_list()
+        reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies}
+        if partial:
+            reply["partial"] = True  # Redis unreachable: this hub's lobbies only
+        if req.id is not None:
+            reply["reply_to"] = req.id
+        return [Send((conn.id,), reply)]
+
+    async def _password_ok(self, req: protocol.LobbyJoin, lobby: Lobby | None) -> bool | None:
+        """``lobby.join``'s ticket or password check (None: not checked)."""
+        if req.ticket is not None:
+            return self.hub.ticket_admits(req.ticket, req.lobby_id, trio.current_time())
+        if lobby is not None and lobby.password_hash is not None and req.password is not None:
+            return await self.passwords.verify(lobby.password_hash, req.password)
+        return None
 
     async def _hello(self, conn: Connection, req: protocol.Hello, rctx: RequestContext) -> None:
         self.hub.check_new_connection(conn.id)  # already_hello before any (slow) authentication
@@ -341,6 +381,9 @@ class Server:
                 target = self.connections.get(action.conn)
                 if target is not None:
                     target.request_close(action.code, action.reason)
+            elif isinstance(action, Forward):
+                if self.cluster is not None:
+                    self.cluster.forward(action)
             elif isinstance(action, Warn):
                 target = self.connections.get(action.conn)
                 if target is not None:
