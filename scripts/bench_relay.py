@@ -678,7 +678,10 @@ def hub_command(args: argparse.Namespace, stub: bool) -> list[str]:
     if stub:
         command.append("--stub-fault-points")
     return [*command, "--host", "127.0.0.1", "--port", "0", "--db", ":memory:", "--log-level", "warning",
-            "--outbox-size", str(args.outbox_size), "--hello-timeout", "60", *shlex.split(args.hub_args)]
+            "--outbox-size", str(args.outbox_size), "--hello-timeout", "60",
+            # every benchmark client comes from 127.0.0.1: lift the per-address quotas (issue 12) for this measurement
+            "--max-connections-per-address", "0", "--connection-rate-per-address", "0",
+            "--max-lobbies-per-address", "0", "--request-rate-per-address", "0", *shlex.split(args.hub_args)]
 
 
 def echo_command() -> list[str]:

@@ -115,7 +115,8 @@ async def serve(settings: Settings) -> None:
             await nursery.start(run)
             if settings.local_worker > 0:
                 media = MediaConfig(allow_loopback=settings.media_allow_loopback,
-                                    ice_servers=settings.ice_server_list())
+                                    ice_servers=settings.ice_server_list(),
+                                    ice_deny_networks=settings.ice_deny_networks)
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
                     bots=builtin_bots(media, AssistantConfig.from_settings(settings))))

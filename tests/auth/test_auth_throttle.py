@@ -32,7 +32,10 @@ def test_lockout_after_k_failures_with_exact_numbers() -> None:
     assert fail_n(t, 3, "alice", "1.2.3.4", 0.0) == [None, None, 10.0]  # failures at 0, 1, 2
     assert t.check("alice", "1.2.3.4", 2.0) == 10.0
     assert t.check("alice", "1.2.3.4", 11.5) == pytest.approx(0.5)
-    assert t.check("ALICE ", "9.9.9.9", 5.0) == 7.0  # the name is locked from any address
+    assert t.check("ALICE ", "9.9.9.9", 5.0) is None  # a locked name is not locked against a clean address
+    assert t.check("ALICE ", None, 5.0) == 7.0  # (address unknown: locked)
+    t.record_failure(None, "9.9.9.9", 5.0)
+    assert t.check("ALICE ", "9.9.9.9", 5.0) == 7.0  # ... but it is against any address that has failed
     assert t.check("bob", "1.2.3.4", 5.0) == 7.0  # and the address for any name
     assert t.check("bob", "5.5.5.5", 5.0) is None
     assert t.check("alice", "1.2.3.4", 12.0) is None

@@ -16,7 +16,7 @@ from voicebot.testing import open_client
 async def test_store_outage_degrades_only_what_needs_the_store(server: Server, autojump_clock: object) -> None:
     outage = faults.Plan(rules=[faults.Rule(
         point="store.write", first=1, last=60, fault=faults.raises(sqlite3.OperationalError, "disk I/O error"))])
-    async with open_client(server, "a") as a, open_client(server, "b") as b:
+    async with open_client(server, "a", admin_token=server.admin_token) as a, open_client(server, "b") as b:
         room = await a.create_lobby("room")
         await a.join(room["id"])
         await b.join(room["id"])

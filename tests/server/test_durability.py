@@ -81,8 +81,8 @@ async def _write_stream(url: str, progress: Progress, prefix: str, register_ever
                         await named.request("name.register", password="registered!")
                         progress.names.append(f"{prefix}n{i}")
                 else:
-                    if i == 0:
-                        await client.hello(f"{prefix}w")
+                    if i == 0:  # persistent lobbies (unquota'd) need admin rights or a registered name
+                        await client.hello(f"{prefix}w", admin_token=ADMIN)
                     lobby = await client.create_lobby(f"{prefix}-{i}", persistent=True)
                     progress.lobbies.append(lobby["id"])
                 progress.acked()

@@ -13,12 +13,14 @@ from voicebot.client import Client, RemoteError
 from voicebot.resilience import CircuitState
 from voicebot.server import Server
 from voicebot.testing import open_client, open_test_server
+from voicebot.testing._harness import settings_for_tests
 from voicebot.workers import BotHub, BotHubSettings, install_bot_hub
 
 
 @pytest.fixture
 async def hub_server() -> AsyncIterator[tuple[Server, BotHub]]:
-    async with open_test_server(seed=7) as server:
+    # Quotas are tested on their own (tests/server/test_hardening_quotas.py): here capacity is what is measured.
+    async with open_test_server(settings_for_tests(max_bots_per_lobby=0, max_bots_per_peer=0), seed=7) as server:
         yield server, install_bot_hub(server, BotHubSettings(start_timeout=5.0, worker_token="sekret"))
 
 
@@ -74,11 +76,11 @@ async def test_errors(hub_server: tuple[Server, BotHub], autojump_clock: object)
 
 async def test_worker_token_is_checked(hub_server: tuple[Server, BotHub], autojump_clock: object) -> None:
     server, _ = hub_server
-    async with open_client(server, "w", kind="bot") as w:
+    async with open_client(server, "w", kind="bot", worker_token="sekret") as w:
         with pytest.raises(RemoteError) as info:
             await w.request("worker.register", token="wrong", capacity=1, bots=[{"name": "idle"}])
         assert info.value.code == "worker_token_invalid"
-    async with open_client(server, "w", kind="bot") as w:
+    async with open_client(server, "w", kind="bot", worker_token="sekret") as w:
         reply = await w.request("worker.register", token="sekret", capacity=1, bots=[{"name": "idle"}])
         assert reply["worker_id"].startswith("w_")
 
@@ -183,7 +185,7 @@ async def test_failing_worker_trips_breaker_and_add_retries_elsewhere(
     hub_server: tuple[Server, BotHub], autojump_clock: object
 ) -> None:
     server, bot_hub = hub_server
-    async with open_client(server, "bad", kind="bot") as bad:
+    async with open_client(server, "bad", kind="bot", worker_token="sekret") as bad:
         await bad.request("worker.register", token="sekret", capacity=10, bots=[{"name": "idle"}])
 
         async def refuse_all() -> None:
@@ -209,7 +211,7 @@ async def test_failing_worker_trips_breaker_and_add_retries_elsewhere(
 
 async def test_slow_worker_times_out_and_add_retries(hub_server: tuple[Server, BotHub], autojump_clock: object) -> None:
     server, bot_hub = hub_server
-    async with open_client(server, "mute", kind="bot") as mute:
+    async with open_client(server, "mute", kind="bot", worker_token="sekret") as mute:
         await mute.request("worker.register", token="sekret", capacity=10, bots=[{"name": "idle"}])
         async with open_client(server, "alice") as alice, running_worker(server, bot_hub, capacity=1):
             await _lobby(alice)
@@ -244,7 +246,7 @@ async def test_requester_gone_mid_start_releases_capacity(autojump_clock: object
 
 
 async def _requester_gone(server: Server, bot_hub: BotHub) -> None:
-    async with open_client(server, "mute", kind="bot") as mute:
+    async with open_client(server, "mute", kind="bot", worker_token="sekret") as mute:
         await mute.request("worker.register", token="sekret", capacity=1, bots=[{"name": "idle"}])
         async with open_client(server, "alice") as alice:
             await _lobby(alice)
@@ -289,7 +291,8 @@ async def test_bot_add_does_not_hold_up_the_requesters_other_requests(
     hub_server: tuple[Server, BotHub], autojump_clock: object
 ) -> None:
     server, _ = hub_server
-    async with open_client(server, "mute", kind="bot") as mute, open_client(server, "alice") as alice:
+    async with open_client(server, "mute", kind="bot", worker_token="sekret") as mute, \
+            open_client(server, "alice") as alice:
         await mute.request("worker.register", token="sekret", capacity=10, bots=[{"name": "idle"}])
         await _lobby(alice)
         outcome: list[str] = []

@@ -10,7 +10,7 @@
 
 from ._names import name_key
 from ._passwords import DEFAULT_PARAMETERS, Passwords
-from ._throttle import LoginThrottle, ThrottlePolicy
+from ._throttle import LoginThrottle, ThrottlePolicy, address_key
 from ._tokens import TOKEN_BYTES, new_token, resolve_admin_token, token_hash, tokens_equal
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "LoginThrottle",
     "Passwords",
     "ThrottlePolicy",
+    "address_key",
     "name_key",
     "new_token",
     "resolve_admin_token",

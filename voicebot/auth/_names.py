@@ -1,8 +1,43 @@
-"""Name normalisation shared by the store (unique key) and the login throttle (counter key)."""
+"""Names: the case-insensitive key, the look-alike skeleton, reserved names, and text safety for names and chat.
+
+- :func:`name_key` is the store's unique key and the login throttle's counter key (unchanged, so stored
+  registrations keep their keys).
+- :func:`name_skeleton` is what two names *look like*: NFKC, then every character replaced by the prototype
+  of its confusable set (Unicode's confusables data, shipped in the ``confusable-homoglyphs`` wheel), case
+  folded, small capitals and other scripts' digits folded too. ``аlice3`` (Cyrillic а), ``ａｌｉｃｅ３``, ``alıce3``,
+  ``alice³``, ``ᴀlice3``, ``alice٣`` and ``AIice3`` (capital I) all have the skeleton of ``alice3``.
+- :func:`unsafe_char` finds control, format (bidi overrides, zero-width), surrogate, private-use and unassigned
+  characters, which names refuse; :func:`strip_unsafe` removes them from free text (chat).
+"""
 
 from __future__ import annotations
 
-__all__ = ["name_key"]
+import functools
+import json
+import unicodedata
+from importlib import resources
+
+__all__ = [
+    "RESERVED_NAMES",
+    "name_key",
+    "name_skeleton",
+    "name_skeletons",
+    "normalize_name",
+    "strip_unsafe",
+    "unsafe_char",
+]
+
+#: Names nobody may take as a user (compared by skeleton), besides the names of the bots workers offer.
+RESERVED_NAMES = frozenset({
+    "admin", "administrator", "root", "system", "sysadmin", "voicebot", "server", "moderator", "mod", "operator",
+    "support", "staff", "official", "security", "bot",
+})
+
+# Categories never allowed in names and removed from chat: controls, format characters (bidi embeddings and
+# overrides, isolates, zero-width space/joiners, BOM, soft hyphen), surrogates, private use, unassigned.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Kept in chat: newline and tab, and the joiners emoji sequences and some scripts need.
+_CHAT_KEEP = frozenset({"\n", "\t", "\u200c", "\u200d"})
 
 
 def name_key(name: str) -> str:
@@ -12,3 +47,66 @@ def name_key(name: str) -> str:
     and ``"ALICE"`` are the same account for both.
     """
     return name.strip().casefold()
+
+
+def normalize_name(name: str) -> str:
+    """NFKC form of a trimmed name (``ａｌｉｃｅ³`` → ``alice3``): what the hub stores and shows."""
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+def unsafe_char(text: str) -> str | None:
+    """The first control/format/surrogate/private/unassigned/line-separator character in ``text``, or None."""
+    return next((c for c in text if unicodedata.category(c) in _UNSAFE_CATEGORIES), None)
+
+
+def strip_unsafe(text: str) -> str:
+    """``text`` without the characters :func:`unsafe_char` finds (newline, tab, ZWNJ and ZWJ are kept)."""
+    if unsafe_char(text) is None:
+        return text
+    return "".join(c for c in text if c in _CHAT_KEEP or unicodedata.category(c) not in _UNSAFE_CATEGORIES)
+
+
+@functools.cache
+def _confusables() -> dict[str, list[str]]:
+    raw = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    return {char: [h["c"] for h in entries] for char, entries in raw.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _prototype(char: str) -> str:
+    """The representative of ``char``'s confusable set: the member with the most look-alikes (Unicode's
+    prototype, e.g. ``l`` for ``I``, ``1`` and ``|``); ties go to the smallest code point."""
+    table = _confusables()
+    group = [char, *table.get(char, ())]
+    best: str = max(group, key=lambda c: (len(table.get(c, ())), -ord(c[0]) if c else 0))
+    return best
+
+
+def _fold(char: str) -> str:
+    if char.isdigit() and not char.isascii():
+        try:
+            return str(unicodedata.digit(char))
+        except ValueError:
+            return char
+    name = unicodedata.name(char, "")
+    if name.startswith("LATIN LETTER SMALL CAPITAL ") and len(name) == len("LATIN LETTER SMALL CAPITAL X"):
+        return name[-1].lower()
+    return char
+
+
+def _skeleton(text: str) -> str:
+    for _ in range(2):  # a prototype can itself be NFKC-decomposable or have a prototype of its own
+        text = unicodedata.normalize("NFKC", "".join(_prototype(_fold(c)) for c in text))
+    return text.casefold()
+
+
+def name_skeleton(name: str) -> str:
+    """What ``name`` looks like, case-insensitively (see the module docs): the skeleton of its case-folded form."""
+    return _skeleton(unicodedata.normalize("NFKC", name).strip().casefold())
+
+
+def name_skeletons(name: str) -> frozenset[str]:
+    """Both skeletons of ``name``: of its case-folded form and, case-folded, of the name as written (upper-case
+    ``I`` looks like ``l`` but folds to ``i``). Two names are confusable when their sets intersect."""
+    text = unicodedata.normalize("NFKC", name).strip()
+    return frozenset({_skeleton(text.casefold()), _skeleton(text)})

@@ -5,10 +5,15 @@ Parameters (the default): argon2-cffi's ``RFC_9106_LOW_MEMORY`` profile, i.e. Ar
 as the uniformly safe choice when 2 GiB per hash is not affordable, which is the case on a server that
 hashes for many users. Argon2id is memory-hard (GPU/ASIC guessing costs memory, not just cycles) and
 resists side channels. One hash takes tens of milliseconds of CPU and 64 MiB of RAM, so
-:class:`Passwords` runs it in a worker thread (the event loop never blocks) behind its own
+:class:`Passwords` runs it in a low-priority worker thread (the event loop never blocks, nor starves) behind its own
 :class:`trio.CapacityLimiter`: at most ``max_concurrent`` hashes run at once (peak RAM
 ``max_concurrent × 64 MiB``), and a login flood queues for at most ``queue_timeout`` seconds before
 getting a retryable :class:`~voicebot.errors.RateLimitError` instead of exhausting the host.
+
+Budget per caller: ``hash``/``verify`` take a ``key`` (the server passes the client's address key). One key
+may have ``per_key_concurrent`` hashes running and ``per_key_queue`` more waiting; beyond that it is refused at
+once with ``auth_busy``. So one address can hold at most ``per_key_concurrent`` places in the shared queue, and
+a real login from elsewhere never waits behind hundreds of an attacker's hashes (issue 12, row 8).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argon2
 import argon2.exceptions
 import trio
 
+from voicebot._cpu import CpuPool
 from voicebot.errors import AuthError, RateLimitError
 
 __all__ = ["DEFAULT_PARAMETERS", "Passwords"]
@@ -46,6 +52,8 @@ class Passwords:
         *,
         max_concurrent: int = 4,
         queue_timeout: float = 10.0,
+        per_key_concurrent: int = 1,
+        per_key_queue: int = 4,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -53,10 +61,16 @@ class Passwords:
             raise ValueError("queue_timeout must be positive")
         self._hasher = hasher if hasher is not None else argon2.PasswordHasher.from_parameters(DEFAULT_PARAMETERS)
         self._limiter = trio.CapacityLimiter(max_concurrent)
-        # Own thread limiter (same size, so never waited on): hashing does not compete with other
-        # to_thread users for trio's default limiter.
-        self._threads = trio.CapacityLimiter(max_concurrent)
+        # Own low-priority threads (as many as the limiter admits, so never waited on): hashing neither competes
+        # with other to_thread users nor takes the cores from the event loop (see voicebot._cpu).
+        self._threads = CpuPool("voicebot-argon2", max_concurrent)
         self._queue_timeout = queue_timeout
+        if per_key_concurrent < 1 or per_key_queue < 0:
+            raise ValueError("per_key_concurrent must be at least 1 and per_key_queue at least 0")
+        self._per_key_concurrent = per_key_concurrent
+        self._per_key_limit = per_key_concurrent + per_key_queue
+        # key -> (its limiter, hashes queued or running); dropped when the count returns to 0 (bounded by callers)
+        self._keys: dict[str, tuple[trio.CapacityLimiter, int]] = {}
         self._dummy_hash: str | None = None
 
     @property
@@ -64,25 +78,58 @@ class Passwords:
         """The underlying argon2 hasher (its parameters decide :meth:`needs_rehash`)."""
         return self._hasher
 
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+    def pending(self, key: str) -> int:
+        """Hashes of ``key`` queued or running now."""
+        entry = self._keys.get(key)
+        return entry[1] if entry is not None else 0
+
+    async def _run(self, fn: Callable[..., _T], *args: Any, key: str | None = None) -> _T:
+        if key is None:
+            return await self._run_shared(fn, *args)
+        limiter, count = self._keys.get(key) or (trio.CapacityLimiter(self._per_key_concurrent), 0)
+        if count >= self._per_key_limit:
+            raise RateLimitError(
+                "too many password checks from your address at once; try again shortly", code="auth_busy",
+                retry_after=1.0, context={"per_address": self._per_key_limit},
+            )
+        self._keys[key] = (limiter, count + 1)
+        try:
+            with trio.move_on_after(self._queue_timeout) as waited:
+                await limiter.acquire()
+            if waited.cancelled_caught:
+                raise self._busy()
+            try:
+                return await self._run_shared(fn, *args)
+            finally:
+                limiter.release()
+        finally:
+            left = self._keys[key][1] - 1
+            if left:
+                self._keys[key] = (limiter, left)
+            else:
+                del self._keys[key]
+
+    def _busy(self) -> RateLimitError:
+        return RateLimitError("server busy, try again shortly", code="auth_busy", retry_after=1.0,
+                              context={"queue_timeout": self._queue_timeout})
+
+    async def _run_shared(self, fn: Callable[..., _T], *args: Any) -> _T:
         # Bounded wait for a slot; the hash itself is CPU-bound and finishes on its own.
         with trio.move_on_after(self._queue_timeout) as waited:
             await self._limiter.acquire()
         if waited.cancelled_caught:
-            raise RateLimitError(
-                "server busy, try again shortly", code="auth_busy", retry_after=1.0,
-                context={"queue_timeout": self._queue_timeout},
-            )
+            raise self._busy()
         try:
-            return await trio.to_thread.run_sync(fn, *args, thread_name="voicebot-argon2", limiter=self._threads)
+            return await self._threads.run(fn, *args)
         finally:
             self._limiter.release()
 
-    async def hash(self, password: str) -> str:
-        """Return the encoded Argon2id hash (salt and parameters included) of ``password``."""
-        return await self._run(self._hasher.hash, password)
+    async def hash(self, password: str, *, key: str | None = None) -> str:
+        """Return the encoded Argon2id hash (salt and parameters included) of ``password``; ``key``: see the
+        module docs (per-caller budget)."""
+        return await self._run(self._hasher.hash, password, key=key)
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
+    async def verify(self, password_hash: str | None, password: str, *, key: str | None = None) -> bool:
         """True if ``password`` matches ``password_hash`` (argon2's comparison is constant time).
 
         ``password_hash=None`` (unknown account) still performs one full hash against a dummy, so the
@@ -93,9 +140,9 @@ class Passwords:
         if password_hash is None:
             if self._dummy_hash is None:
                 self._dummy_hash = await self.hash(_DUMMY_PASSWORD)
-            await self._run(self._verify_quiet, self._dummy_hash, password)
+            await self._run(self._verify_quiet, self._dummy_hash, password, key=key)
             return False
-        return await self._run(self._verify_quiet, password_hash, password)
+        return await self._run(self._verify_quiet, password_hash, password, key=key)
 
     def _verify_quiet(self, password_hash: str, password: str) -> bool:
         try:

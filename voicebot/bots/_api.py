@@ -23,7 +23,12 @@ __all__ = ["Bot", "BotFactory", "BotSpec"]
 
 @runtime_checkable
 class Bot(Protocol):
-    """One running bot instance (one per ``bot.add``)."""
+    """One running bot instance (one per ``bot.add``).
+
+    A bot may also define ``async def prepare(self) -> None`` for slow set-up (e.g. speech synthesis, which must
+    run in a thread, never on the event loop): the worker awaits it before the bot joins its lobby and reports a
+    :class:`~voicebot.errors.VoiceBotError` from it as ``worker.failed`` (retryable per the error).
+    """
 
     async def run(self, session: BotSession) -> None:
         """Be the bot until the job ends (cancelled) or the bot is done (return)."""

@@ -13,7 +13,8 @@ from ..errors import ValidationError
 from ..media import FRAME_SAMPLES, SAMPLE_RATE, FrameConverter, MediaConfig
 from ._api import BotSpec
 from ._peers import MediaBot, PeerLink
-from ._speech import SPEECH_BACKEND, frames_of, synthesize
+from ._session import BotSession
+from ._speech import SPEECH_BACKEND, frames_of, synthesize_off_loop
 
 if TYPE_CHECKING:
     from .assistant import AssistantConfig
@@ -55,7 +56,18 @@ class SpeakerBot(MediaBot):
         super().__init__(media)
         self.text = text
         self.repeat = repeat
-        self._frames = frames_of(synthesize(text))
+        self._frames: list[np.ndarray[Any, np.dtype[np.int16]]] | None = None
+
+    async def prepare(self) -> None:
+        """Synthesise the utterance off the event loop (budgeted per process; see ``synthesize_off_loop``).
+        The worker calls it before the bot joins (a ``tts_busy`` failure is then reported, not crashed on)."""
+        if self._frames is None:
+            self._frames = frames_of(await synthesize_off_loop(self.text))
+
+    async def run(self, session: BotSession) -> None:
+        """Make sure the utterance is ready, then serve peers."""
+        await self.prepare()
+        await super().run(session)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], media: MediaConfig | None = None) -> SpeakerBot:
@@ -71,6 +83,8 @@ class SpeakerBot(MediaBot):
 
     async def on_peer(self, link: PeerLink) -> None:
         """Play the utterance (paced by the track's queue), then pause or stop."""
+        await self.prepare()
+        assert self._frames is not None
         while True:
             for pcm in self._frames:
                 await link.audio_out.send(pcm)

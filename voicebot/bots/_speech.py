@@ -11,14 +11,30 @@ one is in use (``bot.list`` shows it).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 
 import numpy as np
 import numpy.typing as npt
+import trio
 
+from .._cpu import CpuPool
+from ..errors import ProviderError, Severity
 from ..media import FRAME_SAMPLES, SAMPLE_RATE
 from ._espeak import EspeakUnavailable, espeak_available, speak
 
-__all__ = ["SPEECH_BACKEND", "frames_of", "synthesize"]
+__all__ = ["MAX_SYNTH_WAITING", "SPEECH_BACKEND", "frames_of", "synthesize", "synthesize_off_loop"]
+
+#: Syntheses one process runs at once (espeak-ng is not thread-safe, and each one is CPU-bound).
+SYNTH_CONCURRENCY = 1
+#: Syntheses that may wait for the synthesis thread; more fail at once with retryable ``tts_busy``.
+MAX_SYNTH_WAITING = 16
+#: Recent utterances kept (text -> samples), so re-adding the same speaker costs no synthesis. 8 × at most
+#: ~60 s of 48 kHz s16 audio (1,000 characters) bounds it to ~46 MiB.
+SYNTH_CACHE = 8
+
+_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("voicebot_synth_limiter")
+_pool = CpuPool("voicebot-tts", SYNTH_CONCURRENCY)
+_cache: OrderedDict[str, npt.NDArray[np.int16]] = OrderedDict()
 
 SPEECH_BACKEND = (
     "espeak-ng offline TTS" if espeak_available()
@@ -54,6 +70,34 @@ def synthesize(text: str, *, seed: int = 0) -> npt.NDArray[np.int16]:
         return speak(text, rate=_RATE)
     except EspeakUnavailable:
         return synthetic_speech(text, seed=seed)
+
+
+async def synthesize_off_loop(text: str) -> npt.NDArray[np.int16]:
+    """:func:`synthesize` in a low-priority worker thread (``voicebot._cpu``), never on the event loop (issue 12
+    row 2: 4 speakers × 1,000 characters froze the hub for 3.4 s when this ran on the loop).
+
+    Budget per process: :data:`SYNTH_CONCURRENCY` at once, :data:`MAX_SYNTH_WAITING` waiting (then
+    ``tts_busy``, retryable); the last :data:`SYNTH_CACHE` utterances are cached. Cancelling a waiter is
+    immediate; a running synthesis finishes in its thread and its result is cached.
+    """
+    cached = _cache.get(text)
+    if cached is not None:
+        _cache.move_to_end(text)
+        return cached
+    try:
+        limiter = _limiter.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(SYNTH_CONCURRENCY)
+        _limiter.set(limiter)
+    if limiter.statistics().tasks_waiting >= MAX_SYNTH_WAITING:
+        raise ProviderError("speech synthesis is busy; try again shortly", code="tts_busy", severity=Severity.LOW,
+                            retryable=True, retry_after=2.0)
+    async with limiter:
+        samples = await _pool.run(synthesize, text)
+    _cache[text] = samples
+    while len(_cache) > SYNTH_CACHE:
+        _cache.popitem(last=False)
+    return samples
 
 
 def synthetic_speech(text: str, *, seed: int = 0) -> npt.NDArray[np.int16]:

@@ -27,7 +27,7 @@ import trio
 
 from ..errors import ErrorContext, ErrorHandler, LobbyError, VoiceBotError
 from ..hub import Action, ConnId, Forward, Hub, Lobby, Notice, Session, SessionGone
-from ..protocol import LobbyJoin
+from ..protocol import LobbyJoin, Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
 from ._link import PREFIX, RedisLink, member_json, sleep_or, ttl_seconds, unavailable
 
@@ -347,6 +347,12 @@ class Cluster:
         """False when ``peer_id`` is on another hub and the cluster is unavailable."""
         session = self.hub.sessions.get(peer_id)
         return session is None or session.home is None or self.status() == "available"
+
+    def check_request(self, req: Request) -> None:
+        """Refuse (``cluster_unavailable``) a ``signal`` to a peer on another hub while Redis is unreachable,
+        before the core records it (glare bookkeeping, ``signal.sent``)."""
+        if isinstance(req, Signal) and not self.can_reach(req.to):
+            raise unavailable(f"peer {req.to} is on another hub")
 
     def _enqueue(self, kind: str, item: Any) -> bool:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..auth._names import strip_unsafe
 from ..errors import AuthError, LobbyError, RateLimitError, Severity, ValidationError, WebRTCError
 from ..protocol import BotStatus, Caption, Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal
 from ._model import Action, Lobby, Notice, Send, Session, Warn
@@ -160,8 +161,11 @@ def chat(hub: Hub, session: Session, req: Chat, now: float) -> list[Action]:
     if session.lobby_id is None:
         raise LobbyError("join a lobby before chatting", code="not_in_lobby")
     lobby = hub.lobbies[session.lobby_id]
+    text = strip_unsafe(req.text)  # control, bidi-override and zero-width characters never reach other clients
+    if not text.strip():
+        raise ValidationError("text: nothing left after removing control characters", field="text")
     message = {"type": "chat", "lobby_id": lobby.id, "from": session.peer_id, "name": session.name,
-               "text": req.text, "ts": int(hub.wall_clock() * 1000)}
+               "text": text, "ts": int(hub.wall_clock() * 1000)}
     return hub.deliver(list(lobby.members), message, now)
 
 
@@ -183,8 +187,11 @@ def caption(hub: Hub, session: Session, req: Caption, now: float) -> list[Action
             raise AuthError("only bots may caption another peer", code="forbidden", field="about")
     if about not in lobby.members:
         raise LobbyError(f"no member {about!r} in this lobby", code="peer_not_found", field="about")
+    text = strip_unsafe(req.text)  # the same rule as chat: no control, bidi-override or zero-width characters
+    if not text.strip():
+        raise ValidationError("text: nothing left after removing control characters", field="text")
     message = {"type": "caption", "lobby_id": lobby.id, "from": session.peer_id, "name": session.name,
-               "role": req.role, "about": about, "text": req.text, "final": req.final, "turn_id": req.turn_id,
+               "role": req.role, "about": about, "text": text, "final": req.final, "turn_id": req.turn_id,
                "ts": int(hub.wall_clock() * 1000)}
     return hub.deliver(list(lobby.members), message, now)
 

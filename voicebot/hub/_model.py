@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ..auth._names import normalize_name, unsafe_char
 from ..errors import ValidationError, VoiceBotError
 
 __all__ = [
@@ -34,8 +35,13 @@ _NAME_EXTRA = frozenset(" _-.")
 
 
 def validate_name(raw: str) -> str:
-    """Return the trimmed name or raise ``name_invalid``: 1–32 chars of letters, digits, space and ``_ - .``."""
-    name = raw.strip()
+    """Return the NFKC-normalised, trimmed name or raise ``name_invalid``: 1–32 chars of letters, digits, space and
+    ``_ - .``; control, bidi, zero-width and other format characters are refused by name."""
+    bad_char = unsafe_char(raw)
+    if bad_char is not None:
+        raise ValidationError(f"name: control or invisible character U+{ord(bad_char):04X} not allowed",
+                              code="name_invalid", field="name")
+    name = normalize_name(raw)
     if not name:
         raise ValidationError("name: must not be empty", code="name_invalid", field="name")
     if len(name) > NAME_MAX:

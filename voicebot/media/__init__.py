@@ -22,17 +22,20 @@ from ._audio import (
     tone_frames,
 )
 from ._config import IceServer, MediaConfig
+from ._icepolicy import DEFAULT_ICE_DENY, IcePolicy, parse_networks
 from ._peer import PeerConnection
 from ._runtime import MediaRuntime, MediaStats, current_media_runtime, media_runtime, open_media_loop
 from ._sdp import SessionDescription
 from ._tracks import AudioSender, IncomingTrack, OutgoingAudioTrack, TrackStats
 
 __all__ = [
+    "DEFAULT_ICE_DENY",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
     "TIME_BASE",
     "AudioSender",
     "FrameConverter",
+    "IcePolicy",
     "IceServer",
     "IncomingTrack",
     "MediaConfig",
@@ -48,5 +51,6 @@ __all__ = [
     "make_frame",
     "media_runtime",
     "open_media_loop",
+    "parse_networks",
     "tone_frames",
 ]

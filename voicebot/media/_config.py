@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from ._icepolicy import DEFAULT_ICE_DENY, IcePolicy, parse_networks
+
 __all__ = ["IceServer", "MediaConfig"]
 
 
@@ -74,9 +76,19 @@ class MediaConfig:
     incoming_queue_frames: int = attrs.field(default=50, validator=_positive)
     """Capacity of each received track's frame channel in frames. Full: the oldest frame is dropped and
     counted; the asyncio side never blocks."""
+    ice_deny_networks: tuple[str, ...] = attrs.field(default=DEFAULT_ICE_DENY, converter=parse_networks)
+    """Remote ICE candidates in these networks are refused (plus loopback unless ``allow_loopback`` or a loopback
+    ``host_addresses`` entry); see
+    :class:`~voicebot.media.IcePolicy`. Accepts a comma list or an iterable of CIDRs."""
     event_queue_size: int = attrs.field(default=32, validator=_positive)
     """Capacity of each event channel (states, tracks). Full: the oldest event is dropped and counted;
     the current state stays readable through the properties."""
+
+    @property
+    def ice_policy(self) -> IcePolicy:
+        """The remote-candidate policy these settings describe."""
+        loopback_host = any(a.startswith("127.") or a == "::1" for a in self.host_addresses or ())
+        return IcePolicy.from_networks(self.ice_deny_networks, allow_loopback=self.allow_loopback or loopback_host)
 
     @property
     def patches_host_addresses(self) -> bool:

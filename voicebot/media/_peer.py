@@ -15,6 +15,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from voicebot import faults
 from voicebot.errors import VoiceBotError, WebRTCError, split_passthrough
+from voicebot.metrics import count_refused_candidate
 
 from ._channels import DropOldestChannel
 from ._config import MediaConfig
@@ -46,6 +47,9 @@ class PeerConnection:
     def __init__(self, config: MediaConfig | None = None, *, runtime: MediaRuntime | None = None) -> None:
         self.config = config if config is not None else MediaConfig()
         """The settings this connection was created with."""
+        self._ice_policy = self.config.ice_policy
+        self.refused_candidates = 0
+        """Remote ICE candidates refused by the policy (trickled or inside a remote description)."""
         self._runtime_arg = runtime
         self._runtime: MediaRuntime | None = None
         self._pc: RTCPeerConnection | None = None
@@ -247,14 +251,22 @@ class PeerConnection:
 
         await self._call("set_remote_description", apply)
 
-    @staticmethod
-    def _to_rtc(description: SessionDescription | Mapping[str, str]) -> RTCSessionDescription:
-        if isinstance(description, SessionDescription):
-            return RTCSessionDescription(sdp=description.sdp, type=description.type)
+    def _to_rtc(self, description: SessionDescription | Mapping[str, str]) -> RTCSessionDescription:
+        """The aiortc form of a *remote* description, without the candidates the ICE policy refuses."""
         try:
-            return RTCSessionDescription(sdp=description["sdp"], type=description["type"])
+            sdp, kind = ((description.sdp, str(description.type)) if isinstance(description, SessionDescription)
+                         else (description["sdp"], description["type"]))
+            sdp, refused = self._ice_policy.filter_sdp(str(sdp))
+            for address, reason in refused:
+                self._refuse_candidate(address, reason, "sdp")
+            return RTCSessionDescription(sdp=sdp, type=kind)
         except (KeyError, ValueError) as exc:
             raise WebRTCError("invalid session description", code="invalid_sdp") from exc
+
+    def _refuse_candidate(self, address: str, reason: str, source: str) -> None:
+        self.refused_candidates += 1
+        count_refused_candidate(source)
+        logger.warning("refused remote ICE candidate %s (%s, %s)", address, reason, source)
 
     async def add_ice_candidate(self, candidate: Mapping[str, Any] | None) -> None:
         """Add a trickled remote candidate ``{"candidate", "sdpMid", "sdpMLineIndex"}`` as browsers send it;
@@ -266,6 +278,10 @@ class PeerConnection:
                 rtc = candidate_from_sdp(text.removeprefix("candidate:"))
             except (ValueError, IndexError, AssertionError) as exc:  # aioice asserts on short input
                 raise WebRTCError("invalid ICE candidate", code="invalid_candidate") from exc
+            reason = self._ice_policy.refusal(str(rtc.ip))
+            if reason is not None:  # never send connectivity checks there
+                self._refuse_candidate(str(rtc.ip), reason, "trickle")
+                return
             rtc.sdpMid = candidate.get("sdpMid")
             rtc.sdpMLineIndex = candidate.get("sdpMLineIndex")
             if rtc.sdpMid is None and rtc.sdpMLineIndex is None:

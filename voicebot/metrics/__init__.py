@@ -14,6 +14,8 @@ Contract (dashboards are built on these names and labels):
 - ``voicebot_turn_latency_seconds{stage}`` — histogram; ``stage`` is one of :data:`TURN_STAGES`.
 - ``voicebot_provider_requests_total{kind,provider,outcome}`` — counter; ``kind`` is ``stt``/``llm``/``tts``,
   ``provider`` the provider's name (``openai``, ``local``, …), ``outcome`` one of :data:`PROVIDER_OUTCOMES`.
+- ``voicebot_ice_candidates_refused_total{source}`` — counter; remote ICE candidates a bot refused by the ICE
+  policy (``--ice-deny-networks``), ``source`` ``trickle`` (a ``signal`` of kind ``candidate``) or ``sdp``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "HubCounters",
     "HubState",
     "count_provider_request",
+    "count_refused_candidate",
     "exposition",
     "new_registry",
     "observe_turn_stage",
@@ -104,3 +107,18 @@ def count_provider_request(kind: str, provider: str, outcome: str) -> None:
 def exposition(*registries: CollectorRegistry) -> bytes:
     """The text exposition of ``registries`` one after another (their metric names must not overlap)."""
     return b"".join(generate_latest(registry) for registry in registries)
+
+
+_REFUSED_CANDIDATES = Counter(
+    "voicebot_ice_candidates_refused",
+    "Remote ICE candidates refused by the ICE candidate policy",
+    ["source"],
+    registry=BOT_REGISTRY,
+)
+
+
+def count_refused_candidate(source: str) -> None:
+    """Count one refused remote ICE candidate; ``source`` is ``trickle`` or ``sdp`` (``ValueError`` otherwise)."""
+    if source not in ("trickle", "sdp"):
+        raise ValueError(f"unknown candidate source {source!r}")
+    _REFUSED_CANDIDATES.labels(source=source).inc()

@@ -54,6 +54,8 @@ class Hello(Request):
     kind: Literal["user", "bot"] = "user"
     password: Secret | None = None
     admin_token: Secret | None = None
+    worker_token: Secret | None = None
+    """Needed (or ``admin_token``) with ``kind: "bot"``: the token of the workers that run bots."""
 
 
 class LobbyCreate(Request):

@@ -173,7 +173,10 @@ class Connection:
         try:
             envelope = protocol.decode(text)
             rctx = self.ctx.request(envelope.type, envelope.id)
-            wait = self.bucket.take(trio.current_time())
+            now = trio.current_time()
+            wait = self.bucket.take(now)
+            if wait is None:  # the address's shared budget: many connections from one address share it
+                wait = self.server.quotas.take_request(self.remote, now)
             if wait is not None:
                 raise RateLimitError(f"too many requests; slow down (retry in {wait:.2f} s)", code="rate_limited",
                                      retry_after=round(wait, 3))

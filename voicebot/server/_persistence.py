@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import trio
 
 from ..auth import name_key
-from ..errors import ErrorContext, ErrorHandler, VoiceBotError
+from ..auth._names import name_skeletons
+from ..errors import ErrorContext, ErrorHandler, PersistenceError, VoiceBotError
 from ..hub import Hub, Lobby, Notice, Session, SessionGone
 from ..resilience import BreakerConfig, BreakerRegistry, CircuitState, RetryStrategy
 from ..store import NameRecord, SessionRecord, Store, open_database, redact_url
@@ -38,6 +39,8 @@ _AUDITED = {"lobby.joined": "join", "lobby.left": "leave", "lobby.created": "lob
 #: While connected, a stored session stays valid this long (refreshed on every save).
 CONNECTED_TTL = 24 * 3600.0
 JOB_QUEUE = 4096
+#: Attempts (backoff 1, 2, 4, 8 s) to store one security audit row before it is logged at ERROR instead.
+SECURITY_ATTEMPTS = 5
 
 
 class Persistence:
@@ -56,10 +59,17 @@ class Persistence:
         ))
         self.retry = RetryStrategy(3, base_delay=0.05, max_delay=0.5, deadline=5.0, rng=rng, name="persistence")
         self.resume_grace = resume_grace
+        self.security_wait = 5.0
+        """Default seconds :meth:`audit_security` waits for room (the server sets it from ``audit_wait``)."""
         self.wall_clock = wall_clock
         self.store: Store | None = None
         self.names: dict[str, NameRecord] = {}
+        self._skeletons: dict[str, NameRecord] = {}
         self.dropped_jobs = 0
+        self.audit_waits = 0
+        """Security audit rows that had to wait for room in the job queue (back-pressure)."""
+        self.audit_overflows = 0
+        """Security audit rows that still found no room after waiting (logged at ERROR with all fields)."""
         self.failed_jobs = 0
         self._jobs_send, self._jobs_recv = trio.open_memory_channel[Job](JOB_QUEUE)
         self._ctx = ErrorContext(errors.ids.new(), component="persistence")
@@ -111,6 +121,11 @@ class Persistence:
         """Fill the names cache from the store."""
         store = self.require()
         self.names = {rec.key: rec for rec in await store.list_names()}
+        self._skeletons = {sk: rec for rec in self.names.values() for sk in name_skeletons(rec.name)}
+
+    def name_by_skeleton(self, skeletons: frozenset[str]) -> NameRecord | None:
+        """A registered name sharing one of ``skeletons`` (see ``voicebot.auth.name_skeletons``), if any."""
+        return next((rec for sk in skeletons if (rec := self._skeletons.get(sk)) is not None), None)
 
     def name_record(self, name: str) -> NameRecord | None:
         """The registration of ``name`` (case-insensitive), from the cache."""
@@ -120,6 +135,8 @@ class Persistence:
         """Register (committed before returning) and cache."""
         record = await self.require().register_name(name, password_hash)
         self.names[record.key] = record
+        for skeleton in name_skeletons(record.name):
+            self._skeletons.setdefault(skeleton, record)
         return record
 
     def session_record(self, hub: Hub, session: Session, *, connected: bool) -> SessionRecord:
@@ -182,6 +199,51 @@ class Persistence:
         self.submit(lambda: store.append_audit(event, peer_id=peer_id, name=name, remote=remote,
                                                correlation_id=correlation_id, detail=detail or None))
 
+    async def audit_security(self, event: str, *, peer_id: str | None = None, name: str | None = None,
+                             remote: str | None = None, correlation_id: str | None = None, wait: float | None = None,
+                             **detail: Any) -> None:
+        """Queue the audit row of a security event (failed logins, lockouts, admin actions, registrations).
+
+        Never dropped: when the job queue is full the caller waits (up to ``wait``, default
+        ``security_wait``) for room, so a flood slows its own requests instead of losing rows, and a write that
+        fails (busy or briefly unavailable store) is retried :data:`SECURITY_ATTEMPTS` times with backoff. If there
+        is still no room, or every attempt failed, the row is logged at ERROR level with every field (so it survives
+        in the log) and counted in ``audit_overflows``; no room also raises ``audit_busy`` (retryable) to fail the
+        request that caused it.
+        """
+        store = self.store
+        if store is None:
+            return
+
+        async def job() -> None:
+            for attempt in range(SECURITY_ATTEMPTS):  # a busy or briefly failing store must not lose the row
+                try:
+                    await store.append_audit(event, peer_id=peer_id, name=name, remote=remote,
+                                             correlation_id=correlation_id, detail=detail or None)
+                    return
+                except Exception:
+                    if attempt == SECURITY_ATTEMPTS - 1:
+                        self.audit_overflows += 1
+                        log.error("security audit row not stored after %d attempts: event=%s peer_id=%s name=%s "
+                                  "remote=%s cid=%s %s", SECURITY_ATTEMPTS, event, peer_id, name, remote,
+                                  correlation_id, detail)
+                        raise
+                    await trio.sleep(min(2.0**attempt, 10.0))
+
+        try:
+            self._jobs_send.send_nowait(job)
+            return
+        except trio.WouldBlock:
+            self.audit_waits += 1
+        with trio.move_on_after(self.security_wait if wait is None else wait):
+            await self._jobs_send.send(job)
+            return
+        self.audit_overflows += 1
+        log.error("audit queue full: security event not stored: event=%s peer_id=%s name=%s remote=%s cid=%s %s",
+                  event, peer_id, name, remote, correlation_id, detail)
+        raise PersistenceError("the audit log is busy; try again shortly", code="audit_busy", retryable=True,
+                               retry_after=1.0)
+
     async def run_jobs(self) -> None:
         """Run queued jobs in order until cancelled; each failure is classified and counted, never fatal."""
         async for job in self._jobs_recv:
@@ -228,5 +290,7 @@ class Persistence:
             "path": redact_url(self.path), "open": self.store is not None, "breaker": str(state),
             "degraded": state is not CircuitState.CLOSED and state is not CircuitState.DISABLED,
             "queued_jobs": self._jobs_recv.statistics().current_buffer_used,
-            "dropped_jobs": self.dropped_jobs, "failed_jobs": self.failed_jobs, "registered_names": len(self.names),
+            "dropped_jobs": self.dropped_jobs, "failed_jobs": self.failed_jobs,
+            "audit_waits": self.audit_waits, "audit_overflows": self.audit_overflows,
+            "registered_names": len(self.names),
         }

@@ -16,16 +16,26 @@ import trio
 import trio_websocket
 
 from .. import __version__, faults, protocol
-from ..auth import Passwords, resolve_admin_token
+from ..auth import Passwords, address_key, resolve_admin_token
 from ..cluster import Cluster, cluster_unavailable
-from ..errors import ErrorContext, ErrorHandler, ErrorRecord, IdFactory, RequestContext, SessionError, VoiceBotError
+from ..errors import (
+    AuthError,
+    ErrorContext,
+    ErrorHandler,
+    ErrorRecord,
+    IdFactory,
+    RequestContext,
+    SessionError,
+    VoiceBotError,
+)
 from ..hub import Action, Close, Forward, Hub, HubConfig, Lobby, Notice, Send, SessionGone, Warn
 from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
-from ._auth import Auth
+from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
 from ._http import HttpSurface
 from ._persistence import Persistence
+from ._quotas import Quotas, QuotaSettings, refuse_stream
 from ._settings import Settings
 
 __all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
@@ -34,12 +44,13 @@ __all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
 class PasswordHashing(Protocol):
     """What the server needs from a password hasher (:class:`voicebot.auth.Passwords` in production)."""
 
-    async def hash(self, password: str) -> str:
-        """Hash ``password`` (slow by design; off the event loop)."""
+    async def hash(self, password: str, *, key: str | None = None) -> str:
+        """Hash ``password`` (slow by design; off the event loop); ``key`` names the caller (its address key)
+        for a per-caller budget."""
         ...
 
-    async def verify(self, password_hash: str, password: str) -> bool:
-        """True when ``password`` matches ``password_hash``."""
+    async def verify(self, password_hash: str, password: str, *, key: str | None = None) -> bool:
+        """True when ``password`` matches ``password_hash`` (``key`` as in :meth:`hash`)."""
         ...
 
 Handler = Callable[[Connection, protocol.Request, RequestContext], Awaitable[None]]
@@ -83,12 +94,20 @@ class Server:
                       ice_servers=tuple(s.ice_server_list())),
             rng=random.Random(self.rng.random()),
         )
-        self.passwords: PasswordHashing = passwords if passwords is not None else Passwords()
+        self.passwords: PasswordHashing = passwords if passwords is not None else Passwords(
+            per_key_concurrent=s.password_checks_per_address, per_key_queue=s.password_queue_per_address)
+        self.quotas = Quotas(QuotaSettings(
+            max_connections_per_address=s.max_connections_per_address,
+            connection_rate_per_address=s.connection_rate_per_address,
+            connection_burst_per_address=s.connection_burst_per_address,
+            max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer,
+            request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address))
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
                                        resume_grace=s.resume_grace)
         self.errors.add_source("persistence", self.persistence.snapshot)
+        self.persistence.security_wait = s.audit_wait
         self.admin_token, self.admin_token_generated = resolve_admin_token(s.admin_token or None)
         self.listen = listen
         self.close_timeout = min(2.0, s.shutdown_timeout / 4)
@@ -113,6 +132,7 @@ class Server:
         self.http = HttpSurface(self, self.counters)
         """The HTTP surface beside ``/ws`` (page, health, readiness, metrics, origin policy)."""
         self.notice_listeners.append(self.persistence.on_notice)
+        self.notice_listeners.append(self._quota_notice)
         # Fault-run journal hooks: each is one context-variable lookup when no fault run is active.
         self.errors.add_listener(_journal_error)
         self.notice_listeners.append(_journal_notice)
@@ -219,6 +239,12 @@ class Server:
     async def handle_stream(self, stream: trio.abc.Stream, remote: str) -> None:
         """WebSocket handshake (bounded), then run the connection; nothing here can hurt other connections."""
         ctx = ErrorContext(self.errors.ids.new(), remote=remote, component="handshake")
+        host = client_host(remote)
+        refusal = self.quotas.admit(host, trio.current_time())
+        if refusal is not None:  # per-address quota: HTTP 429 (bounded), audited, not counted as a connection
+            self.persistence.audit("connection_refused", remote=remote, code=refusal.code)
+            await refuse_stream(stream, refusal, min(2.0, self.settings.hello_timeout))
+            return
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
                 upgrade = await self.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
@@ -232,6 +258,7 @@ class Server:
         except BaseException as exc:
             self.errors.capture(exc, ctx)
         finally:
+            self.quotas.release(host)
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
@@ -278,42 +305,69 @@ class Server:
             await self._hello(conn, req, rctx)
             return
         if isinstance(req, protocol.LobbyCreate):
-            digest = await self.passwords.hash(req.password) if req.password is not None else None
+            session = self.hub.session_of(conn.id)
+            if session is None:
+                raise SessionError("send hello first", code="hello_required")
+            if req.persistent and not (session.admin or self.persistence.name_record(session.name) is not None):
+                raise AuthError("persistent lobbies need admin rights or a registered name", code="forbidden",
+                                field="persistent")
+            if not session.admin:  # admins are not held to lobby quotas
+                self.quotas.check_lobby(client_host(conn.remote), session.peer_id)
+            digest = (await self.passwords.hash(req.password, key=address_key(client_host(conn.remote)))
+                      if req.password is not None else None)
+            if not session.admin:  # again: hashing took time
+                self.quotas.check_lobby(client_host(conn.remote), session.peer_id)
             new = self.hub.prepare_lobby(conn.id, req, trio.current_time(), password_hash=digest)
             if new.persistent:  # committed before lobby.created is sent
                 await self.persistence.require().create_lobby(
                     new.id, new.name, max_members=new.max_members, private=new.private,
                     password_hash=new.password_hash, persistent=True)
             actions = self.hub.create_lobby(conn.id, req, trio.current_time(), password_hash=digest, lobby=new)
+            self.quotas.lobby_created(new.id, client_host(conn.remote), session.peer_id)
         elif self.cluster is not None and isinstance(req, protocol.LobbyJoin | protocol.LobbyList):
-            actions = await self._cluster_request(conn, req)
+            actions = await self._cluster_request(conn, req, rctx)
         elif isinstance(req, protocol.LobbyJoin):
             lobby = self.hub.lobbies.get(req.lobby_id)
             ok: bool | None = None
             if req.ticket is not None:
                 ok = self.hub.ticket_admits(req.ticket, req.lobby_id, now)
             elif lobby is not None and lobby.password_hash is not None and req.password is not None:
-                ok = await self.passwords.verify(lobby.password_hash, req.password)
+                member = (session := self.hub.session_of(conn.id)) is not None and session.lobby_id == lobby.id
+                ok = True if member else await self.auth.check_lobby_password(conn, lobby, req.password, rctx)
             actions = self.hub.join(conn.id, req, trio.current_time(), password_ok=ok)
         else:
-            if self.cluster is not None and isinstance(req, protocol.Signal) and not self.cluster.can_reach(req.to):
-                raise cluster_unavailable(f"peer {req.to} is on another hub")
+            self._cluster_check(req)
             actions = self.hub.request(conn.id, req, now)
-        if self.cluster is not None:
-            await self.cluster.register_created(actions)  # before lobby.created is sent
-        dropped = self.cluster.dropped if self.cluster is not None else 0
         before = self._persistent_lobby_of(conn)
-        self.apply(actions, rctx)
-        if self.cluster is not None and self.cluster.dropped > dropped:
-            raise cluster_unavailable("delivered to peers on this hub only")
+        partly = await self._apply_request(actions, rctx)
         if before or self._persistent_lobby_of(conn):  # membership of a persistent lobby survives restarts
             await self.save_session(conn)
+        if partly is not None:  # after the save: the request itself went through
+            raise partly
 
-    async def _cluster_request(self, conn: Connection, req: protocol.LobbyJoin | protocol.LobbyList) -> list[Action]:
+    def _cluster_check(self, req: protocol.Request) -> None:
+        """Cluster mode: refuse what needs another hub while Redis is unreachable (a ``signal`` to its peer)."""
+        if self.cluster is not None:
+            self.cluster.check_request(req)
+
+    async def _apply_request(self, actions: list[Action], rctx: RequestContext) -> VoiceBotError | None:
+        """:meth:`apply` a request's actions; in cluster mode a new lobby is registered in Redis first, and the
+        ``cluster_unavailable`` error is returned when a message could not reach peers on other hubs."""
+        if self.cluster is None:
+            self.apply(actions, rctx)
+            return None
+        await self.cluster.register_created(actions)  # before lobby.created is sent
+        dropped = self.cluster.dropped
+        self.apply(actions, rctx)
+        return cluster_unavailable("delivered to peers on this hub only") if self.cluster.dropped > dropped else None
+
+    async def _cluster_request(
+        self, conn: Connection, req: protocol.LobbyJoin | protocol.LobbyList, rctx: RequestContext
+    ) -> list[Action]:
         """``lobby.join`` (cap checked cluster-wide) and ``lobby.list`` (cluster-wide) in cluster mode."""
         assert self.cluster is not None
         if isinstance(req, protocol.LobbyJoin):
-            return await self.cluster.join(conn.id, req, functools.partial(self._password_ok, req))
+            return await self.cluster.join(conn.id, req, functools.partial(self._password_ok, conn, req, rctx))
         lobbies, partial = await self.cluster.lobby_list()
         reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies}
         if partial:
@@ -322,12 +376,17 @@ class Server:
             reply["reply_to"] = req.id
         return [Send((conn.id,), reply)]
 
-    async def _password_ok(self, req: protocol.LobbyJoin, lobby: Lobby | None) -> bool | None:
-        """``lobby.join``'s ticket or password check (None: not checked)."""
+    async def _password_ok(
+        self, conn: Connection, req: protocol.LobbyJoin, rctx: RequestContext, lobby: Lobby | None
+    ) -> bool | None:
+        """``lobby.join``'s ticket or password check, as in single-hub mode (None: not checked)."""
         if req.ticket is not None:
             return self.hub.ticket_admits(req.ticket, req.lobby_id, trio.current_time())
         if lobby is not None and lobby.password_hash is not None and req.password is not None:
-            return await self.passwords.verify(lobby.password_hash, req.password)
+            session = self.hub.session_of(conn.id)
+            if session is not None and session.lobby_id == lobby.id:
+                return True
+            return await self.auth.check_lobby_password(conn, lobby, req.password, rctx)
         return None
 
     async def _hello(self, conn: Connection, req: protocol.Hello, rctx: RequestContext) -> None:
@@ -344,6 +403,10 @@ class Server:
             self.persistence.audit("resume" if resumed else "connect", peer_id=session.peer_id, name=session.name,
                                    remote=conn.remote, correlation_id=rctx.correlation_id, admin=admin,
                                    kind=session.kind)
+
+    def _quota_notice(self, action: Notice | SessionGone) -> None:
+        if isinstance(action, Notice) and action.event == "lobby.deleted":
+            self.quotas.lobby_deleted(str(action.fields.get("lobby_id")))
 
     def _persistent_lobby_of(self, conn: Connection) -> bool:
         session = self.hub.session_of(conn.id)
@@ -363,6 +426,8 @@ class Server:
             "connections": len(self.connections), "sessions": len(self.hub.sessions),
             "lobbies": len(self.hub.lobbies),
             **{name: source() for name, source in self.stats_sources.items()},
+            "quotas": {"refused_connections": self.quotas.refused_connections,
+                       "addresses_connected": len(self.quotas.connections)},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:

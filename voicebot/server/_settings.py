@@ -7,6 +7,7 @@ variables and the command-line flags, so the three can never disagree.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -24,6 +25,15 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be > 0 (got {value})")
+
+
+def _networks(value: str) -> None:
+    """Validate a comma list of CIDRs (the media layer parses it again; this keeps bad flags from starting)."""
+    for item in filter(None, (i.strip() for i in value.split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"not a network: {item!r} ({exc})") from None
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -74,6 +84,42 @@ class Settings:
     bot_start_timeout: float = _opt(20.0, "seconds a worker has to start a bot before the hub tries another",
                                     validator=_positive)
     media_allow_loopback: bool = _opt(False, "let bot peer connections offer 127.0.0.1 candidates")
+    # -- hardening (issue 12): throttles, budgets and quotas; 0 means unlimited where noted --
+    login_failures_per_address: int = _opt(5, "failed logins (password, admin token, lobby password: each counted "
+                                              "separately) an address may make in 5 min before it is locked out",
+                                           validator=_positive)
+    login_failures_per_name: int = _opt(10, "failed logins on one name (or lobby) within 5 min before it is locked "
+                                            "against addresses that have failed", validator=_positive)
+    password_checks_per_address: int = _opt(1, "password hashes/verifications one address may have running at once",
+                                            validator=_positive)
+    password_queue_per_address: int = _opt(4, "further password checks one address may have queued (auth_busy beyond)",
+                                           validator=attrs.validators.ge(0))
+    max_connections_per_address: int = _opt(100, "open connections per client address (IPv6: per /64; 0: unlimited)",
+                                            validator=attrs.validators.ge(0))
+    connection_rate_per_address: float = _opt(20.0, "new connections per second one address may open on average "
+                                                    "(0: unlimited)", validator=attrs.validators.ge(0.0))
+    connection_burst_per_address: int = _opt(50, "new connections one address may open in a burst above the rate",
+                                             validator=_positive)
+    request_rate_per_address: float = _opt(200.0, "requests per second all connections of one address may send "
+                                                  "together on average (rate_limited beyond; 0: unlimited)",
+                                           validator=attrs.validators.ge(0.0))
+    request_burst_per_address: int = _opt(400, "requests one address may send in a burst above that rate",
+                                          validator=_positive)
+    max_lobbies_per_address: int = _opt(50, "lobbies created by one address that may exist at once (0: unlimited)",
+                                        validator=attrs.validators.ge(0))
+    max_lobbies_per_peer: int = _opt(10, "lobbies created by one peer that may exist at once (0: unlimited)",
+                                     validator=attrs.validators.ge(0))
+    max_bots_per_lobby: int = _opt(4, "bots one lobby may hold (0: unlimited)", validator=attrs.validators.ge(0))
+    max_bots_per_peer: int = _opt(4, "bots one peer may have running at once (0: unlimited)",
+                                  validator=attrs.validators.ge(0))
+    reserved_names: str = _opt("", "extra reserved names (comma list) besides admin, system, voicebot, root, "
+                                   "moderator, … and the bots' names")
+    audit_wait: float = _opt(5.0, "seconds a security audit row may wait for room in the write queue (the request "
+                                  "waits; audit_busy after)", validator=_positive)
+    ice_deny_networks: str = _opt("0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255/32,::/128,fe80::/10,ff00::/8",
+                                  "networks (comma list of CIDRs) bot peers never send ICE checks to; loopback "
+                                  "(127.0.0.0/8, ::1) is added unless --media-allow-loopback",
+                                  validator=lambda _i, _a, v: _networks(v))
     max_http_head: int = _opt(16384, "largest HTTP request head in bytes (431 beyond); the head must also arrive "
                                      "within hello_timeout", validator=_positive)
     allowed_origins: str = _opt("", "comma list of browser origins allowed to open /ws ('*': any); empty: the "

@@ -20,11 +20,11 @@ __all__ = ["FakePasswordHasher", "FreezableStream", "open_client", "open_test_se
 class FakePasswordHasher:
     """A hasher that does no thread work (keeps autojump-clock tests deterministic). Never use in production."""
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, key: str | None = None) -> str:
         """Return a reversible fake digest."""
         return "fake$" + password[::-1]
 
-    async def verify(self, digest: str, password: str) -> bool:
+    async def verify(self, digest: str, password: str, *, key: str | None = None) -> bool:
         """Compare against :meth:`hash`'s output."""
         return digest == "fake$" + password[::-1]
 

@@ -77,6 +77,8 @@ class BotHub:
         self.local_token = secrets.token_urlsafe(24)
         """Token accepted from the in-process worker (never configured, never logged)."""
         self._pending: dict[str, _Pending] = {}
+        self._owners: dict[str, str] = {}
+        """job id -> peer id of the member who added the bot (only they or an admin may remove it)."""
 
     def install(self) -> BotHub:
         """Register handlers and the close hook on the server."""
@@ -89,10 +91,26 @@ class BotHub:
         s.add_handler(WorkerFailed, self._worker_failed)  # type: ignore[arg-type]
         s.add_handler(WorkerStopped, self._worker_stopped)  # type: ignore[arg-type]
         s.close_hooks.append(self._connection_closed)
+        s.auth.bot_tokens.append(lambda: (self.settings.worker_token or "", self.local_token))
+        s.auth.reserved_sources.append(self.scheduler.bot_names)
         s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
         s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}
         s.http.extra_breakers.append(lambda: ((b.name, b.state.value) for b in self.breakers))
         return self
+
+    def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
+        """``bot_quota`` when the lobby or the requesting peer already has its maximum of bots (starting or running);
+        synchronous, so check-then-reserve cannot race."""
+        s = self.server.settings
+        jobs = self.scheduler.jobs
+        for job_id in [j for j in self._owners if j not in jobs]:
+            del self._owners[job_id]
+        if s.max_bots_per_lobby and sum(1 for j in jobs.values() if j.lobby_id == lobby_id) >= s.max_bots_per_lobby:
+            raise RateLimitError(f"this lobby already has {s.max_bots_per_lobby} bots", code="bot_quota",
+                                 retry_after=30.0, context={"per": "lobby"})
+        if s.max_bots_per_peer and sum(1 for o in self._owners.values() if o == owner) >= s.max_bots_per_peer:
+            raise RateLimitError(f"you already have {s.max_bots_per_peer} bots", code="bot_quota",
+                                 retry_after=30.0, context={"per": "peer"})
 
     def _bot_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -147,10 +165,12 @@ class BotHub:
         tried: list[str] = []
         last: VoiceBotError | None = None
         for _ in range(self.settings.max_attempts):
+            self._check_bot_quotas(lobby_id, session.peer_id)
             job = self.scheduler.reserve(req.bot, lobby_id, req.options, requester=conn.id, exclude=tried,
                                          usable=self._usable)
             if job is None:
                 break
+            self._owners[job.job_id] = session.peer_id
             if lobby.password_hash is not None:  # the requester is a member: let its bot in without the password
                 job.ticket = hub.grant_ticket(lobby_id, trio.current_time())
             tried.append(job.worker_id)
@@ -221,6 +241,9 @@ class BotHub:
             raise LobbyError(f"no bot {req.peer_id!r}", code="bot_not_found", field="peer_id")
         if session.lobby_id != job.lobby_id and not session.admin:
             raise LobbyError("you can only remove bots from your own lobby", code="not_in_lobby")
+        if not session.admin and self._owners.get(job.job_id) != session.peer_id:
+            raise AuthError("only the member who added this bot (or an admin) may remove it", code="not_bot_owner",
+                            field="peer_id")
         self.scheduler.release(job.job_id)
         self._stop_on_worker(job)
         self.server.apply(self._end_bot(req.peer_id, "left"))

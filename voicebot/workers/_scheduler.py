@@ -110,6 +110,10 @@ class Scheduler:
         return worker, jobs
 
     # -- admission ----------------------------------------------------------------------------------
+    def bot_names(self) -> set[str]:
+        """Names of every bot some registered worker runs."""
+        return {name for w in self.workers.values() for name in w.bots}
+
     def offers(self, bot: str) -> bool:
         """Whether any registered worker can run ``bot``."""
         return any(bot in w.bots for w in self.workers.values())

@@ -115,7 +115,7 @@ class Worker:
                     await stack.enter_async_context(open_media_loop())
             control = await stack.enter_async_context(connector())
             with trio.fail_after(self.config.request_timeout):
-                await control.hello(self.config.name, kind="bot")
+                await control.hello(self.config.name, kind="bot", worker_token=self.config.token)
             reply = await control.request(
                 "worker.register", token=self.config.token, capacity=self.config.capacity, name=self.config.name,
                 bots=[spec.descriptor() for spec in self.bots.values()], timeout=self.config.request_timeout,
@@ -192,10 +192,19 @@ class Worker:
             self._report({"type": "worker.failed", "job_id": job.job_id, "code": exc.code,
                           "message": exc.message[:500], "retryable": False})
             return
+        prepare = getattr(bot, "prepare", None)
+        if prepare is not None and not job.started:  # slow set-up (e.g. TTS, off the loop) before joining
+            try:
+                await prepare()
+            except VoiceBotError as exc:
+                self._report({"type": "worker.failed", "job_id": job.job_id, "code": exc.code,
+                              "message": exc.message[:500], "retryable": exc.retryable})
+                return
         try:
             async with connector() as client:
                 with trio.fail_after(self.config.request_timeout):
-                    await client.hello(job.spec.name, kind="bot", **({"resume": job.resume} if job.resume else {}))
+                    await client.hello(job.spec.name, kind="bot", worker_token=self.config.token,
+                                       **({"resume": job.resume} if job.resume else {}))
                     joined = await client.join(job.lobby_id, **({"ticket": job.ticket} if job.ticket else {}))
                 job.resume = client.resume_token
                 session = BotSession(client, lobby_id=job.lobby_id, joined=joined, job_id=job.job_id,

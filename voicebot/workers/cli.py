@@ -49,6 +49,10 @@ def add_worker_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--name", default=f"worker-{os.getpid()}", help="name shown in the hub's logs")
     parser.add_argument("--allow-loopback", action="store_true",
                         help="also offer 127.0.0.1 as an ICE host candidate (tests, loopback-only hosts)")
+    parser.add_argument("--ice-deny-networks", default=os.environ.get("VOICEBOT_ICE_DENY_NETWORKS"),
+                        help="networks (comma list of CIDRs) bots never send ICE checks to (env "
+                             "VOICEBOT_ICE_DENY_NETWORKS; default: link-local, multicast, 0.0.0.0/8, broadcast; "
+                             "loopback is added unless --allow-loopback)")
     parser.add_argument("--ca-file", default=os.environ.get("VOICEBOT_CA_FILE"),
                         help="PEM CA bundle that verifies a wss:// hub (env VOICEBOT_CA_FILE; default: system store)")
     parser.add_argument("--metrics-port", type=int, default=None,
@@ -83,7 +87,9 @@ def _main(args: argparse.Namespace) -> int:
         trio.run(_run_processes, args)
     else:
         config = WorkerConfig(token=args.token, capacity=args.capacity, name=args.name)
-        trio.run(functools.partial(_until_signal, args.server, config, MediaConfig(allow_loopback=args.allow_loopback),
+        media = MediaConfig(allow_loopback=args.allow_loopback, **(
+            {"ice_deny_networks": args.ice_deny_networks} if args.ice_deny_networks is not None else {}))
+        trio.run(functools.partial(_until_signal, args.server, config, media,
                                    ssl_context=ssl_context, metrics_port=args.metrics_port,
                                    metrics_host=args.metrics_host))
     return 0
@@ -95,6 +101,8 @@ async def _run_processes(args: argparse.Namespace) -> None:
             "--capacity", str(args.capacity), "--log-level", args.log_level]
     if args.allow_loopback:
         base.append("--allow-loopback")
+    if args.ice_deny_networks is not None:
+        base += ["--ice-deny-networks", args.ice_deny_networks]
     if args.ca_file:
         base += ["--ca-file", args.ca_file]
     for name in PROVIDER_SETTINGS:  # provider flags go to every child (the key travels in the environment only)
