@@ -26,6 +26,10 @@ from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 pytestmark = pytest.mark.slow
 
 
+#: The process of each running hub by its URL (for kill -9).
+HUBS: dict[str, subprocess.Popen[str]] = {}
+
+
 @contextmanager
 def two_hubs(redis: RedisEngine, postgres: PostgresEngine, *extra: str) -> Iterator[list[str]]:
     """Two hubs on one Redis and one database (started one after the other: migrations run once)."""
@@ -34,8 +38,16 @@ def two_hubs(redis: RedisEngine, postgres: PostgresEngine, *extra: str) -> Itera
     args = ("--cluster", redis.url, "--db", db, "--local-worker", "0", "--resume-grace", "2",
             "--admin-token", "cluster-admin", *extra)
     with ExitStack() as stack:
-        urls = [stack.enter_context(serve_process(*args))[1] for _ in range(2)]
-        yield urls
+        urls = []
+        for _ in range(2):
+            proc, url = stack.enter_context(serve_process(*args))
+            HUBS[url] = proc
+            urls.append(url)
+        try:
+            yield urls
+        finally:
+            for url in urls:
+                HUBS.pop(url, None)
 
 
 def readyz(ws_url: str) -> list[str]:
@@ -96,6 +108,19 @@ async def test_cross_hub_membership_chat_signal_and_list(redis_server: RedisEngi
             caption = await ada.next_event("caption")
             assert (caption["from"], caption["text"]) == (bob.peer_id, "hello there")
 
+            async with connect(two) as bot:  # a bot on the other hub: bot.status and assistant captions
+                await bot.hello("Helper", kind="bot", admin_token="cluster-admin")
+                await bot.join(lobby["id"])
+                assert (await ada.next_event("peer.joined"))["peer"]["kind"] == "bot"
+                await bot.bot_status("thinking")
+                status = await ada.next_event("bot.status")
+                assert (status["peer_id"], status["state"]) == (bot.peer_id, "thinking")
+                await bot.caption("answer for Ada", role="assistant", about=ada.peer_id)
+                caption = await ada.next_event("caption")
+                assert (caption["from"], caption["role"], caption["about"]) == (bot.peer_id, "assistant", ada.peer_id)
+                await bot.leave()
+                assert (await ada.next_event("peer.left"))["peer_id"] == bot.peer_id
+
             await cy.join(lobby["id"])  # a second member on hub two: ada hears once
             assert (await ada.next_event("peer.joined"))["peer"]["peer_id"] == cy.peer_id
             await bob.leave()
@@ -107,6 +132,29 @@ async def test_cross_hub_membership_chat_signal_and_list(redis_server: RedisEngi
             assert (left["peer_id"], left["reason"]) == (cy.peer_id, "disconnected")
             listed = await bob.request("lobby.list")
             assert [(lb["id"], lb["members"]) for lb in listed["lobbies"]] == [(lobby["id"], 1)]
+
+
+async def test_password_across_hubs_and_dead_hub(redis_server: RedisEngine,
+                                                 postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server) as (one, two):
+        async with connect(one) as ada, connect(two) as bob:
+            await ada.hello("Ada")
+            await bob.hello("Bob")
+            lobby = await ada.create_lobby("locked", password="open sesame")
+            await ada.join(lobby["id"], password="open sesame")
+            with pytest.raises(RemoteError) as info:  # checked on the joiner's hub
+                await bob.join(lobby["id"], password="wrong")
+            assert info.value.code == "wrong_password"
+            await bob.join(lobby["id"], password="open sesame")
+            assert (await ada.next_event("peer.joined"))["peer"]["peer_id"] == bob.peer_id
+            listed = await ada.request("lobby.list")
+            assert [(lb["has_password"], lb["members"]) for lb in listed["lobbies"]] == [(True, 2)]
+
+            HUBS[two].kill()  # kill -9 of hub two: Bob leaves the lobby on hub one once its key expires
+            left = await ada.next_event("peer.left", timeout=20)
+            assert (left["peer_id"], left["reason"]) == (bob.peer_id, "disconnected")
+            listed = await ada.request("lobby.list")
+            assert listed["lobbies"][0]["members"] == 1
 
 
 async def test_lobby_cap_holds_across_hubs(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
