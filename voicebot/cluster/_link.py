@@ -172,9 +172,13 @@ class RedisLink:
     async def call(self, what: str, fn: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``fn(client)`` under the fault point, the breaker and its deadline; failure: ``cluster_unavailable``."""
         client = self.client
+
+        async def attempt() -> T:
+            await faults.point("cluster.redis", op=what)  # inside the breaker: an injected failure counts
+            return await fn(client)
+
         try:
-            await faults.point("cluster.redis", op=what)
-            return await self.breaker.call(fn, client)
+            return await self.breaker.call(attempt)
         except BaseException as exc:
             passthrough, failure = split_passthrough(exc)
             if passthrough is not None:
