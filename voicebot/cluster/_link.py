@@ -109,8 +109,9 @@ end
 return 1
 """
 
-# KEYS: lobbies. ARGV: key prefix. Public lobbies (meta JSON, member count), oldest first; expired ids dropped.
-_LIST = """
+# KEYS: lobbies. ARGV: key prefix. Public lobbies (meta JSON, live member count), oldest first; expired ids
+# dropped, dead hubs' members pruned.
+_LIST = _PRUNE + """
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local meta = redis.call('GET', ARGV[1] .. 'lobby:' .. id)
@@ -118,7 +119,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('ZREM', KEYS[1], id)
   elseif not cjson.decode(meta).private then
     out[#out + 1] = meta
-    out[#out + 1] = redis.call('HLEN', ARGV[1] .. 'members:' .. id)
+    out[#out + 1] = #live_members(ARGV[1] .. 'members:' .. id, ARGV[1] .. 'hub:') / 2
   end
 end
 return out
