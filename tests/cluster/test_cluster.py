@@ -247,3 +247,27 @@ def test_cluster_needs_postgresql() -> None:
     )
     assert proc.returncode != 0
     assert "PostgreSQL" in proc.stderr + proc.stdout
+
+
+async def test_hub_started_while_redis_is_down(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
+    redis_server.stop()
+    try:
+        with serve_process("--cluster", redis_server.url, "--db", postgres_server.new_database("cold"),
+                           "--local-worker", "0") as (_, url):
+            assert "cluster_unavailable" in await trio.to_thread.run_sync(readyz, url)
+            async with connect(url) as ada:
+                await ada.hello("Ada")
+                lobby = await ada.create_lobby("early")  # made locally, published once Redis is there
+                with pytest.raises(RemoteError) as info:
+                    await ada.join(lobby["id"])
+                assert info.value.code == "cluster_unavailable"
+                redis_server.start()
+                await wait_for(lambda: "cluster_unavailable" not in readyz(url))
+                joined = await ada.join(lobby["id"])
+                assert joined["lobby"]["members"] == 1
+                listed = await ada.request("lobby.list")
+                assert [(lb["id"], lb["members"]) for lb in listed["lobbies"]] == [(lobby["id"], 1)]
+                assert "partial" not in listed
+    finally:
+        if redis_server.process.poll() is not None:
+            redis_server.start()
