@@ -66,6 +66,8 @@ class Cluster:
         self.dropped = 0
         """Messages for peers on other hubs that could not be sent (cluster unavailable or outbox full)."""
         self.published = 0
+        self.unreceived = 0
+        """Messages published while the target hub was not subscribed (dead or reconnecting)."""
         self.received = 0
         self._mirrors: set[str] = set()
         self._versions: dict[str, int] = {}
@@ -74,6 +76,7 @@ class Cluster:
         self._settle_until = 0.0
         self._send, self._recv = trio.open_memory_channel[tuple[str, Any]](OUTBOX)
         self._wake = trio.Event()
+        self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
 
     # -- running ------------------------------------------------------------------------------------
@@ -81,12 +84,13 @@ class Cluster:
         """Heartbeat/reconcile, publish forwards and read this hub's channel until cancelled."""
         async with AsyncExitStack() as stack:
             await self.link.open(stack)
-            with trio.move_on_after(self.link.call_timeout * 2):
-                await self._tick()  # be ready (or say why not) before listening
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._subscriber)
+                with trio.move_on_after(self.link.call_timeout * 2):
+                    await self._subscribed.wait()
+                    await self._tick()  # be ready (or say why not) before listening
                 nursery.start_soon(self._heartbeats)
                 nursery.start_soon(self._publisher)
-                nursery.start_soon(self._subscriber)
                 task_status.started()
 
     async def _heartbeats(self) -> None:
@@ -99,6 +103,11 @@ class Cluster:
         try:
             hub_key, ttl = self.link.hub_key(self.hub_id), ttl_seconds(self.hub_ttl)
             await self.link.call("heartbeat", lambda r: r.set(hub_key, "1", ex=ttl))
+            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
+            # other hubs' messages for our peers would be lost, so we are not available.
+            own, ping = self.link.channel(self.hub_id), json.dumps({"ping": self.hub_id})
+            if not await self.link.call("ping", lambda r: r.publish(own, ping)):
+                raise unavailable("this hub's subscription is not up yet")
             if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
                 self._settle_until = trio.current_time() + self.hub_ttl
             for lobby_id, peer_id in sorted(self._unsynced_leaves):
@@ -126,7 +135,8 @@ class Cluster:
     def snapshot(self) -> dict[str, Any]:
         """For ``admin.stats``: this hub's id, state and message counters."""
         return {"hub_id": self.hub_id, "status": self.status(), "published": self.published,
-                "received": self.received, "dropped": self.dropped, "redis_failures": self.link.failures,
+                "received": self.received, "dropped": self.dropped, "unreceived": self.unreceived,
+                "redis_failures": self.link.failures,
                 "breaker": str(self.link.breaker.state)}
 
     # -- lobbies ------------------------------------------------------------------------------------
@@ -385,7 +395,9 @@ class Cluster:
                 self.errors.handle(exc, self._ctx.request(None))
 
     async def _publish(self, channel: str, payload: str) -> None:
-        await self.link.call("publish", lambda r: r.publish(channel, payload))
+        receivers = await self.link.call("publish", lambda r: r.publish(channel, payload))
+        if not receivers:  # that hub is gone or reconnecting: lost (its peers' membership heals, chat does not)
+            self.unreceived += 1
 
     async def _leave(self, lobby_id: str, peer_id: str) -> None:
         lobby_key, members_key = self.link.lobby_keys(lobby_id)
@@ -393,10 +405,18 @@ class Cluster:
 
     async def _subscriber(self) -> None:
         """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
+        from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+        from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
+
         channel = self.link.channel(self.hub_id)
+        # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
+        retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
+                                              base_delay=0.1, max_delay=self.heartbeat, jitter=True)
         while True:
             try:
-                async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True) as pubsub:
+                async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
+                                                   retry_policy=retry) as pubsub:
+                    self._subscribed.set()
                     async for message in pubsub:
                         if message.get("type") == "message":
                             self._receive(json.loads(message["data"]))
@@ -406,6 +426,8 @@ class Cluster:
                 await trio.sleep(self.heartbeat)
 
     def _receive(self, envelope: dict[str, Any]) -> None:
+        if "ping" in envelope:  # the heartbeat's check of our own subscription
+            return
         self.received += 1
         message: dict[str, Any] = envelope["msg"]
         home: str = envelope["from"]
