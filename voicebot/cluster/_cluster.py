@@ -30,6 +30,7 @@ from ..hub import Action, ConnId, Forward, Hub, Lobby, Notice, Session, SessionG
 from ..protocol import LobbyJoin, Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
 from ._link import PREFIX, RedisLink, member_json, sleep_or, ttl_seconds, unavailable
+from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
 
 __all__ = ["Cluster"]
 
@@ -271,56 +272,16 @@ class Cluster:
             self._sync(lobby, live)
 
     def _sync(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
-        """Make the mirror's remote members match Redis' (``flat``: peer id, member JSON, …); tell local ones."""
-        remote: list[tuple[int, str, dict[str, Any]]] = []
-        for i in range(0, len(flat), 2):
-            member = json.loads(flat[i + 1])
-            if member["hub"] != self.hub_id:
-                remote.append((int(member.get("seq", 0)), flat[i], member))
-        remote.sort(key=lambda item: item[0])
-        wanted = {pid for _, pid, _ in remote}
+        """Reconcile the mirror with Redis' members (``flat``) and tell local members what changed."""
         now = trio.current_time()
-        actions: list[Action] = []
-        settling = trio.current_time() < self._settle_until  # absent maybe only because its hub is re-asserting
-        for pid in [p for p in lobby.members if p not in wanted and not settling]:
-            ghost = self.hub.sessions.get(pid)
-            if ghost is not None and ghost.home is not None:
-                actions += self._remove_ghost(lobby, ghost, "disconnected", now)
-        for _, pid, member in remote:
-            if pid not in lobby.members:
-                ghost = self._add_ghost(lobby, pid, member["peer"], member["hub"])
-                others = [p for p in lobby.members if p not in (pid, exclude)]
-                actions += self.hub.deliver(self._local(others), {
-                    "type": "peer.joined", "lobby_id": lobby.id, "peer": ghost.peer_object()}, now)
+        settling = now < self._settle_until  # a member may be absent only because its hub is re-asserting
+        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling)
         if actions:
             self.apply(actions)
 
-    def _add_ghost(self, lobby: Lobby, peer_id: str, peer: dict[str, Any], home: str) -> Session:
-        ghost = self.hub.sessions.get(peer_id)
-        if ghost is None or ghost.home is None:
-            ghost = Session(peer_id, str(peer.get("name", "")), peer.get("kind", "user"), "", None, home=home)
-            self.hub.sessions[peer_id] = ghost
-        ghost.home = home
-        ghost.lobby_id = lobby.id
-        lobby.members[peer_id] = None
-        lobby.empty_since = None
-        return ghost
-
-    def _remove_ghost(self, lobby: Lobby, ghost: Session, reason: str, now: float) -> list[Action]:
-        lobby.members.pop(ghost.peer_id, None)
-        lobby.pending_offers = {pair for pair in lobby.pending_offers if ghost.peer_id not in pair}
-        if ghost.lobby_id == lobby.id:
-            self.hub.sessions.pop(ghost.peer_id, None)
-        return self.hub.deliver(self._local(lobby.members), {
-            "type": "peer.left", "lobby_id": lobby.id, "peer_id": ghost.peer_id, "reason": reason}, now)
-
-    def _local(self, peer_ids: Any) -> list[str]:
-        sessions = self.hub.sessions
-        return [pid for pid in peer_ids if pid in sessions and sessions[pid].home is None]
-
     def _drop_if_unused(self, lobby: Lobby) -> bool:
         """Forget a mirror no local peer is in any more (its remote members stay in Redis)."""
-        if lobby.id in self._joining or self._local(lobby.members):
+        if lobby.id in self._joining or local_members(self.hub, lobby.members):
             return False
         if lobby.id not in self._mirrors and not lobby.members:
             return False  # a lobby created here, waiting for its first member
@@ -440,25 +401,12 @@ class Cluster:
             if kind == "peer.joined":
                 if message["peer"]["peer_id"] in lobby.members:
                     return  # already known (from the admit result or a heartbeat)
-                self._add_ghost(lobby, message["peer"]["peer_id"], message["peer"], home)
-            else:
-                ghost = self.hub.sessions.get(message["peer_id"])
-                if ghost is None or ghost.home is None or message["peer_id"] not in lobby.members:
-                    return
-                lobby.members.pop(ghost.peer_id, None)
-                lobby.pending_offers = {p for p in lobby.pending_offers if ghost.peer_id not in p}
-                if ghost.lobby_id == lobby.id:
-                    self.hub.sessions.pop(ghost.peer_id, None)
-        elif lobby is not None and kind == "signal":
-            sender, to = message["from"], envelope["to"][0] if envelope["to"] else ""
-            if message["kind"] == "offer":
-                lobby.pending_offers.add((sender, to))
-            elif message["kind"] == "answer":
-                lobby.pending_offers.discard((to, sender))
-            elif message["kind"] == "bye":
-                lobby.pending_offers.discard((sender, to))
-                lobby.pending_offers.discard((to, sender))
-        actions += self.hub.deliver(self._local(envelope["to"]), message, now)
+                add_remote(self.hub, lobby, message["peer"]["peer_id"], message["peer"], home)
+            elif not remove_remote(self.hub, lobby, message["peer_id"]):
+                return  # not a member here (already reconciled away)
+        elif lobby is not None and kind == "signal" and envelope["to"]:
+            track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
+        actions += self.hub.deliver(local_members(self.hub, envelope["to"]), message, now)
         if actions:
             self.apply(actions)
         if lobby is not None and kind == "peer.left":
