@@ -58,7 +58,8 @@ async def test_users_may_not_caption_as_assistant_or_for_others(
 
 
 async def test_bot_captions_for_a_member_and_sends_status(server: Server, autojump_clock: object) -> None:
-    async with open_client(server, "ann") as a, open_client(server, "bot", kind="bot") as bot:
+    async with (open_client(server, "ann") as a,
+                open_client(server, "bot", kind="bot", admin_token=server.admin_token) as bot):
         room = (await a.create_lobby("room"))["id"]
         await _joined([a, bot], room)
         await bot.caption("what time is it", role="user", about=a.peer_id, final=True, turn_id="u1")
@@ -103,7 +104,7 @@ async def test_bot_status_from_a_user_is_forbidden(server: Server, autojump_cloc
 ])
 async def test_invalid_fields_are_named(server: Server, autojump_clock: object, request_: dict[str, Any],
                                         field: str) -> None:
-    async with open_client(server, "bot", kind="bot") as bot:
+    async with open_client(server, "bot", kind="bot", admin_token=server.admin_token) as bot:
         await bot.join((await bot.create_lobby("room"))["id"])
         with pytest.raises(RemoteError) as info:
             await bot.request(request_.pop("type"), **request_)
@@ -111,7 +112,7 @@ async def test_invalid_fields_are_named(server: Server, autojump_clock: object, 
 
 
 async def test_caption_needs_a_lobby(server: Server, autojump_clock: object) -> None:
-    async with open_client(server, "bot", kind="bot") as bot:
+    async with open_client(server, "bot", kind="bot", admin_token=server.admin_token) as bot:
         for kind, fields in [("caption", {"text": "x", "role": "user", "final": True}),
                              ("bot.status", {"state": "listening"})]:
             with pytest.raises(RemoteError) as info:

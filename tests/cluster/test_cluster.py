@@ -147,14 +147,21 @@ async def test_password_across_hubs_and_dead_hub(redis_server: RedisEngine,
             assert info.value.code == "wrong_password"
             await bob.join(lobby["id"], password="open sesame")
             assert (await ada.next_event("peer.joined"))["peer"]["peer_id"] == bob.peer_id
-            listed = await ada.request("lobby.list")
-            assert [(lb["has_password"], lb["members"]) for lb in listed["lobbies"]] == [(True, 2)]
+            more = [(await bob.create_lobby(f"more {i}"))["id"] for i in range(2)]  # made on hub two
+            first = await ada.request("lobby.list", limit=2)  # pages by id across both hubs' lobbies
+            assert len(first["lobbies"]) == 2 and first["next_cursor"] == first["lobbies"][-1]["id"]
+            rest = await ada.request("lobby.list", limit=2, cursor=first["next_cursor"])
+            assert rest["next_cursor"] is None
+            listed = first["lobbies"] + rest["lobbies"]
+            assert [lb["id"] for lb in listed] == sorted([lobby["id"], *more])
+            mine = next(lb for lb in listed if lb["id"] == lobby["id"])
+            assert (mine["has_password"], mine["members"]) == (True, 2)
 
             HUBS[two].kill()  # kill -9 of hub two: Bob leaves the lobby on hub one once its key expires
             left = await ada.next_event("peer.left", timeout=20)
             assert (left["peer_id"], left["reason"]) == (bob.peer_id, "disconnected")
             listed = await ada.request("lobby.list")
-            assert listed["lobbies"][0]["members"] == 1
+            assert next(lb for lb in listed["lobbies"] if lb["id"] == lobby["id"])["members"] == 1
 
 
 async def test_lobby_cap_holds_across_hubs(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -109,7 +110,7 @@ async def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, kill_at: int)
     with serving(db) as (_, url):
         async with connect(url) as check:
             await check.hello("checker", admin_token=ADMIN)
-            listed = {lb["id"] for lb in (await check.request("lobby.list"))["lobbies"]}
+            listed = await _all_lobby_ids(check)
             missing = [lid for lid in lobbies if lid not in listed]
             assert not missing, f"{len(missing)} of {len(lobbies)} acknowledged lobbies lost"
         for name in names:
@@ -117,3 +118,15 @@ async def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, kill_at: int)
                 with pytest.raises(RemoteError) as info:
                     await probe.hello(name)
                 assert info.value.code == "auth_failed", name
+
+
+async def _all_lobby_ids(client: Any) -> set[str]:
+    """Every public lobby id, following ``lobby.list`` pages."""
+    ids: set[str] = set()
+    cursor = None
+    while True:
+        reply = await client.request("lobby.list", limit=100, **({"cursor": cursor} if cursor else {}))
+        ids |= {lb["id"] for lb in reply["lobbies"]}
+        cursor = reply["next_cursor"]
+        if cursor is None:
+            return ids

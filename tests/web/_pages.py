@@ -5,13 +5,33 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import trio
+
+from voicebot.client import connect
+
 WAIT_MS = 15_000
 """Bound of every wait on the page (media setup over loopback takes well under a second)."""
 
 
-def login(page: Any, name: str) -> None:
+def register_name(ws: str, name: str, password: str) -> None:
+    """Register ``name`` with the hub at ``ws`` (the page has no control for it; the Python client does)."""
+
+    async def register() -> None:
+        async with connect(ws) as client:
+            await client.hello(name)
+            await client.request("name.register", password=password)
+
+    trio.run(register)
+
+
+def login(page: Any, name: str, password: str | None = None) -> None:
+    """Log in as a person would; with ``password`` (a registered name) answer the password field it asks for."""
     page.fill("#name", name)
     page.click("#connect")
+    if password is not None:
+        page.wait_for_selector("#password-field:not([hidden])", timeout=WAIT_MS)
+        page.fill("#password", password)
+        page.click("#connect")
     page.wait_for_selector("#conn-status[data-state=connected]", timeout=WAIT_MS)
 
 

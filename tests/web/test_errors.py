@@ -7,12 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import trio
 
-from voicebot.client import connect
 from voicebot.testing import serve_process
 
-from ._pages import WAIT_MS, create_lobby, login, state
+from ._pages import WAIT_MS, create_lobby, login, register_name, state
 from .conftest import shot
 
 pytestmark = pytest.mark.slow  # a real server process and a real browser each
@@ -20,15 +18,9 @@ pytestmark = pytest.mark.slow  # a real server process and a real browser each
 SERVE = ("--db", ":memory:", "--media-allow-loopback", "true")
 
 
-async def _register(ws: str, name: str, password: str) -> None:
-    async with connect(ws) as client:
-        await client.hello(name)
-        await client.request("name.register", password=password)
-
-
 def test_low_errors_are_inline_next_to_their_control(open_page: Any) -> None:
     with serve_process(*SERVE) as (_proc, ws):
-        trio.run(_register, ws, "erin", "correct horse")
+        register_name(ws, "erin", "correct horse")
         page = open_page(ws, fake_tone=440)
         page.fill("#name", "erin")
         page.click("#connect")

@@ -11,7 +11,7 @@ import pytest
 
 from voicebot.testing import serve_process
 
-from ._pages import WAIT_MS, create_lobby, login, state, wait_hears, wait_inbound, wait_member
+from ._pages import WAIT_MS, create_lobby, login, register_name, state, wait_hears, wait_inbound, wait_member
 from .conftest import free_port, shot
 
 pytestmark = pytest.mark.slow  # a real server process and a real browser each
@@ -50,8 +50,9 @@ def test_server_restart_mid_call_resumes_into_the_same_persistent_lobby(open_pag
     port = free_port()
     args = ("--port", str(port), "--db", str(tmp_path / "voicebot.db"), "--media-allow-loopback", "true")
     with serve_process(*args) as (proc, ws):
+        register_name(ws, "alice", "alice's password")  # persistent lobbies: registered names (or admins) only
         alice = open_page(ws, fake_tone=440)
-        login(alice, "alice")
+        login(alice, "alice", "alice's password")
         lobby_id = create_lobby(alice, "persistent call", persistent=True)
         bob = open_page(ws, fake_tone=660, lobby=lobby_id, name="bob", join=1)
         bob.wait_for_selector("#call:not([hidden])", timeout=WAIT_MS)

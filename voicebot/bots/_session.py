@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -12,12 +13,15 @@ from ..client import Client
 from ..errors import WebSocketError
 from ._api import Bot
 
-__all__ = ["BOT_GONE_CLOSE", "BotSession", "LobbyGone"]
+__all__ = ["BOT_GONE_CLOSE", "SUBSCRIBER_BYTES", "BotSession", "LobbyGone", "Subscription"]
 
 log = logging.getLogger("voicebot.bots")
 
 BOT_GONE_CLOSE = 4010
 """Close code with which the hub ends a bot's connection on purpose (not a crash: no restart)."""
+
+SUBSCRIBER_BYTES = 1_048_576
+"""Default byte bound of one subscriber's queue (encoded JSON size of the queued events)."""
 
 _MEMBERSHIP = frozenset({"peer.joined", "peer.left", "lobby.left", "signal", "chat"})
 
@@ -26,14 +30,63 @@ class LobbyGone(Exception):
     """The bot is no longer in its lobby (removed, lobby closed): the job ends normally."""
 
 
+class Subscription:
+    """One consumer's bounded stream of lobby events: at most ``capacity`` events and ``capacity_bytes`` bytes (their
+    JSON size) queued; :meth:`offer` refuses an event beyond either bound (a single event larger than
+    ``capacity_bytes`` still fits an empty queue). Iterate with ``async for``; :meth:`aclose` unsubscribes."""
+
+    def __init__(self, capacity: int, capacity_bytes: int) -> None:
+        self._send, self._recv = trio.open_memory_channel[tuple[dict[str, Any], int]](capacity)
+        self.capacity_bytes = capacity_bytes
+        self.queued_bytes = 0
+        """Bytes queued now."""
+
+    def offer(self, event: dict[str, Any], size: int) -> bool:
+        """Queue ``event`` (of ``size`` bytes) if both bounds allow; False if it was dropped.
+
+        Raises ``trio.BrokenResourceError`` once the consumer closed its end.
+        """
+        if self.queued_bytes and self.queued_bytes + size > self.capacity_bytes:
+            return False
+        try:
+            self._send.send_nowait((event, size))
+        except trio.WouldBlock:
+            return False
+        self.queued_bytes += size
+        return True
+
+    async def receive(self) -> dict[str, Any]:
+        """The next event (raises ``trio.EndOfChannel`` when the session ended)."""
+        event, size = await self._recv.receive()
+        self.queued_bytes -= size
+        return event
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """The producer side is done (the session ended)."""
+        self._send.close()
+
+    async def aclose(self) -> None:
+        """Unsubscribe (the consumer side)."""
+        await self._recv.aclose()
+
+
 class BotSession:
     """What a running bot works with. Created by the worker after ``hello`` and ``lobby.join``.
 
     :attr:`peers` holds the other members (``{peer_id: {peer_id, name, kind}}``), kept current by the event
     pump in :meth:`run`. :meth:`subscribe` gives a bounded channel of the lobby's events (``peer.joined``,
-    ``peer.left``, ``signal``, ``chat``); when a subscriber falls ``capacity`` events behind, the *newest*
-    event is dropped for that subscriber and counted in :attr:`dropped_events` (the hub client's reader is
-    never blocked by a slow bot).
+    ``peer.left``, ``signal``, ``chat``); when a subscriber falls ``capacity`` events or ``capacity_bytes`` bytes
+    behind, the *newest* event is dropped for that subscriber and counted in :attr:`dropped_events` (the hub
+    client's reader is never blocked by a slow bot).
     """
 
     def __init__(self, client: Client, *, lobby_id: str, joined: Mapping[str, Any], job_id: str = "",
@@ -50,7 +103,7 @@ class BotSession:
         """The other members of the lobby, by peer id."""
         self.dropped_events = 0
         """Events dropped because a subscriber was full."""
-        self._subscribers: list[trio.MemorySendChannel[dict[str, Any]]] = []
+        self._subscribers: list[Subscription] = []
         self.leave_when_alone = True
         """Leave the lobby (ending the job and freeing its capacity) once no human member is left; members
         in their resume grace still count, so a human who reconnects finds the bot still there."""
@@ -66,11 +119,11 @@ class BotSession:
         """Peer ids of the human (kind ``user``) members."""
         return [pid for pid, peer in self.peers.items() if peer.get("kind", "user") == "user"]
 
-    def subscribe(self, capacity: int = 256) -> trio.MemoryReceiveChannel[dict[str, Any]]:
-        """A new bounded channel of lobby events (see the class docs for overflow)."""
-        send, receive = trio.open_memory_channel[dict[str, Any]](capacity)
-        self._subscribers.append(send)
-        return receive
+    def subscribe(self, capacity: int = 256, capacity_bytes: int = SUBSCRIBER_BYTES) -> Subscription:
+        """A new bounded stream of lobby events (see the class docs for overflow)."""
+        subscription = Subscription(capacity, capacity_bytes)
+        self._subscribers.append(subscription)
+        return subscription
 
     async def chat(self, text: str) -> None:
         """Say ``text`` in the lobby's chat."""
@@ -92,8 +145,8 @@ class BotSession:
         except* LobbyGone:
             log.info("bot %s left lobby %s", self.client.peer_id, self.lobby_id)
         finally:
-            for send in self._subscribers:
-                send.close()
+            for subscription in self._subscribers:
+                subscription.close()
 
     async def _pump(self) -> None:
         async for event in self.client.events:
@@ -107,13 +160,13 @@ class BotSession:
                 self.peers.pop(event["peer_id"], None)
                 if self.leave_when_alone and not self.humans():
                     self._alone = True
-            for send in list(self._subscribers):
+            size = len(json.dumps(event)) if self._subscribers else 0
+            for subscription in list(self._subscribers):
                 try:
-                    send.send_nowait(event)
-                except trio.WouldBlock:
-                    self.dropped_events += 1
+                    if not subscription.offer(event, size):
+                        self.dropped_events += 1
                 except (trio.ClosedResourceError, trio.BrokenResourceError):
-                    self._subscribers.remove(send)
+                    self._subscribers.remove(subscription)
             if kind == "lobby.left":
                 raise LobbyGone(event.get("reason", "left"))
             if self._alone:

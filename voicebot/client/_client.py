@@ -16,6 +16,7 @@ import trio
 import trio_websocket
 
 from ..errors import Category, Severity, VoiceBotError
+from ..protocol import encode, sendable
 
 __all__ = ["Client", "RemoteError", "connect", "connect_stream"]
 
@@ -77,12 +78,14 @@ class Client:
                 waiter.close()
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Send one message as is (no reply expected)."""
-        await self.ws.send_message(json.dumps(message))
+        """Send one message as is (no reply expected). Text the server would refuse as invalid Unicode (a lone
+        surrogate) goes out as U+FFFD, so this writer never dies on what it is given and never has its reports
+        refused (see :func:`voicebot.protocol.encode`)."""
+        await self.ws.send_message(encode(message))
 
     async def send_raw(self, text: str | bytes) -> None:
-        """Send a raw frame (tests use this for malformed input)."""
-        await self.ws.send_message(text)
+        """Send a raw frame (tests use this for malformed input; a ``str`` is made sendable, see :meth:`send`)."""
+        await self.ws.send_message(sendable(text) if isinstance(text, str) else text)
 
     async def request(self, type_: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
         """Send ``{type, id, **fields}`` and return the reply; an ``error`` reply raises :class:`RemoteError`."""

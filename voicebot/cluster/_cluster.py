@@ -232,25 +232,29 @@ class Cluster:
         """Give back a place taken by :meth:`admit` when the join failed after all."""
         self._enqueue("leave", (lobby_id, session.peer_id))
 
-    async def lobby_list(self) -> tuple[list[dict[str, Any]], bool]:
-        """Public lobbies of the whole cluster, oldest first; ``(local ones, True)`` while Redis is unreachable."""
+    async def lobby_list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
+        next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
         try:
-            raw = await self.link.script("list", [self.link.LOBBIES], [PREFIX])
+            raw = await self.link.script("list", [self.link.LOBBIES], [PREFIX, cursor or "", limit])
         except VoiceBotError:
             self.available = False
-            local = [lb.public() for lb in self.hub.lobbies.values() if not lb.private]
-            return local, True
-        lobbies = []
-        for i in range(0, len(raw), 2):
-            meta = json.loads(raw[i])
-            lobbies.append({"id": meta["id"], "name": meta["name"], "private": bool(meta["private"]),
-                            "has_password": meta.get("password_hash") is not None, "members": int(raw[i + 1]),
-                            "max_members": int(meta["max_members"]), "persistent": bool(meta.get("persistent"))})
-        return lobbies, False
+            ids = sorted(lid for lid, lb in self.hub.lobbies.items() if not lb.private and lid > (cursor or ""))
+            local = [self.hub.lobbies[lid].public() for lid in ids[:limit]]
+            return local, (ids[limit - 1] if len(ids) > limit else None), True
+        page = []
+        for i in range(0, len(raw), 3):
+            meta = json.loads(raw[i + 1])
+            page.append({"id": raw[i], "name": meta["name"], "private": bool(meta["private"]),
+                         "has_password": meta.get("password_hash") is not None, "members": int(raw[i + 2]),
+                         "max_members": int(meta["max_members"]), "persistent": bool(meta.get("persistent"))})
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (page[-1]["id"] if more else None), False
 
     async def _refresh(self, lobby: Lobby) -> list[str]:
         lobby_key, members_key = self.link.lobby_keys(lobby.id)
-        args: list[Any] = [self._meta(lobby), lobby.id, lobby.created, ttl_seconds(self.lobby_ttl),
+        args: list[Any] = [self._meta(lobby), lobby.id, 0, ttl_seconds(self.lobby_ttl),
                            self.link.hub_key("")]
         for pid in lobby.members:
             session = self.hub.sessions.get(pid)

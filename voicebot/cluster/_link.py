@@ -10,7 +10,7 @@ Keys (all under :data:`PREFIX`), each with a TTL that live hubs refresh, so a de
 - ``hub:{id}``: a hub is alive while this key exists (``hub_ttl``).
 - ``lobby:{id}``: the lobby's public settings and password hash as JSON (``lobby_ttl``).
 - ``members:{id}``: hash peer id → JSON ``{peer, hub, seq}``; ``seq`` (from ``seq``) orders members by join.
-- ``lobbies``: sorted set of lobby ids by creation time (for ``lobby.list``).
+- ``lobbies``: sorted set of lobby ids, all scored 0 so they sort by id (``lobby.list`` pages by id).
 - channel ``to:{hub}``: messages for peers whose socket is on that hub.
 """
 
@@ -109,17 +109,29 @@ end
 return 1
 """
 
-# KEYS: lobbies. ARGV: key prefix. Public lobbies (meta JSON, live member count), oldest first; expired ids
-# dropped, dead hubs' members pruned.
+# KEYS: lobbies (all scores 0: ordered by id). ARGV: key prefix, cursor ('' for the first page), limit. Up to
+# limit + 1 public lobbies after the cursor as (id, meta JSON, live member count); expired ids are dropped and
+# dead hubs' members pruned on the way.
 _LIST = _PRUNE + """
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local meta = redis.call('GET', ARGV[1] .. 'lobby:' .. id)
-  if not meta then
-    redis.call('ZREM', KEYS[1], id)
-  elseif not cjson.decode(meta).private then
-    out[#out + 1] = meta
-    out[#out + 1] = #live_members(ARGV[1] .. 'members:' .. id, ARGV[1] .. 'hub:') / 2
+local start = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+local want = tonumber(ARGV[3]) + 1
+local found = 0
+while found < want do
+  local ids = redis.call('ZRANGEBYLEX', KEYS[1], start, '+', 'LIMIT', 0, 100)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    start = '(' .. id
+    local meta = redis.call('GET', ARGV[1] .. 'lobby:' .. id)
+    if not meta then
+      redis.call('ZREM', KEYS[1], id)
+    elseif not cjson.decode(meta).private then
+      found = found + 1
+      out[#out + 1] = id
+      out[#out + 1] = meta
+      out[#out + 1] = #live_members(ARGV[1] .. 'members:' .. id, ARGV[1] .. 'hub:') / 2
+      if found >= want then break end
+    end
   end
 end
 return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -28,16 +29,18 @@ POLICY_VIOLATION = 1008
 
 
 class IdFactory:
-    """Correlation-id source: a random prefix from an injected rng plus a counter (deterministic under seed)."""
+    """Correlation-id source: a random prefix plus a counter. The prefix comes from ``secrets`` (clients see
+    correlation ids), or from an injected seeded rng so tests and replays are deterministic."""
 
     def __init__(self, rng: random.Random | None = None) -> None:
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = rng
         self._count = 0
 
     def new(self) -> str:
         """Return a new correlation id such as ``c3f9a1-1f``."""
         self._count += 1
-        return f"{self._rng.getrandbits(24):06x}-{self._count:x}"
+        bits = secrets.randbits(24) if self._rng is None else self._rng.getrandbits(24)
+        return f"{bits:06x}-{self._count:x}"
 
 
 @attrs.define

@@ -28,6 +28,7 @@ from ..protocol import (
     Ping,
     Request,
     Signal,
+    encode,
 )
 from . import _lobbies
 from ._model import Action, Close, ConnId, Forward, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
@@ -43,7 +44,9 @@ KICKED = 4004
 class Hub:
     """All lobbies and sessions of one server.
 
-    ``rng`` makes ids deterministic under a seed; ``new_token`` makes resume tokens (default ``secrets``);
+    Peer, lobby, worker and job ids are capabilities an attacker sees (a private lobby's id is what lets one
+    join it), so they come from ``secrets`` (96 bits) unless a seeded ``rng`` is injected — tests and chaos
+    replays only, never production. ``new_token`` makes resume tokens (default ``secrets``);
     ``wall_clock`` stamps chat messages and lobby creation (data, never used for timing).
     """
 
@@ -56,7 +59,8 @@ class Hub:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else HubConfig()
-        self.rng = rng if rng is not None else random.Random(secrets.randbits(64))
+        self.rng = rng
+        """The injected id source (None: ``secrets``)."""
         self.new_token = new_token
         self.wall_clock = wall_clock
         self.sessions: dict[str, Session] = {}
@@ -71,9 +75,11 @@ class Hub:
         return self._by_conn.get(conn)
 
     def new_id(self, prefix: str) -> str:
-        """A fresh id like ``p_1a2b3c4d5e6f`` drawn from the hub's rng."""
+        """A fresh, unguessable id like ``p_1a2b3c4d5e6f708192a3b4c5`` (96 bits from ``secrets``, or from the
+        injected seeded rng in tests)."""
         while True:
-            candidate = f"{prefix}_{self.rng.getrandbits(48):012x}"
+            bits = secrets.randbits(96) if self.rng is None else self.rng.getrandbits(96)
+            candidate = f"{prefix}_{bits:024x}"
             if candidate not in self.sessions and candidate not in self.lobbies:
                 return candidate
 
@@ -189,6 +195,7 @@ class Hub:
         if session.buffer:
             actions.extend(Send((conn,), msg) for msg in session.buffer)
             session.buffer.clear()
+            session.buffer_bytes = 0
         actions.append(Notice("session.resumed" if resumed else "session.started",
                               {"peer_id": session.peer_id, "conn": conn, "name": session.name}))
         return actions
@@ -205,7 +212,9 @@ class Hub:
         if isinstance(req, Hello):
             self.check_new_connection(conn)
         if isinstance(req, LobbyList):
-            return [Send((conn,), _reply(req, {"type": "lobby.list", "lobbies": _lobbies.public_list(self)}))]
+            lobbies, next_cursor = _lobbies.public_list(self, req.cursor, req.limit)
+            return [Send((conn,), _reply(req, {"type": "lobby.list", "lobbies": lobbies,
+                                               "next_cursor": next_cursor}))]
         if isinstance(req, LobbyLeave):
             return _lobbies.leave(self, session, req, now)
         if isinstance(req, LobbyJoin):
@@ -285,21 +294,29 @@ class Hub:
     def deliver(self, peer_ids: Iterable[str], message: dict[str, Any], now: float) -> list[Action]:
         """Send ``message`` to peers: live ones now, ones in grace into their bounded resume buffer.
 
-        A buffer that overflows ends that peer's session (reason ``disconnected``).
+        A buffer that would hold more than ``resume_buffer`` messages or ``resume_buffer_bytes`` bytes (of
+        encoded JSON) ends that peer's session (reason ``disconnected``).
         """
         live: list[ConnId] = []
         overflow: list[Session] = []
         remote: dict[str, list[str]] = {}
+        size: int | None = None
         for pid in peer_ids:
             session = self.sessions.get(pid)
             if session is None:
                 continue
             if session.home is not None:  # cluster mode: a member on another hub
                 remote.setdefault(session.home, []).append(pid)
-            elif session.conn is not None:
+                continue
+            if session.conn is not None:
                 live.append(session.conn)
-            elif len(session.buffer) < self.config.resume_buffer:
+                continue
+            if size is None:  # measured once, and only when someone is in grace
+                size = len(encode(message).encode("utf-8"))
+            if (len(session.buffer) < self.config.resume_buffer
+                    and session.buffer_bytes + size <= self.config.resume_buffer_bytes):
                 session.buffer.append(message)
+                session.buffer_bytes += size
             else:
                 overflow.append(session)
         actions: list[Action] = [Send(tuple(live), message)] if live else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING, Any
 
 from ..auth._names import strip_unsafe
@@ -28,9 +29,15 @@ def build(hub: Hub, req: LobbyCreate, now: float, password_hash: str | None) -> 
     )
 
 
-def public_list(hub: Hub) -> list[dict[str, Any]]:
-    """``lobby`` objects of all public lobbies, oldest first."""
-    return [lobby.public() for lobby in hub.lobbies.values() if not lobby.private]
+def public_list(hub: Hub, cursor: str | None = None, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of public ``lobby`` objects ordered by id, after ``cursor`` (an id; exclusive), and the cursor of
+    the next page (None on the last). Ordering by id keeps pages stable while lobbies come and go; one pass
+    with a bounded heap, O(n log limit)."""
+    ids = (lid for lid, lobby in hub.lobbies.items() if not lobby.private and (cursor is None or lid > cursor))
+    page = heapq.nsmallest(limit + 1, ids)
+    more = len(page) > limit
+    page = page[:limit]
+    return [hub.lobbies[lid].public() for lid in page], (page[-1] if more else None)
 
 
 def peers_except(hub: Hub, lobby: Lobby, peer_id: str) -> list[dict[str, Any]]:
@@ -146,7 +153,7 @@ def signal(hub: Hub, session: Session, req: Signal, now: float) -> list[Action]:
         lobby.pending_offers.discard((me, peer))
         lobby.pending_offers.discard((peer, me))
     message: dict[str, Any] = {"type": "signal", "from": me, "kind": req.kind, "lobby_id": lobby.id}
-    if req.sdp is not None:
+    if req.sdp is not None and req.kind in ("offer", "answer"):  # the model already refuses it elsewhere
         message["sdp"] = req.sdp
     if req.kind == "candidate":
         message["candidate"] = req.candidate.model_dump() if req.candidate is not None else None

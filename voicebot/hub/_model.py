@@ -63,6 +63,8 @@ class HubConfig:
     """Seconds a disconnected peer keeps its place (and its lobby) waiting for a resume."""
     resume_buffer: int = 256
     """Messages kept for a peer in grace; one more ends its session."""
+    resume_buffer_bytes: int = 1_048_576
+    """Bytes (encoded JSON) kept for a peer in grace; one more message beyond ends its session."""
     heartbeat_interval: float = 15.0
     """Told to clients in ``welcome``."""
     max_lobbies: int = 10_000
@@ -87,6 +89,8 @@ class Session:
     lobby_id: str | None = None
     grace_deadline: float | None = None
     buffer: collections.deque[dict[str, Any]] = attrs.field(factory=collections.deque)
+    buffer_bytes: int = 0
+    """Encoded size of :attr:`buffer` (bounded by ``HubConfig.resume_buffer_bytes``)."""
     admin: bool = False
     session_id: str = ""
     """Internal id (a hash of a ``secrets`` token, never sent to clients); the store's key for this session."""

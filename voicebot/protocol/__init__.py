@@ -6,6 +6,8 @@ Pure data: decoding, validation and encoding, no I/O.
 from ._admin import AdminAudit, AdminCloseLobby, AdminKick, AdminStats, NameRegister
 from ._codec import Envelope, decode, encode, register_request, validate
 from ._requests import (
+    LOBBY_LIST_LIMIT,
+    LOBBY_LIST_MAX,
     MAX_SDP_BYTES,
     REQUEST_TYPES,
     BotStatus,
@@ -21,11 +23,16 @@ from ._requests import (
     Request,
     Signal,
 )
+from ._safety import MAX_DEPTH, MAX_INT, sendable
 
 #: Protocol version spoken by this server.
 PROTOCOL_VERSION = 1
 
 __all__ = [
+    "LOBBY_LIST_LIMIT",
+    "LOBBY_LIST_MAX",
+    "MAX_DEPTH",
+    "MAX_INT",
     "MAX_SDP_BYTES",
     "PROTOCOL_VERSION",
     "REQUEST_TYPES",
@@ -50,5 +57,6 @@ __all__ = [
     "decode",
     "encode",
     "register_request",
+    "sendable",
     "validate",
 ]

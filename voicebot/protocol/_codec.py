@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pydantic
 
 from ..errors import ValidationError
 from ._requests import REQUEST_TYPES, Request
+from ._safety import dumps, loads
 
 __all__ = ["Envelope", "decode", "encode", "register_request", "validate"]
 
@@ -34,16 +34,14 @@ def register_request(model: type[Request]) -> None:
 def decode(text: str | bytes) -> Envelope:
     """Parse one frame into an :class:`Envelope`.
 
-    Raises ValidationError: ``invalid_json`` (not JSON / binary frame), ``invalid_message`` (not an object,
-    bad ``type`` or ``id``), ``unknown_type``. Whenever the ``id`` could be read it is kept in the error's
-    context as ``request_id`` so the reply still carries ``reply_to``.
+    Raises ValidationError: ``invalid_json`` (not JSON), ``invalid_message`` (binary frame, not an object,
+    bad ``type`` or ``id``), ``unknown_type``, and the text-safety rule's ``invalid_text``, ``invalid_number``,
+    ``nesting_too_deep`` (see :mod:`voicebot.protocol._safety`) for every field at every depth. Whenever the
+    ``id`` could be read it is kept in the error's context as ``request_id`` so the reply still carries ``reply_to``.
     """
     if isinstance(text, bytes):
         raise ValidationError("binary frames are not supported; send JSON text frames", code="invalid_message")
-    try:
-        data = json.loads(text)  # JSONDecodeError is mapped to invalid_json by voicebot.errors.classify
-    except RecursionError as exc:
-        raise ValidationError("message nests too deeply", code="invalid_json") from exc
+    data = loads(text)
     if not isinstance(data, dict):
         raise ValidationError(f"message must be a JSON object, not {_json_kind(data)}", code="invalid_message")
     rid = data.get("id")
@@ -72,8 +70,9 @@ def validate(envelope: Envelope) -> Request:
 
 
 def encode(message: dict[str, Any]) -> str:
-    """Serialise a server message (compact JSON, UTF-8 kept as is)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    """Serialise a server message (compact JSON, UTF-8 kept as is); the result is always sendable as a text
+    frame (lone surrogates become U+FFFD), so no writer can die on what it is given."""
+    return dumps(message)
 
 
 def _field_error(exc: pydantic.ValidationError, envelope: Envelope) -> ValidationError:

@@ -11,6 +11,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
+    "LOBBY_LIST_LIMIT",
+    "LOBBY_LIST_MAX",
     "REQUEST_TYPES",
     "BotStatus",
     "Candidate",
@@ -69,10 +71,19 @@ class LobbyCreate(Request):
     persistent: bool = False
 
 
+LOBBY_LIST_LIMIT = 50
+"""Lobbies per ``lobby.list`` page when the request gives no ``limit``."""
+LOBBY_LIST_MAX = 100
+"""Largest ``lobby.list`` page (``limit`` above it is ``invalid_message``): a short request never buys a huge reply."""
+
+
 class LobbyList(Request):
-    """``lobby.list``: public lobbies."""
+    """``lobby.list {cursor?, limit?}``: one page of public lobbies ordered by id; the reply's ``next_cursor``
+    (null on the last page) fetches the next one. Lobbies created or deleted meanwhile never shift other pages."""
 
     TYPE: ClassVar[str] = "lobby.list"
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    limit: Annotated[int, Field(ge=1, le=LOBBY_LIST_MAX)] = LOBBY_LIST_LIMIT
 
 
 class LobbyJoin(Request):
@@ -101,7 +112,11 @@ class Candidate(BaseModel):
 
 
 class Signal(Request):
-    """``signal {to, kind, sdp?, candidate?}``: relayed to ``to`` inside the sender's lobby."""
+    """``signal {to, kind, sdp?, candidate?}``: relayed to ``to`` inside the sender's lobby.
+
+    Per kind: ``offer``/``answer`` need ``sdp`` (at most :data:`MAX_SDP_BYTES`, starting ``v=0``) and no
+    ``candidate``; ``candidate`` needs ``candidate`` (an object with bounded fields, or null) and no ``sdp``;
+    ``bye`` carries neither. Unknown fields are ignored and never relayed."""
 
     TYPE: ClassVar[str] = "signal"
     to: Id
@@ -126,6 +141,11 @@ class Signal(Request):
                     raise ValueError("sdp: must start with 'v=0'")
         if kind == "candidate" and "candidate" not in data:
             raise ValueError("candidate: required for kind 'candidate' (null means end of candidates)")
+        # Each kind carries only its own payload: nothing big rides along on a candidate or a bye.
+        if kind in ("candidate", "bye") and sdp is not None:
+            raise ValueError(f"sdp: not allowed for kind {kind!r} (only offer and answer carry an sdp)")
+        if kind in ("offer", "answer", "bye") and data.get("candidate") is not None:
+            raise ValueError(f"candidate: not allowed for kind {kind!r} (only kind 'candidate' carries one)")
         return data
 
 

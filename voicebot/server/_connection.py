@@ -19,6 +19,7 @@ import trio_websocket
 from .. import faults, protocol
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
 from ._ratelimit import TokenBucket
+from ._wsclose import answer_protocol_errors
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -49,7 +50,9 @@ class Connection:
         self.id = conn_id
         self.remote = remote
         settings = server.settings
-        self._out_send, self._out_recv = trio.open_memory_channel[str | _Marker](settings.outbox_size)
+        self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, int] | _Marker](settings.outbox_size)
+        self.out_bytes = 0
+        """UTF-8 bytes queued in the outbox (bounded by ``settings.outbox_bytes``)."""
         self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)
         self.budget = ErrorBudget(settings.error_limit, settings.error_window)
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst, trio.current_time())
@@ -62,6 +65,7 @@ class Connection:
         self.in_flight = 0
         self._broken = False
         self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
+        answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -128,9 +132,17 @@ class Connection:
             self.sync_context()
 
     def enqueue(self, text: str) -> None:
-        """Queue one encoded message; a full outbox means the client is too slow: close 1008."""
+        """Queue one encoded message; a full outbox means the client is too slow: close 1008.
+
+        Full means ``outbox_size`` messages or ``outbox_bytes`` bytes queued, whichever comes first (a single
+        message larger than ``outbox_bytes`` is still accepted into an empty outbox).
+        """
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         try:
-            self._out_send.send_nowait(text)
+            if self.out_bytes and self.out_bytes + size > self.server.settings.outbox_bytes:
+                raise trio.WouldBlock
+            self._out_send.send_nowait((text, size))
+            self.out_bytes += size
         except trio.WouldBlock:
             if self.close_decision is None:
                 self.server.errors.note_close(CLOSE_POLICY)
@@ -216,12 +228,17 @@ class Connection:
         async for item in self._out_recv:
             if item is _Marker.CLOSE:
                 break
-            for text in faults.message("writer.send", item, conn=self.id):  # may drop/duplicate/corrupt
+            queued, size = item
+            self.out_bytes -= size
+            for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + timeout
                     self._send_scope = scope
                     await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
-                    await self.ws.send_message(text)
+                    try:
+                        await self.ws.send_message(text)
+                    except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
+                        await self.ws.send_message(protocol.sendable(text))
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self._broken = True

@@ -85,14 +85,19 @@ class Server:
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         s = self.settings
+        # A seeded rng (tests, chaos replays) makes ids deterministic; without one every id a client sees
+        # (peer, lobby, worker, job, correlation) comes from ``secrets`` and cannot be predicted from others.
+        seeded = rng is not None
         self.rng = rng if rng is not None else random.Random()
-        self.errors = errors if errors is not None else ErrorHandler(ids=IdFactory(random.Random(self.rng.random())))
+        self.errors = errors if errors is not None else ErrorHandler(
+            ids=IdFactory(random.Random(self.rng.random()) if seeded else None))
         self.hub = Hub(
             HubConfig(resume_grace=s.resume_grace, resume_buffer=s.resume_buffer,
+                      resume_buffer_bytes=s.resume_buffer_bytes,
                       heartbeat_interval=s.heartbeat_interval, max_lobbies=s.max_lobbies,
                       empty_lobby_ttl=s.empty_lobby_ttl, server=f"voicebot/{__version__}",
                       ice_servers=tuple(s.ice_server_list())),
-            rng=random.Random(self.rng.random()),
+            rng=random.Random(self.rng.random()) if seeded else None,
         )
         self.passwords: PasswordHashing = passwords if passwords is not None else Passwords(
             per_key_concurrent=s.password_checks_per_address, per_key_queue=s.password_queue_per_address)
@@ -368,8 +373,8 @@ class Server:
         assert self.cluster is not None
         if isinstance(req, protocol.LobbyJoin):
             return await self.cluster.join(conn.id, req, functools.partial(self._password_ok, conn, req, rctx))
-        lobbies, partial = await self.cluster.lobby_list()
-        reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies}
+        lobbies, next_cursor, partial = await self.cluster.lobby_list(req.cursor, req.limit)
+        reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies, "next_cursor": next_cursor}
         if partial:
             reply["partial"] = True  # Redis unreachable: this hub's lobbies only
         if req.id is not None:

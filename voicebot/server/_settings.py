@@ -57,6 +57,10 @@ class Settings:
     resume_buffer: int = _opt(256, "messages kept for a peer in grace; overflow ends its session", validator=_positive)
     outbox_size: int = _opt(256, "messages queued per connection; a full outbox closes it with 1008",
                             validator=_positive)
+    outbox_bytes: int = _opt(1_048_576, "bytes (UTF-8) queued per connection; a full outbox closes it with 1008",
+                             validator=_positive)
+    resume_buffer_bytes: int = _opt(1_048_576, "bytes of messages kept for a peer in grace; overflow ends its "
+                                    "session", validator=_positive)
     max_message_size: int = _opt(65536, "largest accepted frame in bytes (1009 beyond)", validator=_positive)
     shutdown_timeout: float = _opt(5.0, "seconds graceful shutdown may take", validator=_positive)
     hello_timeout: float = _opt(10.0, "seconds a new connection has to send hello (else close 4003)",

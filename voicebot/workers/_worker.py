@@ -7,7 +7,9 @@ with its *own* hub connection (``hello`` kind ``bot``), joins the lobby, and rep
 peer id. A crash after that restarts it (resuming its session, so it keeps its peer id and lobby place) until
 the restart budget is spent (then ``worker.failed``); a failure before the first join is reported as
 ``worker.failed`` and not retried here (the hub retries on another worker). Messages to the hub go through one
-bounded outbox (256; a full outbox makes the sender wait) drained by one writer task.
+bounded outbox (256 reports; each is small by construction — ids ≤ 64 characters, messages cut to 500 — so the
+outbox stays under ~256 KiB; when full, reports are dropped and logged) drained by one writer task, which
+cannot die on text (the client's encoder replaces lone surrogates).
 """
 
 from __future__ import annotations
