@@ -38,13 +38,14 @@ from typing import Any
 
 import trio
 
-from voicebot.client import connect
+from voicebot.client import connect_stream
 from voicebot.testing._fuzzgen import Frame, generate
 from voicebot.testing._rawws import OP_CLOSE, OP_TEXT, RawWebSocket
 
 BATCH = 32
 READ_TIMEOUT = 10.0
 MAX_MESSAGE_SIZE = 65536
+CANARY_ADDRESS = "127.0.0.2"  # the canary is a bystander on an address of its own (per-address budgets)
 
 
 def quotas(frames: int, connections: int) -> list[int]:
@@ -232,7 +233,10 @@ class Fuzzer:
         return None
 
     async def canary(self, url: str, done: trio.Event) -> None:
-        async with connect(url) as client:
+        """Ping every 50 ms from another address (127.0.0.2): a bystander, not one of the fuzzing clients."""
+        host, port = url.removeprefix("ws://").removesuffix("/ws").rsplit(":", 1)
+        stream = await trio.open_tcp_stream(host, int(port), local_address=CANARY_ADDRESS)
+        async with connect_stream(stream) as client:
             await client.hello("canary")
             while not done.is_set():
                 start = time.perf_counter()
@@ -255,7 +259,11 @@ def start_server(log: Path, local_worker: int, db: str) -> tuple[subprocess.Pope
     cmd = [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", db, "--log-level",
            "warning", "--local-worker", str(local_worker), "--request-rate", "1000000", "--request-burst",
            "1000000", "--error-limit", "1000000000", "--max-lobbies", "500", "--admin-token", "fuzz-admin-token",
-           "--max-message-size", str(MAX_MESSAGE_SIZE)]
+           "--max-message-size", str(MAX_MESSAGE_SIZE),
+           # every fuzzing connection comes from 127.0.0.1: lift the per-address budgets so frames reach the
+           # decoder instead of `rate_limited` (the canary connects from 127.0.0.2, its own address)
+           "--max-connections-per-address", "0", "--connection-rate-per-address", "0",
+           "--request-rate-per-address", "0", "--max-lobbies-per-address", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

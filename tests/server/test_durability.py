@@ -122,11 +122,4 @@ async def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, kill_at: int)
 
 async def _all_lobby_ids(client: Any) -> set[str]:
     """Every public lobby id, following ``lobby.list`` pages."""
-    ids: set[str] = set()
-    cursor = None
-    while True:
-        reply = await client.request("lobby.list", limit=100, **({"cursor": cursor} if cursor else {}))
-        ids |= {lb["id"] for lb in reply["lobbies"]}
-        cursor = reply["next_cursor"]
-        if cursor is None:
-            return ids
+    return {lb["id"] for lb in await client.list_lobbies()}

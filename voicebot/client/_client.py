@@ -120,6 +120,18 @@ class Client:
         lobby: dict[str, Any] = reply["lobby"]
         return lobby
 
+    async def list_lobbies(self, *, page_size: int = 100) -> list[dict[str, Any]]:
+        """Every public lobby, following ``lobby.list`` pages (``next_cursor``) until the last one."""
+        lobbies: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page: dict[str, Any] = {"limit": page_size} if cursor is None else {"limit": page_size, "cursor": cursor}
+            reply = await self.request("lobby.list", **page)
+            lobbies.extend(reply["lobbies"])
+            cursor = reply.get("next_cursor")
+            if cursor is None:
+                return lobbies
+
     async def join(self, lobby_id: str, **fields: Any) -> dict[str, Any]:
         """``lobby.join``; returns the ``lobby.joined`` reply."""
         reply = await self.request("lobby.join", lobby_id=lobby_id, **fields)
