@@ -32,7 +32,7 @@ from ..protocol import (
     encode,
 )
 from . import _lobbies
-from ._model import Action, Close, ConnId, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
+from ._model import Action, Close, ConnId, Forward, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
 
 __all__ = ["KICKED", "RESUMED_ELSEWHERE", "Hub", "token_hash"]
 
@@ -331,11 +331,15 @@ class Hub:
         """
         live: list[ConnId] = []
         overflow: list[Session] = []
+        remote: dict[str, list[str]] = {}
         size: int | None = None
         for pid in peer_ids:
             self.items_examined += 1
             session = self.sessions.get(pid)
             if session is None:
+                continue
+            if session.home is not None:  # cluster mode: a member on another hub
+                remote.setdefault(session.home, []).append(pid)
                 continue
             if session.conn is not None:
                 live.append(session.conn)
@@ -349,6 +353,7 @@ class Hub:
             else:
                 overflow.append(session)
         actions: list[Action] = [Send(tuple(live), message)] if live else []
+        actions += [Forward(home, tuple(pids), message) for home, pids in remote.items()]
         for session in overflow:
             if session.peer_id in self.sessions:
                 actions += self.end_session(session, "disconnected", now)

@@ -14,6 +14,7 @@ __all__ = [
     "Action",
     "Close",
     "ConnId",
+    "Forward",
     "HubConfig",
     "Lobby",
     "Notice",
@@ -93,6 +94,9 @@ class Session:
     admin: bool = False
     session_id: str = ""
     """Internal id (a hash of a ``secrets`` token, never sent to clients); the store's key for this session."""
+    home: str | None = None
+    """Cluster mode: the id of the hub holding this peer's socket when that is another hub (a "remote member"
+    mirrored here so lobby rules see it); messages for it become :class:`Forward` actions. None: this hub."""
 
     def peer_object(self) -> dict[str, Any]:
         """The protocol's ``peer`` object."""
@@ -135,6 +139,15 @@ class Send:
 
 
 @attrs.frozen
+class Forward:
+    """Cluster mode: deliver ``message`` to ``peer_ids``, members whose socket is on hub ``home``."""
+
+    home: str
+    peer_ids: tuple[str, ...]
+    message: dict[str, Any]
+
+
+@attrs.frozen
 class Close:
     """Close connection ``conn`` with a WebSocket close code and reason."""
 
@@ -168,4 +181,4 @@ class Notice:
     fields: dict[str, Any]
 
 
-Action = Send | Close | Warn | SessionGone | Notice
+Action = Send | Close | Warn | SessionGone | Notice | Forward

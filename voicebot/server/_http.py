@@ -128,6 +128,8 @@ class HttpSurface:
             reasons.append("persistence_breaker_open")
         if self.worker_count() < 1:
             reasons.append("no_bot_worker")
+        if server.cluster is not None and server.cluster.status() != "available":
+            reasons.append("cluster_unavailable")
         return reasons
 
     async def _readyz(self, request: Request) -> Response:

@@ -17,6 +17,7 @@ import trio_websocket
 
 from .. import __version__, faults, protocol
 from ..auth import Passwords, address_key, resolve_admin_token
+from ..cluster import Cluster, cluster_unavailable
 from ..errors import (
     AuthError,
     ErrorContext,
@@ -27,7 +28,7 @@ from ..errors import (
     SessionError,
     VoiceBotError,
 )
-from ..hub import Action, Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
+from ..hub import Action, Close, Forward, Hub, HubConfig, Lobby, Notice, Send, SessionGone, Warn
 from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
@@ -73,6 +74,9 @@ class Server:
     autojump clock). :meth:`shutdown` stops gracefully: no new connections, every client closed with 1001,
     done within ``shutdown_timeout``.
     """
+
+    _timer_at: float = math.inf
+    """When the expiry loop wakes next; :meth:`apply` wakes it earlier only if the earliest deadline moved."""
 
     def __init__(
         self,
@@ -126,6 +130,13 @@ class Server:
         self.request_types: dict[str, type[protocol.Request]] = dict(protocol.REQUEST_TYPES)
         """What this server decodes: the core types plus those its extensions added (:meth:`add_handler`)."""
         self.auth = Auth(self, self.admin_token)
+        self.cluster: Cluster | None = None
+        """Cluster mode (``--cluster``): lobbies shared with other hubs through Redis (None: a single hub)."""
+        if s.cluster:
+            self.cluster = Cluster(s.cluster, self.hub, self.apply, self.errors, self.breakers,
+                                   lobby_ttl=s.empty_lobby_ttl)
+            self.notice_listeners.append(self.cluster.on_notice)
+            self.stats_sources["cluster"] = self.cluster.snapshot
         self.counters = HubCounters(self.request_types)
         """Hot-path metric counters (exposed at ``/metrics`` by :attr:`http`)."""
         self.ssl_context = _server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None
@@ -141,7 +152,6 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
         self._timer_wakeup = trio.Event()
-        self._timer_at = math.inf  # when the expiry loop wakes next; apply() wakes it earlier only if needed
         self._idle = trio.Event()
         self._idle.set()
         self.stopped = trio.Event()
@@ -171,6 +181,8 @@ class Server:
             conns: trio.Nursery = await root.start(_hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)
+            if self.cluster is not None:
+                await root.start(self.cluster.run)
             listen_scope = trio.CancelScope()
             if self.listen:
                 self.listeners = await root.start(self._listen, listen_scope, conns)
@@ -326,6 +338,8 @@ class Server:
                     password_hash=new.password_hash, persistent=True)
             actions = self.hub.create_lobby(conn.id, req, trio.current_time(), password_hash=digest, lobby=new)
             self.quotas.lobby_created(new.id, client_host(conn.remote), session.peer_id)
+        elif self.cluster is not None and isinstance(req, protocol.LobbyJoin | protocol.LobbyList):
+            actions = await self._cluster_request(conn, req, rctx)
         elif isinstance(req, protocol.LobbyJoin):
             lobby = self.hub.lobbies.get(req.lobby_id)
             ok: bool | None = None
@@ -336,11 +350,58 @@ class Server:
                 ok = True if member else await self.auth.check_lobby_password(conn, lobby, req.password, rctx)
             actions = self.hub.join(conn.id, req, trio.current_time(), password_ok=ok)
         else:
+            self._cluster_check(req)
             actions = self.hub.request(conn.id, req, now)
         before = self._persistent_lobby_of(conn)
-        self.apply(actions, rctx)
+        partly = await self._apply_request(actions, rctx)
         if before or self._persistent_lobby_of(conn):  # membership of a persistent lobby survives restarts
             await self.save_session(conn)
+        if partly is not None:  # after the save: the request itself went through
+            raise partly
+
+    def _cluster_check(self, req: protocol.Request) -> None:
+        """Cluster mode: refuse what needs another hub while Redis is unreachable (a ``signal`` to its peer)."""
+        if self.cluster is not None:
+            self.cluster.check_request(req)
+
+    async def _apply_request(self, actions: list[Action], rctx: RequestContext) -> VoiceBotError | None:
+        """:meth:`apply` a request's actions; in cluster mode a new lobby is registered in Redis first, and the
+        ``cluster_unavailable`` error is returned when a message could not reach peers on other hubs."""
+        if self.cluster is None:
+            self.apply(actions, rctx)
+            return None
+        await self.cluster.register_created(actions)  # before lobby.created is sent
+        dropped = self.cluster.dropped
+        self.apply(actions, rctx)
+        return cluster_unavailable("delivered to peers on this hub only") if self.cluster.dropped > dropped else None
+
+    async def _cluster_request(
+        self, conn: Connection, req: protocol.LobbyJoin | protocol.LobbyList, rctx: RequestContext
+    ) -> list[Action]:
+        """``lobby.join`` (cap checked cluster-wide) and ``lobby.list`` (cluster-wide) in cluster mode."""
+        assert self.cluster is not None
+        if isinstance(req, protocol.LobbyJoin):
+            return await self.cluster.join(conn.id, req, functools.partial(self._password_ok, conn, req, rctx))
+        lobbies, next_cursor, partial = await self.cluster.lobby_list(req.cursor, req.limit)
+        reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies, "next_cursor": next_cursor}
+        if partial:
+            reply["partial"] = True  # Redis unreachable: this hub's lobbies only
+        if req.id is not None:
+            reply["reply_to"] = req.id
+        return [Send((conn.id,), reply)]
+
+    async def _password_ok(
+        self, conn: Connection, req: protocol.LobbyJoin, rctx: RequestContext, lobby: Lobby | None
+    ) -> bool | None:
+        """``lobby.join``'s ticket or password check, as in single-hub mode (None: not checked)."""
+        if req.ticket is not None:
+            return self.hub.ticket_admits(req.ticket, req.lobby_id, trio.current_time())
+        if lobby is not None and lobby.password_hash is not None and req.password is not None:
+            session = self.hub.session_of(conn.id)
+            if session is not None and session.lobby_id == lobby.id:
+                return True
+            return await self.auth.check_lobby_password(conn, lobby, req.password, rctx)
+        return None
 
     async def _hello(self, conn: Connection, req: protocol.Hello, rctx: RequestContext) -> None:
         self.hub.check_new_connection(conn.id)  # already_hello before any (slow) authentication
@@ -399,6 +460,9 @@ class Server:
                 target = self.connections.get(action.conn)
                 if target is not None:
                     target.request_close(action.code, action.reason)
+            elif isinstance(action, Forward):
+                if self.cluster is not None:
+                    self.cluster.forward(action)
             elif isinstance(action, Warn):
                 target = self.connections.get(action.conn)
                 if target is not None:

@@ -48,6 +48,8 @@ class Settings:
     port: int = _opt(8765, "TCP port to listen on (0 picks a free one)")
     db: str = _opt("voicebot.db", "SQLite database path (':memory:' keeps nothing) or a PostgreSQL URL "
                                    "postgresql://user:password@host:port/database")
+    cluster: str = _opt("", "Redis URL redis://HOST:PORT/DB: run as one of several hubs sharing lobbies through "
+                            "that Redis (needs a PostgreSQL --db); empty: a single hub")
     log_level: str = _opt("info", "logging level", validator=attrs.validators.in_(LOG_LEVELS))
     heartbeat_interval: float = _opt(15.0, "seconds between WebSocket pings; no pong within 2 intervals closes 4002",
                                      validator=_positive)
@@ -160,6 +162,12 @@ class Settings:
             raise ValueError("tls_cert and tls_key must be given together")
         OriginPolicy(self.allowed_origins)  # raises ValueError for an entry that is not an origin
         self.ice_server_list()  # raises ValueError for a malformed list
+        if self.cluster:
+            if not self.cluster.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("cluster must be a Redis URL like redis://HOST:PORT/DB")
+            if not self.db.startswith(("postgresql://", "postgres://")):
+                raise ValueError("cluster mode needs a PostgreSQL database (--db postgresql://…) that every hub "
+                                 "shares; an SQLite file belongs to one hub")
 
     def ice_server_list(self) -> list[dict[str, Any]]:
         """``ice_servers`` as RTCIceServer dictionaries (``[]`` when empty: host candidates only)."""

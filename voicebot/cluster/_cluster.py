@@ -1,0 +1,417 @@
+"""Cluster mode: several hubs share lobbies through Redis; each hub mirrors the members it does not hold.
+
+The hub core stays single-hub: a lobby with members on other hubs is a local :class:`~voicebot.hub.Lobby`
+whose remote members are :class:`~voicebot.hub.Session` objects with ``home`` set to their hub's id. The core's
+rules (membership, signal targets, broadcast) then just work, and messages for remote members come out as
+:class:`~voicebot.hub.Forward` actions, which this layer publishes on the home hub's channel.
+
+Order: one task publishes this hub's forwards in order and each hub reads its channel in order, so per sender →
+receiver order holds. Membership: Redis is the authority (``members:{lobby}``; joins go through an atomic
+admit script, so caps hold cluster-wide); every ``heartbeat`` each hub refreshes its keys, re-asserts its own
+lobbies and members (after an outage or a Redis restart) and reconciles each mirror with Redis, telling local
+members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave with reason ``disconnected``
+once its key expires; a lost pub/sub message heals the same way).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import trio
+
+from ..errors import ErrorContext, ErrorHandler, LobbyError, VoiceBotError
+from ..hub import Action, ConnId, Forward, Hub, Lobby, Notice, Session, SessionGone
+from ..protocol import LobbyJoin, Request, Signal
+from ..resilience import BreakerRegistry, CircuitState
+from ._link import PREFIX, RedisLink, member_json, sleep_or, ttl_seconds, unavailable
+from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
+
+__all__ = ["Cluster"]
+
+log = logging.getLogger("voicebot.cluster")
+
+#: Forwards waiting to be published; when full, new ones are dropped and counted (``dropped``).
+OUTBOX = 10_000
+
+
+class Cluster:
+    """This hub's membership in a cluster (``--cluster redis://…``).
+
+    ``apply`` carries out hub actions (the server's :meth:`~voicebot.server.Server.apply`). Run :meth:`run` in
+    the server's nursery; the server calls :meth:`ensure_lobby`/:meth:`admit` on ``lobby.join``,
+    :meth:`register` on ``lobby.create``, :meth:`lobby_list` on ``lobby.list`` and :meth:`forward` for each
+    :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`.
+    """
+
+    def __init__(
+        self, url: str, hub: Hub, apply: Callable[[list[Action]], None], errors: ErrorHandler,
+        breakers: BreakerRegistry, *, heartbeat: float = 1.0, hub_ttl: float = 5.0, call_timeout: float = 2.0,
+        lobby_ttl: float = 300.0,
+    ) -> None:
+        self.hub_id = secrets.token_hex(6)
+        self.hub = hub
+        self.apply = apply
+        self.errors = errors
+        self.link = RedisLink(url, breakers, call_timeout=call_timeout)
+        self.heartbeat = heartbeat
+        self.hub_ttl = hub_ttl
+        self.lobby_ttl = lobby_ttl
+        self.available = False
+        """True after a successful heartbeat, False after any failed Redis call (see ``/readyz``)."""
+        self.dropped = 0
+        """Messages for peers on other hubs that could not be sent (cluster unavailable or outbox full)."""
+        self.published = 0
+        self.unreceived = 0
+        """Messages published while the target hub was not subscribed (dead or reconnecting)."""
+        self.received = 0
+        self._mirrors: set[str] = set()
+        self._versions: dict[str, int] = {}
+        self._joining: collections.Counter[str] = collections.Counter()
+        self._unsynced_leaves: set[tuple[str, str]] = set()
+        self._settle_until = 0.0
+        self._send, self._recv = trio.open_memory_channel[tuple[str, Any]](OUTBOX)
+        self._wake = trio.Event()
+        self._subscribed = trio.Event()
+        self._ctx = ErrorContext(errors.ids.new(), component="cluster")
+
+    # -- running ------------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Heartbeat/reconcile, publish forwards and read this hub's channel until cancelled."""
+        async with AsyncExitStack() as stack:
+            await self.link.open(stack)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._subscriber)
+                with trio.move_on_after(self.link.call_timeout * 2):
+                    await self._subscribed.wait()
+                    await self._tick()  # be ready (or say why not) before listening
+                nursery.start_soon(self._heartbeats)
+                nursery.start_soon(self._publisher)
+                task_status.started()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await sleep_or(self._wake, self.heartbeat)
+            self._wake = trio.Event()
+            await self._tick()
+
+    async def _tick(self) -> None:
+        try:
+            hub_key, ttl = self.link.hub_key(self.hub_id), ttl_seconds(self.hub_ttl)
+            await self.link.call("heartbeat", lambda r: r.set(hub_key, "1", ex=ttl))
+            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
+            # other hubs' messages for our peers would be lost, so we are not available.
+            own, ping = self.link.channel(self.hub_id), json.dumps({"ping": self.hub_id})
+            if not await self.link.call("ping", lambda r: r.publish(own, ping)):
+                raise unavailable("this hub's subscription is not up yet")
+            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
+                self._settle_until = trio.current_time() + self.hub_ttl
+            for lobby_id, peer_id in sorted(self._unsynced_leaves):
+                session = self.hub.sessions.get(peer_id)
+                if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
+                    await self._leave(lobby_id, peer_id)
+                self._unsynced_leaves.discard((lobby_id, peer_id))
+            for lobby_id in list(self.hub.lobbies):
+                await self._reconcile(lobby_id)
+        except VoiceBotError as exc:
+            if self.available:
+                log.warning("cluster unavailable: %s", exc.message)
+            self.available = False
+            return
+        if not self.available:
+            log.info("cluster available (hub %s)", self.hub_id)
+        self.available = True
+
+    def status(self) -> str:
+        """``available``/``unavailable`` (the breaker being open counts as unavailable)."""
+        if self.available and self.link.breaker.state not in (CircuitState.OPEN, CircuitState.FORCED_OPEN):
+            return "available"
+        return "unavailable"
+
+    def snapshot(self) -> dict[str, Any]:
+        """For ``admin.stats``: this hub's id, state and message counters."""
+        return {"hub_id": self.hub_id, "status": self.status(), "published": self.published,
+                "received": self.received, "dropped": self.dropped, "unreceived": self.unreceived,
+                "redis_failures": self.link.failures,
+                "breaker": str(self.link.breaker.state)}
+
+    # -- lobbies ------------------------------------------------------------------------------------
+    def _meta(self, lobby: Lobby) -> str:
+        return json.dumps({"id": lobby.id, "name": lobby.name, "private": lobby.private,
+                           "password_hash": lobby.password_hash, "max_members": lobby.max_members,
+                           "persistent": lobby.persistent, "created": lobby.created}, separators=(",", ":"))
+
+    async def register(self, lobby: Lobby) -> None:
+        """Publish a new local lobby (``lobby.create``); during an outage the next heartbeat after it does it."""
+        try:
+            await self._refresh(lobby)
+        except VoiceBotError as exc:
+            self.available = False
+            self.errors.handle(exc, self._ctx.request(None))
+
+    async def register_created(self, actions: list[Action]) -> None:
+        """:meth:`register` the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``)."""
+        for action in actions:
+            if isinstance(action, Notice) and action.event == "lobby.created":
+                lobby = self.hub.lobbies.get(action.fields["lobby_id"])
+                if lobby is not None:
+                    await self.register(lobby)
+
+    async def ensure_lobby(self, lobby_id: str) -> None:
+        """Before ``lobby.join``: mirror a lobby another hub created (``lobby_not_found`` if none has)."""
+        if lobby_id in self.hub.lobbies:
+            return
+        key = self.link.lobby_keys(lobby_id)[0]
+        raw = await self.link.call("get_lobby", lambda r: r.get(key))
+        if raw is None or lobby_id in self.hub.lobbies:
+            return  # unknown: the core answers lobby_not_found
+        meta = json.loads(raw)
+        lobby = Lobby(id=lobby_id, name=meta["name"], private=bool(meta["private"]),
+                      password_hash=meta.get("password_hash"), max_members=int(meta["max_members"]),
+                      persistent=bool(meta.get("persistent")), created=float(meta.get("created") or 0.0))
+        self.hub.lobbies[lobby_id] = lobby
+        self._mirrors.add(lobby_id)
+
+    async def join(
+        self, conn: ConnId, req: LobbyJoin, password_ok: Callable[[Lobby | None], Awaitable[bool | None]],
+    ) -> list[Action]:
+        """``lobby.join`` in cluster mode: mirror the lobby if another hub made it, check the password
+        (``password_ok``, the server's check), take a place in Redis atomically, then let the core join."""
+        lobby_id = req.lobby_id
+        self._joining[lobby_id] += 1  # a mirror being joined is not dropped by a heartbeat meanwhile
+        try:
+            await self.ensure_lobby(lobby_id)
+            lobby = self.hub.lobbies.get(lobby_id)
+            ok = await password_ok(lobby)
+            session = self.hub.session_of(conn)
+            admitted = False
+            if (session is not None and lobby is not None and session.lobby_id != lobby_id
+                    and (lobby.password_hash is None or ok)):
+                await self.admit(session, lobby_id)
+                admitted = True
+            try:
+                return self.hub.join(conn, req, trio.current_time(), password_ok=ok)
+            except BaseException:
+                if admitted and session is not None:
+                    self.release(session, lobby_id)
+                raise
+        finally:
+            self._joining[lobby_id] -= 1
+            if not self._joining[lobby_id]:
+                del self._joining[lobby_id]
+                lobby = self.hub.lobbies.get(lobby_id)
+                if lobby is not None and lobby_id in self._mirrors:
+                    self._drop_if_unused(lobby)
+
+    async def admit(self, session: Session, lobby_id: str) -> None:
+        """Take a place for ``session`` in ``lobby_id`` atomically in Redis (``lobby_full`` when none is left)."""
+        lobby = self.hub.lobbies.get(lobby_id)
+        if lobby is None or session.lobby_id == lobby_id:
+            return
+        keys = [*self.link.lobby_keys(lobby_id), self.link.SEQ]
+        args = [session.peer_id, member_json(session.peer_object(), self.hub_id), self.link.hub_key(""),
+                ttl_seconds(self.lobby_ttl)]
+        version = self._versions.get(lobby_id, 0)
+        result = await self.link.script("admit", keys, args)
+        if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry
+            await self._refresh(lobby)
+            result = await self.link.script("admit", keys, args)
+        if result[0] == "full":
+            raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
+        if result[0] != "ok":
+            raise unavailable(f"lobby {lobby_id} vanished")
+        if self._versions.get(lobby_id, 0) == version:
+            self._sync(lobby, result[2:], exclude=session.peer_id)
+
+    def release(self, session: Session, lobby_id: str) -> None:
+        """Give back a place taken by :meth:`admit` when the join failed after all."""
+        self._enqueue("leave", (lobby_id, session.peer_id))
+
+    async def lobby_list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
+        next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
+        try:
+            raw = await self.link.script("list", [self.link.LOBBIES], [PREFIX, cursor or "", limit])
+        except VoiceBotError:
+            self.available = False
+            ids = sorted(lid for lid, lb in self.hub.lobbies.items() if not lb.private and lid > (cursor or ""))
+            local = [self.hub.lobbies[lid].public() for lid in ids[:limit]]
+            return local, (ids[limit - 1] if len(ids) > limit else None), True
+        page = []
+        for i in range(0, len(raw), 3):
+            meta = json.loads(raw[i + 1])
+            page.append({"id": raw[i], "name": meta["name"], "private": bool(meta["private"]),
+                         "has_password": meta.get("password_hash") is not None, "members": int(raw[i + 2]),
+                         "max_members": int(meta["max_members"]), "persistent": bool(meta.get("persistent"))})
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (page[-1]["id"] if more else None), False
+
+    async def _refresh(self, lobby: Lobby) -> list[str]:
+        lobby_key, members_key = self.link.lobby_keys(lobby.id)
+        args: list[Any] = [self._meta(lobby), lobby.id, 0, ttl_seconds(self.lobby_ttl),
+                           self.link.hub_key("")]
+        for pid in lobby.members:
+            session = self.hub.sessions.get(pid)
+            if session is not None and session.home is None:
+                args += [pid, member_json(session.peer_object(), self.hub_id)]
+        result: list[str] = await self.link.script(
+            "refresh", [lobby_key, members_key, self.link.LOBBIES, self.link.SEQ], args)
+        return result
+
+    async def _reconcile(self, lobby_id: str) -> None:
+        lobby = self.hub.lobbies.get(lobby_id)
+        if lobby is None:
+            return
+        if self._drop_if_unused(lobby):
+            return
+        version = self._versions.get(lobby_id, 0)
+        live = await self._refresh(lobby)
+        if self.hub.lobbies.get(lobby_id) is lobby and self._versions.get(lobby_id, 0) == version:
+            self._sync(lobby, live)
+
+    def _sync(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
+        """Reconcile the mirror with Redis' members (``flat``) and tell local members what changed."""
+        now = trio.current_time()
+        settling = now < self._settle_until  # a member may be absent only because its hub is re-asserting
+        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling)
+        if actions:
+            self.apply(actions)
+
+    def _drop_if_unused(self, lobby: Lobby) -> bool:
+        """Forget a mirror no local peer is in any more (its remote members stay in Redis)."""
+        if lobby.id in self._joining or local_members(self.hub, lobby.members):
+            return False
+        if lobby.id not in self._mirrors and not lobby.members:
+            return False  # a lobby created here, waiting for its first member
+        for pid in list(lobby.members):
+            ghost = self.hub.sessions.get(pid)
+            if ghost is not None and ghost.home is not None and ghost.lobby_id == lobby.id:
+                self.hub.sessions.pop(pid, None)
+        lobby.members.clear()
+        lobby.pending_offers.clear()
+        self._mirrors.discard(lobby.id)
+        if not lobby.persistent:
+            self.hub.lobbies.pop(lobby.id, None)
+            self._versions.pop(lobby.id, None)
+        return True
+
+    def on_notice(self, action: Notice | SessionGone) -> None:
+        """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror."""
+        if isinstance(action, Notice) and action.event == "lobby.left":
+            lobby_id, peer_id = action.fields["lobby_id"], action.fields["peer_id"]
+            self._enqueue("leave", (lobby_id, peer_id))
+            lobby = self.hub.lobbies.get(lobby_id)
+            if lobby is not None:
+                self._drop_if_unused(lobby)
+
+    # -- delivery -----------------------------------------------------------------------------------
+    def forward(self, action: Forward) -> bool:
+        """Queue ``action`` for its home hub; False (counted in ``dropped``) when that cannot happen now."""
+        if self.status() != "available":
+            self.dropped += 1
+            return False
+        return self._enqueue("publish", action)
+
+    def can_reach(self, peer_id: str) -> bool:
+        """False when ``peer_id`` is on another hub and the cluster is unavailable."""
+        session = self.hub.sessions.get(peer_id)
+        return session is None or session.home is None or self.status() == "available"
+
+    def check_request(self, req: Request) -> None:
+        """Refuse (``cluster_unavailable``) a ``signal`` to a peer on another hub while Redis is unreachable,
+        before the core records it (glare bookkeeping, ``signal.sent``)."""
+        if isinstance(req, Signal) and not self.can_reach(req.to):
+            raise unavailable(f"peer {req.to} is on another hub")
+
+    def _enqueue(self, kind: str, item: Any) -> bool:
+        try:
+            self._send.send_nowait((kind, item))
+        except trio.WouldBlock:
+            self.dropped += 1
+            return False
+        return True
+
+    async def _publisher(self) -> None:
+        async for kind, item in self._recv:
+            leave: tuple[str, str] | None = item if kind == "leave" else None
+            try:
+                if leave is not None:
+                    await self._leave(*leave)
+                    continue
+                message = item.message
+                if message.get("type") == "peer.left":  # free the place before anyone hears of the leave
+                    leave = (message["lobby_id"], message["peer_id"])
+                    await self._leave(*leave)
+                payload = json.dumps({"from": self.hub_id, "to": list(item.peer_ids), "msg": message},
+                                     separators=(",", ":"))
+                await self._publish(self.link.channel(item.home), payload)
+                self.published += 1
+            except VoiceBotError as exc:
+                self.available = False
+                self.dropped += kind == "publish"
+                if leave is not None:  # retried by the first heartbeat that reaches Redis again
+                    self._unsynced_leaves.add(leave)
+                self.errors.handle(exc, self._ctx.request(None))
+
+    async def _publish(self, channel: str, payload: str) -> None:
+        receivers = await self.link.call("publish", lambda r: r.publish(channel, payload))
+        if not receivers:  # that hub is gone or reconnecting: lost (its peers' membership heals, chat does not)
+            self.unreceived += 1
+
+    async def _leave(self, lobby_id: str, peer_id: str) -> None:
+        lobby_key, members_key = self.link.lobby_keys(lobby_id)
+        await self.link.script("leave", [lobby_key, members_key, self.link.LOBBIES], [peer_id, lobby_id])
+
+    async def _subscriber(self) -> None:
+        """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
+        from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+        from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
+
+        channel = self.link.channel(self.hub_id)
+        # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
+        retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
+                                              base_delay=0.1, max_delay=self.heartbeat, jitter=True)
+        while True:
+            try:
+                async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
+                                                   retry_policy=retry) as pubsub:
+                    self._subscribed.set()
+                    async for message in pubsub:
+                        if message.get("type") == "message":
+                            self._receive(json.loads(message["data"]))
+            except Exception as exc:  # a broken subscription is retried; the heartbeat reports the outage
+                self.available = False
+                self.errors.handle(exc, self._ctx.request(None))
+                await trio.sleep(self.heartbeat)
+
+    def _receive(self, envelope: dict[str, Any]) -> None:
+        if "ping" in envelope:  # the heartbeat's check of our own subscription
+            return
+        self.received += 1
+        message: dict[str, Any] = envelope["msg"]
+        home: str = envelope["from"]
+        lobby = self.hub.lobbies.get(message.get("lobby_id") or "")
+        now = trio.current_time()
+        kind = message.get("type")
+        actions: list[Action] = []
+        if lobby is not None and kind in ("peer.joined", "peer.left"):
+            self._versions[lobby.id] = self._versions.get(lobby.id, 0) + 1
+            if kind == "peer.joined":
+                if message["peer"]["peer_id"] in lobby.members:
+                    return  # already known (from the admit result or a heartbeat)
+                add_remote(self.hub, lobby, message["peer"]["peer_id"], message["peer"], home)
+            elif not remove_remote(self.hub, lobby, message["peer_id"]):
+                return  # not a member here (already reconciled away)
+        elif lobby is not None and kind == "signal" and envelope["to"]:
+            track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
+        actions += self.hub.deliver(local_members(self.hub, envelope["to"]), message, now)
+        if actions:
+            self.apply(actions)
+        if lobby is not None and kind == "peer.left":
+            self._drop_if_unused(lobby)
