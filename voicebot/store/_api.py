@@ -10,10 +10,11 @@ answer identically; only connections, transactions and error mapping differ.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from voicebot.auth import name_key
-from voicebot.errors import ValidationError, VoiceBotError, classify, map_exception
+from voicebot.errors import PersistenceError, ValidationError, VoiceBotError, classify, map_exception
 
 from . import _sql
 from ._records import AuditEntry, LobbyRecord, NameRecord, SessionRecord
@@ -42,9 +43,34 @@ def _require(value: str, field: str) -> str:
 
 
 class SQLStore:
-    """Base of the SQL-backed stores; subclasses set ``_now`` and implement ``_write`` and ``_read``."""
+    """Base of the SQL-backed stores; subclasses set ``_now`` and ``_closing`` and implement ``_write``,
+    ``_read`` and ``aclose``."""
 
     _now: Callable[[], float]
+    _closing: bool
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has been called."""
+        return self._closing
+
+    async def aclose(self) -> None:
+        """Finish what is running and close the database connections (idempotent)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        """Return the store itself."""
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the store."""
+        await self.aclose()
+
+    def _closed_error(self, operation: str) -> PersistenceError:
+        return PersistenceError("storage closed", code="store_closed", retryable=False,
+                                context={"operation": operation})
 
     async def _write(self, operation: str, fn: Callable[[_sql.Connection], _T]) -> _T:
         """THE write chokepoint: run ``fn`` in one committed transaction per attempt, under the guard."""

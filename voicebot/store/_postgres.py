@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
@@ -35,7 +34,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from voicebot import faults
-from voicebot.errors import PersistenceError, VoiceBotError
+from voicebot.errors import VoiceBotError
 
 from . import _sql
 from ._api import SQLStore, mapped_error
@@ -137,26 +136,7 @@ class PostgresStore(SQLStore):
         """The database URL with its password replaced by ``***`` (safe to log)."""
         return self._url
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`aclose` has been called."""
-        return self._closing
-
-    async def __aenter__(self) -> PostgresStore:
-        """Return the store itself."""
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Close the store."""
-        await self.aclose()
-
     # -- chokepoints ------------------------------------------------------------------------------------
-
-    def _closed_error(self, operation: str) -> PersistenceError:
-        return PersistenceError("storage closed", code="store_closed", retryable=False,
-                                context={"operation": operation})
 
     def _run(self, fn: Callable[[_sql.Connection], _T], write: bool) -> _T:
         """In a worker thread: borrow a connection (bounded wait), run ``fn`` (in a transaction for writes)."""

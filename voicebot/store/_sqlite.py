@@ -28,7 +28,6 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import TracebackType
 from typing import TypeVar
 
 import trio
@@ -102,26 +101,7 @@ class SQLiteStore(SQLStore):
         """The database path as given."""
         return self._path
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`aclose` has been called."""
-        return self._closing
-
-    async def __aenter__(self) -> SQLiteStore:
-        """Return the store itself."""
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Close the store."""
-        await self.aclose()
-
     # -- chokepoints ------------------------------------------------------------------------------------
-
-    def _closed_error(self, operation: str) -> PersistenceError:
-        return PersistenceError("storage closed", code="store_closed", retryable=False,
-                                context={"operation": operation})
 
     async def _call(self, lock: trio.Lock, read: bool, fn: Callable[[sqlite3.Connection], _T], operation: str) -> _T:
         """One attempt: bounded wait for ``lock``, run ``fn`` in a worker thread, map its failures."""
