@@ -9,7 +9,7 @@ answer identically; only connections, transactions and error mapping differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -17,6 +17,7 @@ from voicebot.auth import name_key
 from voicebot.errors import PersistenceError, ValidationError, VoiceBotError, classify, map_exception
 
 from . import _sql
+from ._protocol import Guard
 from ._records import AuditEntry, LobbyRecord, NameRecord, SessionRecord
 
 __all__ = ["MAX_AUDIT_PAGE", "SQLStore", "mapped_error"]
@@ -67,6 +68,17 @@ class SQLStore:
     ) -> None:
         """Close the store."""
         await self.aclose()
+
+    async def _guarded(self, guard: Guard, attempt: Callable[[], Awaitable[_T]], operation: str) -> _T:
+        """Run one operation's attempts under ``guard``; refused once the store is closing."""
+        if self._closing:
+            raise self._closed_error(operation)
+        try:
+            return await guard(attempt)
+        except VoiceBotError:
+            raise
+        except Exception as exc:  # a guard's own failure (its errors should already be VoiceBotErrors)
+            raise mapped_error(exc, operation) from exc
 
     def _closed_error(self, operation: str) -> PersistenceError:
         return PersistenceError("storage closed", code="store_closed", retryable=False,

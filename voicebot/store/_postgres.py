@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -167,16 +167,6 @@ class PostgresStore(SQLStore):
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
-
-    async def _guarded(self, guard: Guard, attempt: Callable[[], Awaitable[_T]], operation: str) -> _T:
-        if self._closing:
-            raise self._closed_error(operation)
-        try:
-            return await guard(attempt)
-        except VoiceBotError:
-            raise
-        except Exception as exc:  # a guard's own failure (its errors should already be VoiceBotErrors)
-            raise mapped_error(exc, operation) from exc
 
     async def _write(self, operation: str, fn: Callable[[_sql.Connection], _T]) -> _T:
         """THE write chokepoint: one committed transaction per attempt, under the guard."""

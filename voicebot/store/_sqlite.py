@@ -27,7 +27,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import trio
@@ -128,16 +128,6 @@ class SQLiteStore(SQLStore):
                 raise mapped_error(exc, operation) from exc
         finally:
             lock.release()
-
-    async def _guarded(self, guard: Guard, attempt: Callable[[], Awaitable[_T]], operation: str) -> _T:
-        if self._closing:
-            raise self._closed_error(operation)
-        try:
-            return await guard(attempt)
-        except VoiceBotError:
-            raise
-        except Exception as exc:  # a guard's own failure (its errors should already be VoiceBotErrors)
-            raise mapped_error(exc, operation) from exc
 
     async def _write(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """THE write chokepoint: one committed transaction per attempt, under the writer lock and the guard."""
