@@ -29,9 +29,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from signal import SIGINT, SIGTERM
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -104,6 +105,44 @@ def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
             proc.wait(10)
 
 
+class _Engine(Protocol):
+    """What :func:`_start_on_free_port` and :func:`_restart` need of an engine."""
+
+    process: subprocess.Popen[bytes]
+    argv: list[str]
+
+
+_E = TypeVar("_E", bound=_Engine)
+
+
+def _start_on_free_port(
+    argv_for: Callable[[int], list[str]], engine_for: Callable[[int, list[str], subprocess.Popen[bytes]], _E],
+    ready: Callable[[_E, float], bool], log: Path, deadline: float,
+) -> _E | None:
+    """Launch the server on a free port until it answers ``ready`` (3 tries: the free port may be taken between
+    probing and binding); None when it never did before ``deadline``."""
+    for _ in range(3):
+        port = free_port()
+        argv = argv_for(port)
+        candidate = engine_for(port, argv, _launch(argv, log))
+        if ready(candidate, deadline):
+            return candidate
+        _stop(candidate.process, signal.SIGKILL, 10)
+        if time.monotonic() >= deadline:
+            break
+    return None
+
+
+def _restart(engine: _E, ready: Callable[[_E, float], bool], log: Path, what: str, timeout: float) -> None:
+    """Start a stopped engine again with its own command line (same port and data)."""
+    if engine.process.poll() is None:
+        raise RuntimeError(f"{what} is still running")
+    engine.process = _launch(engine.argv, log)
+    if not ready(engine, time.monotonic() + timeout):
+        _stop(engine.process, signal.SIGKILL, 10)
+        raise RuntimeError(f"{what} did not come back within {timeout} s")
+
+
 @attrs.define
 class PostgresEngine:
     """A running PostgreSQL cluster (superuser ``postgres``/``password`` on ``host:port``)."""
@@ -155,12 +194,7 @@ class PostgresEngine:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the stopped server again on the same port and data (after :meth:`stop`)."""
-        if self.process.poll() is None:
-            raise RuntimeError("PostgreSQL is still running")
-        self.process = _launch(self.argv, self.directory / "postgres.log")
-        if not _wait_postgres(self, time.monotonic() + timeout):
-            _stop(self.process, signal.SIGKILL, 10)
-            raise RuntimeError(f"PostgreSQL did not come back within {timeout} s")
+        _restart(self, _wait_postgres, self.directory / "postgres.log", "PostgreSQL", timeout)
 
 
 @contextlib.contextmanager
@@ -189,20 +223,13 @@ def run_postgres(*, start_timeout: float = 60.0) -> Iterator[PostgresEngine]:
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.decode(errors='replace')[-2000:]}")
         pwfile.unlink()
-        engine = None
-        for _ in range(3):  # the free port may be taken between probing and binding
-            port = free_port()
-            argv = [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                    "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
-                    "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=32MB"]
-            proc = _launch(argv, directory / "postgres.log")
-            candidate = PostgresEngine("127.0.0.1", port, password, directory, proc, argv)
-            if _wait_postgres(candidate, deadline):
-                engine = candidate
-                break
-            _stop(proc, signal.SIGKILL, 10)
-            if time.monotonic() >= deadline:
-                break
+        engine = _start_on_free_port(
+            lambda port: [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
+                          "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
+            lambda port, argv, proc: PostgresEngine("127.0.0.1", port, password, directory, proc, argv),
+            _wait_postgres, directory / "postgres.log", deadline,
+        )
         if engine is None:
             tail = (directory / "postgres.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"PostgreSQL did not accept connections within {start_timeout} s:\n{tail}")
@@ -259,12 +286,7 @@ class RedisEngine:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the stopped server again on the same port (after :meth:`stop`), empty."""
-        if self.process.poll() is None:
-            raise RuntimeError("redis-server is still running")
-        self.process = _launch(self.argv, self.directory / "redis.log")
-        if not _wait_redis(self, time.monotonic() + timeout):
-            _stop(self.process, signal.SIGKILL, 10)
-            raise RuntimeError(f"redis-server did not come back within {timeout} s")
+        _restart(self, _wait_redis, self.directory / "redis.log", "redis-server", timeout)
 
 
 @contextlib.contextmanager
@@ -277,19 +299,12 @@ def run_redis(*, start_timeout: float = 30.0) -> Iterator[RedisEngine]:
     directory = Path(tempfile.mkdtemp(prefix="voicebot-redis-"))
     try:
         deadline = time.monotonic() + start_timeout
-        engine = None
-        for _ in range(3):
-            port = free_port()
-            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"]
-            proc = _launch(argv, directory / "redis.log")
-            candidate = RedisEngine("127.0.0.1", port, directory, proc, argv)
-            if _wait_redis(candidate, deadline):
-                engine = candidate
-                break
-            _stop(proc, signal.SIGKILL, 10)
-            if time.monotonic() >= deadline:
-                break
+        engine = _start_on_free_port(
+            lambda port: [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                          "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"],
+            lambda port, argv, proc: RedisEngine("127.0.0.1", port, directory, proc, argv),
+            _wait_redis, directory / "redis.log", deadline,
+        )
         if engine is None:
             tail = (directory / "redis.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"redis-server did not answer PING within {start_timeout} s:\n{tail}")

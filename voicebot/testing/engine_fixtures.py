@@ -13,13 +13,17 @@ When the binaries are missing the tests are skipped with the install command, un
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TypeVar
 
 import pytest
 
 from ._engines import EngineUnavailable, PostgresEngine, RedisEngine, run_postgres, run_redis
 
 __all__ = ["postgres_server", "redis_server"]
+
+_E = TypeVar("_E", PostgresEngine, RedisEngine)
 
 
 def _unavailable(exc: EngineUnavailable) -> None:
@@ -29,11 +33,10 @@ def _unavailable(exc: EngineUnavailable) -> None:
     pytest.skip(f"{exc}; scripts/test installs it")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresEngine]:
-    """A PostgreSQL cluster for this test session (see :func:`voicebot.testing.run_postgres`)."""
+def _session_engine(run: Callable[[], AbstractContextManager[_E]]) -> Iterator[_E]:
+    """Run one engine for the fixture's lifetime; a missing engine skips (fails under CI, see :func:`_unavailable`)."""
     try:
-        manager = run_postgres()
+        manager = run()
         engine = manager.__enter__()
     except EngineUnavailable as exc:
         _unavailable(exc)
@@ -42,18 +45,15 @@ def postgres_server() -> Iterator[PostgresEngine]:
         yield engine
     finally:
         manager.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresEngine]:
+    """A PostgreSQL cluster for this test session (see :func:`voicebot.testing.run_postgres`)."""
+    yield from _session_engine(run_postgres)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisEngine]:
     """A ``redis-server`` for this test session (see :func:`voicebot.testing.run_redis`)."""
-    try:
-        manager = run_redis()
-        engine = manager.__enter__()
-    except EngineUnavailable as exc:
-        _unavailable(exc)
-        raise
-    try:
-        yield engine
-    finally:
-        manager.__exit__(None, None, None)
+    yield from _session_engine(run_redis)
