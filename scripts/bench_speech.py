@@ -22,22 +22,9 @@ import numpy as np
 import trio
 
 from voicebot.providers import STT_SAMPLE_RATE, ProviderConfig, Providers, resample_mono
-from voicebot.testing import word_error_rate
+from voicebot.testing import SPEECH_SENTENCES, word_error_rate
 
-SENTENCES = [
-    "What is twelve times seven?",
-    "My favourite colour is blue.",
-    "Please tell me the time and the date.",
-    "The quick brown fox jumps over the lazy dog.",
-    "Can you remind me to call my sister tomorrow?",
-    "I would like a cup of coffee with milk.",
-    "How far is it from London to Paris by train?",
-    "The weather today is sunny with a light breeze.",
-    "Turn off the lights in the kitchen, please.",
-    "We are meeting at half past three in the office.",
-    "My name is Alice and I live in Berlin.",
-    "Thank you very much for your help today.",
-]
+SENTENCES = list(SPEECH_SENTENCES)
 
 
 async def measure(voice: str, sentences: list[str]) -> dict[str, Any]:

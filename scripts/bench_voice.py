@@ -37,20 +37,11 @@ import trio
 from voicebot.bots import HumanPeer, synthesize
 from voicebot.client import Client, connect
 from voicebot.media import MediaConfig, frame_to_mono, open_media_loop
-from voicebot.testing import open_fake_openai, serve_process, word_error_rate
+from voicebot.testing import SPEECH_SENTENCES, open_fake_openai, serve_process, word_error_rate
 
 LOOPBACK = MediaConfig(allow_loopback=True)
 ADMIN = "bench-admin-token"
-SENTENCES = [
-    "What is twelve times seven?",
-    "My favourite colour is blue.",
-    "Please tell me the time and the date.",
-    "The quick brown fox jumps over the lazy dog.",
-    "Can you remind me to call my sister tomorrow?",
-    "I would like a cup of coffee with milk.",
-    "How far is it from London to Paris by train?",
-    "The weather today is sunny with a light breeze.",
-]
+SENTENCES = SPEECH_SENTENCES[:8]
 LONG_REPLY = " ".join(["This is a long answer that keeps going so that you can interrupt it."] * 6)
 
 

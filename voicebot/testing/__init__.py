@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
     from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
     from ._process import serve_process
-    from ._wer import normalise_words, word_error_rate
+    from ._wer import SPEECH_SENTENCES, normalise_words, word_error_rate
 
 __all__ = [
     "EPOCH",
+    "SPEECH_SENTENCES",
     "EngineUnavailable",
     "FakeOpenAI",
     "FakePasswordHasher",
@@ -73,4 +74,5 @@ __getattr__ = lazy_exports(__name__, {
     "serve_process": "._process",
     "normalise_words": "._wer",
     "word_error_rate": "._wer",
+    "SPEECH_SENTENCES": "._wer",
 })

@@ -6,7 +6,24 @@ import re
 
 from voicebot.providers._arith import parse_number_words
 
-__all__ = ["normalise_words", "word_error_rate"]
+__all__ = ["SPEECH_SENTENCES", "normalise_words", "word_error_rate"]
+
+SPEECH_SENTENCES = (
+    "What is twelve times seven?",
+    "My favourite colour is blue.",
+    "Please tell me the time and the date.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Can you remind me to call my sister tomorrow?",
+    "I would like a cup of coffee with milk.",
+    "How far is it from London to Paris by train?",
+    "The weather today is sunny with a light breeze.",
+    "Turn off the lights in the kitchen, please.",
+    "We are meeting at half past three in the office.",
+    "My name is Alice and I live in Berlin.",
+    "Thank you very much for your help today.",
+)
+"""Everyday sentences (questions the assistant answers, numbers, names, places) that the speech benchmarks
+synthesise and transcribe to measure word error rate."""
 
 _NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
                  "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
