@@ -11,9 +11,10 @@ import ctypes
 import threading
 from typing import Any
 
-import av
 import numpy as np
 import numpy.typing as npt
+
+from ..providers._audio import resample_mono
 
 __all__ = ["EspeakUnavailable", "espeak_available", "speak"]
 
@@ -88,15 +89,4 @@ def speak(text: str, *, voice: str = "en-us", rate: int = 48_000) -> npt.NDArray
             raise EspeakUnavailable(f"espeak_Synth failed ({status})")
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
         chunks.clear()
-    return _resample(samples, native, rate)
-
-
-def _resample(samples: npt.NDArray[np.int16], source: int, target: int) -> npt.NDArray[np.int16]:
-    if source == target or samples.size == 0:
-        return samples
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = source
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=target)
-    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(out).astype(np.int16) if out else np.zeros(0, dtype=np.int16)
+    return resample_mono(samples, native, rate)

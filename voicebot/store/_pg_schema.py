@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from voicebot.errors import PersistenceError, Severity
+from ._schema import schema_too_new
 
 __all__ = ["PG_MIGRATIONS", "PgMigration", "migrate", "schema_version"]
 
@@ -118,11 +118,7 @@ def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration] = P
             )
             current = schema_version(conn)
             if current > target:
-                raise PersistenceError(
-                    "the database was written by a newer voicebot version", code="schema_too_new",
-                    severity=Severity.CRITICAL, retryable=False, subsystem="persistence",
-                    context={"database_version": current, "supported_version": target},
-                )
+                raise schema_too_new(current, target)
             if current == target:
                 return current
             migrations[current](conn)

@@ -21,7 +21,7 @@ from voicebot.errors import PersistenceError, Severity
 
 _T = TypeVar("_T")
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "migrate", "schema_version", "transaction"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "migrate", "schema_too_new", "schema_version", "transaction"]
 
 #: One migration step: runs its statements on a connection that is inside a transaction.
 Migration = Callable[[sqlite3.Connection], None]
@@ -119,6 +119,15 @@ def transaction(fn: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Con
     return run
 
 
+def schema_too_new(current: int, target: int) -> PersistenceError:
+    """The error for a database whose schema ``current`` is newer than this code's ``target`` (every backend)."""
+    return PersistenceError(
+        "the database was written by a newer voicebot version", code="schema_too_new",
+        severity=Severity.CRITICAL, retryable=False, subsystem="persistence",
+        context={"database_version": current, "supported_version": target},
+    )
+
+
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     """Apply the missing ``migrations`` one transaction each; return the resulting version.
 
@@ -131,11 +140,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
     def step(conn: sqlite3.Connection) -> int | None:
         current = schema_version(conn)
         if current > target:
-            raise PersistenceError(
-                "the database was written by a newer voicebot version", code="schema_too_new",
-                severity=Severity.CRITICAL, retryable=False, subsystem="persistence",
-                context={"database_version": current, "supported_version": target},
-            )
+            raise schema_too_new(current, target)
         if current == target:
             return current
         migrations[current](conn)
