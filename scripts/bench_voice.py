@@ -35,6 +35,7 @@ import numpy as np
 import trio
 
 from voicebot.bots import HumanPeer, synthesize
+from voicebot.bots.assistant import percentile as pct
 from voicebot.client import Client, connect
 from voicebot.media import MediaConfig, frame_to_mono, open_media_loop
 from voicebot.testing import SPEECH_SENTENCES, open_fake_openai, serve_process, word_error_rate
@@ -43,14 +44,6 @@ LOOPBACK = MediaConfig(allow_loopback=True)
 ADMIN = "bench-admin-token"
 SENTENCES = SPEECH_SENTENCES[:8]
 LONG_REPLY = " ".join(["This is a long answer that keeps going so that you can interrupt it."] * 6)
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * q // 100) - 1))]
 
 
 def cpu_seconds(pid: int) -> float:

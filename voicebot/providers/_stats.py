@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -19,7 +20,7 @@ LATENCY_SAMPLES = 512
 """Latency samples kept per provider (newest win)."""
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def percentile(values: Collection[float], q: float) -> float | None:
     """The ``q`` (0–100) percentile by nearest rank; None for no values."""
     if not values:
         return None

@@ -13,12 +13,12 @@ fewer bots at once). ``voicebot serve`` shows the in-process worker's analytics 
 from __future__ import annotations
 
 import collections
-import math
 from typing import Any
 
 import attrs
 
 from ...metrics import TURN_STAGES, observe_turn_stage
+from ...providers._stats import percentile
 
 __all__ = ["MAX_JOBS", "MEMORY", "AssistantAnalytics", "AssistantMemory", "JobMemory", "percentile"]
 
@@ -26,15 +26,6 @@ MAX_JOBS = 1000
 """Jobs remembered per worker process (least recently used forgotten first)."""
 _SAMPLES = 500
 """Latency samples kept per stage and per stage+provider (a sliding window for the percentiles)."""
-
-
-def percentile(values: list[float] | collections.deque[float], q: float) -> float | None:
-    """The ``q`` (0..100) percentile by nearest rank; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[rank]
 
 
 @attrs.define
