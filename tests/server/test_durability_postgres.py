@@ -13,7 +13,7 @@ import trio
 from voicebot.client import RemoteError, connect
 from voicebot.testing import PostgresEngine, serve_process
 
-from .test_durability import ADMIN, Progress, _write_stream
+from .test_durability import ADMIN, crash_twice_and_verify
 
 pytestmark = pytest.mark.slow
 
@@ -58,28 +58,7 @@ async def test_restart_keeps_lobby_name_and_session(postgres_server: PostgresEng
 
 async def test_sigkill_loses_no_acknowledged_write(postgres_server: PostgresEngine) -> None:
     db = postgres_server.new_database("crash")
-    rounds = [Progress(25), Progress(25)]
-    for round_, progress in enumerate(rounds):
-        with serving(db) as (proc, url):
-            with trio.fail_after(60):
-                async with trio.open_nursery() as nursery:
-                    for writer in range(3):
-                        nursery.start_soon(_write_stream, url, progress, f"r{round_}c{writer}", 10)
-                    await progress.reached.wait()
-                    proc.send_signal(signal.SIGKILL)
-    lobbies = [lid for p in rounds for lid in p.lobbies]
-    names = [name for p in rounds for name in p.names]
+    lobbies, _names = await crash_twice_and_verify(lambda: serving(db), 25)
     assert lobbies  # names need an argon2 hash each, so a kill may come before the first one
-    with serving(db) as (_, url):
-        async with connect(url) as check:
-            await check.hello("checker", admin_token=ADMIN)
-            listed = {lb["id"] for lb in await check.list_lobbies()}  # every page: ids sort anywhere
-            missing = [lid for lid in lobbies if lid not in listed]
-            assert not missing, f"{len(missing)} of {len(lobbies)} acknowledged lobbies lost"
-        for name in names:
-            async with connect(url) as probe:
-                with pytest.raises(RemoteError) as info:
-                    await probe.hello(name)
-                assert info.value.code == "auth_failed", name
     rows = postgres_server.execute("SELECT count(*) FROM lobbies WHERE persistent", database=db.rsplit("/", 1)[1])
     assert int(rows[0][0]) >= len(lobbies)  # type: ignore[call-overload]
