@@ -166,6 +166,11 @@ async def run_n(stack: str, n: int, turns: int, fake_url: str | None, realtime_p
     bot_v2v = [b["latency"]["voice_to_voice"]["p50"] for b in stats.values() if "voice_to_voice" in b["latency"]]
     bot_v2v95 = [b["latency"]["voice_to_voice"]["p95"] for b in stats.values() if "voice_to_voice" in b["latency"]]
     stt = [b["latency"]["stt"]["p50"] for b in stats.values() if "stt" in b["latency"]]
+    stages = {stage: statistics.median(values) for stage in ("stt", "llm_first_token", "tts_first_audio",
+                                                             "voice_to_voice")
+              if (values := [b["latency"][stage]["p50"] for b in stats.values() if stage in b["latency"]])}
+    speculative = {key: sum(b.get("speculative", {}).get(key, 0) for b in stats.values())
+                   for key in ("prepared", "used", "withdrawn")}
     heard = [r["v2v_heard"] for r in rows if r["v2v_heard"] is not None]
     errors = words = 0
     for r in rows:
@@ -178,6 +183,7 @@ async def run_n(stack: str, n: int, turns: int, fake_url: str | None, realtime_p
         "v2v_bot_p95_s": max(bot_v2v95) if bot_v2v95 else None,
         "v2v_heard_p50_s": pct(heard, 50), "v2v_heard_p95_s": p95,
         "stt_p50_s": statistics.median(stt) if stt else None,
+        "stage_p50_s": stages, "speculative_replies": speculative,
         "wer": errors / words if words else None,
         "cpu_per_conversation_pct": 100 * cpu / n,
         "realtime": failures == 0 and p95 is not None and p95 <= realtime_p95,
@@ -260,6 +266,10 @@ def print_row(r: dict[str, Any]) -> None:
           f"{fmt(r['v2v_heard_p50_s']):>14} {fmt(r['v2v_heard_p95_s']):>8} {fmt(r['stt_p50_s']):>8} "
           f"{fmt(r['wer'], '%') if r['stack'] == 'offline' else '-':>6} {r['cpu_per_conversation_pct']:>7.0f} % "
           f"{fmt(r['realtime']):>9} {r['load_average']:>5.1f}", flush=True)
+    stages = ", ".join(f"{stage} {fmt(value)}" for stage, value in r.get("stage_p50_s", {}).items())
+    spec = r.get("speculative_replies", {})
+    print(f"{'':8} stage p50 (bot side): {stages}; speculative replies prepared {spec.get('prepared', 0)}, "
+          f"used {spec.get('used', 0)}, withdrawn {spec.get('withdrawn', 0)}", flush=True)
 
 
 def main() -> int:

@@ -93,12 +93,28 @@ def test_endpointer_hysteresis() -> None:
     (["Wait... what?", " "], ["Wait...", "what?"], ""),
     (["line one\nline two"], ["line one"], "line two"),
     (["word " * 60], ["word " * 47 + "word"], ("word " * 12).strip()),
+    # A long first sentence goes out clause by clause; later sentences and short clauses stay whole.
+    (["I'm a simple offline assistant, so I can't answer that one. I can tell you the time, or the date. "],
+     ["I'm a simple offline assistant,", "so I can't answer that one.", "I can tell you the time, or the date."], ""),
+    (["Got it: your favorite color is blue. Ok"], ["Got it: your favorite color is blue."], "Ok"),
+    (["Hello there, friend. Ok"], ["Hello there, friend."], "Ok"),
+    (["Well, Mr. Smith, the answer is, I think, forty two."], ["Well, Mr. Smith, the answer is,"],
+     "I think, forty two."),
 ])
 def test_sentence_splitter(deltas: list[str], sentences: list[str], rest: str) -> None:
     splitter = SentenceSplitter()
     got = [s for d in deltas for s in splitter.feed(d)]
     assert [g.strip() for g in got] == [s.strip() for s in sentences]
     assert splitter.flush() == rest
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 1000])
+def test_sentence_splitter_streams_the_same_pieces_at_any_delta_size(step: int) -> None:
+    text = "I'm a simple offline assistant, so I can't answer that one. I can tell you the time, or the date."
+    splitter = SentenceSplitter()
+    got = [s for i in range(0, len(text), step) for s in splitter.feed(text[i:i + step])]
+    assert [*got, splitter.flush()] == ["I'm a simple offline assistant,", "so I can't answer that one.",
+                                        "I can tell you the time, or the date."]
 
 
 def test_heard_part_never_claims_a_cut_word() -> None:

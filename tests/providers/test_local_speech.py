@@ -15,7 +15,8 @@ import trio
 
 from voicebot.providers import STT_SAMPLE_RATE, ProviderConfig, Providers, resample_mono
 from voicebot.providers._local_tts import piper_voice_path, split_sentences
-from voicebot.providers._whisper import whisper_model_dir
+from voicebot.providers._whisper import WhisperSTT, whisper_model_dir
+from voicebot.server import Settings
 from voicebot.testing import normalise_words, word_error_rate
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -115,3 +116,32 @@ async def test_espeak_takes_over_another_providers_voice() -> None:
     async with providers.synthesize("Hello there.", voice="alloy") as audio:  # an OpenAI voice name
         chunks = [chunk async for chunk in audio]
     assert audio.provider == "espeak" and sum(chunk.size for chunk in chunks) > 0.3 * audio.sample_rate
+
+
+def test_whisper_window_is_bounded() -> None:
+    for bad in (5.0, 9.99, 30.5):
+        with pytest.raises(ValueError, match="window"):
+            WhisperSTT(window=bad)
+        with pytest.raises(ValueError, match="whisper_window"):
+            Settings(whisper_window=bad)
+    assert ProviderConfig.from_settings(Settings(whisper_window=12.5)).whisper_window == 12.5
+
+
+async def test_whisper_utterances_longer_than_the_window() -> None:
+    """A 10 s window still transcribes utterances longer than it (they get their own length plus 1 s), and one
+    longer than whisper's 30 s window is cut at a pause into pieces: all of it is heard, none of it repeated
+    (faster-whisper's own 30 s loop dropped a whole repetition of the four sentences here)."""
+    config = ProviderConfig(stt="whisper", tts="piper", stt_timeout=300.0, tts_timeout=120.0, whisper_window=10.0)
+    async with Providers(config) as providers:
+        pieces = []
+        for sentence in SENTENCES:
+            async with providers.synthesize(sentence) as audio:
+                chunk = np.concatenate([c async for c in audio])
+            pieces.append(await trio.to_thread.run_sync(resample_mono, chunk, audio.sample_rate, STT_SAMPLE_RATE))
+        gap = np.zeros(STT_SAMPLE_RATE // 2, dtype=np.int16)
+        once = np.concatenate([p for piece in pieces for p in (piece, gap)])  # ~9 s
+        for repeats, bound in ((1, 0.15), (3, 0.15), (4, 0.15)):  # ~9 s, ~27 s, ~36 s
+            pcm = np.concatenate([once] * repeats)
+            transcript = await providers.transcribe(pcm)
+            errors, words = word_error_rate(" ".join(SENTENCES * repeats), transcript.text)
+            assert errors / words <= bound, (pcm.size / STT_SAMPLE_RATE, transcript.text)

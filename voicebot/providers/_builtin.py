@@ -35,7 +35,7 @@ def _piper(config: ProviderConfig) -> Any:
 def _whisper(config: ProviderConfig) -> Any:
     from ._whisper import WhisperSTT  # noqa: PLC0415
 
-    return WhisperSTT()
+    return WhisperSTT(window=config.whisper_window)
 
 
 def _llama(config: ProviderConfig) -> Any:

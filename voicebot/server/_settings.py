@@ -156,6 +156,10 @@ class Settings:
                                             validator=_positive)
     context_budget: int = _opt(6000, "characters of conversation history sent to the language model "
                                      "(persona excluded; oldest whole turns dropped first)", validator=_positive)
+    whisper_window: float = _opt(20.0, "seconds of audio context the local whisper encodes per utterance, 10-30 "
+                                       "(shorter is faster; 30 is whisper's full window)",
+                                 validator=attrs.validators.and_(attrs.validators.ge(10.0),
+                                                                 attrs.validators.le(30.0)))
 
     def __attrs_post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
