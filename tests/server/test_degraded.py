@@ -46,3 +46,23 @@ async def test_store_outage_degrades_only_what_needs_the_store(server: Server, a
         for i in range(3):
             assert (await a.create_lobby(f"back{i}", persistent=True))["persistent"] is True
         assert server.statistics()["persistence"]["degraded"] is False
+
+
+async def test_a_persistent_join_the_store_cannot_record_is_refused_and_unannounced(
+    server: Server, autojump_clock: object
+) -> None:
+    """Write-before-acknowledge for joins: the membership of a persistent lobby is stored before ``lobby.joined``;
+    when the store fails the joiner gets the persistence error, is not a member and nobody heard of it."""
+    outage = faults.Plan(rules=[faults.Rule(
+        point="store.write", first=1, last=3, fault=faults.raises(sqlite3.OperationalError, "disk I/O error"))])
+    async with open_client(server, "a", admin_token=server.admin_token) as a, open_client(server, "b") as b:
+        kept = await a.create_lobby("kept", persistent=True)
+        await a.join(kept["id"])
+        with faults.activate(outage, seed=1, scope="global"), pytest.raises(RemoteError) as info:
+            await b.join(kept["id"])
+        assert info.value.category == "persistence" and info.value.retryable
+        assert server.hub.sessions[b.peer_id].lobby_id is None
+        assert list(server.hub.lobbies[kept["id"]].members) == [a.peer_id]
+        await a.chat("anyone?")
+        assert (await a.next_event())["type"] == "chat"  # no peer.joined came before it
+        assert [p["peer_id"] for p in (await b.join(kept["id"]))["peers"]] == [a.peer_id]  # the store is back
