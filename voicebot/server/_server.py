@@ -8,7 +8,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -30,6 +30,7 @@ from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
+from ._hosts import PasswordHashing
 from ._http import HttpSurface
 from ._persistence import Persistence
 from ._quotas import Quotas, QuotaSettings
@@ -39,18 +40,6 @@ from ._streams import WS_PATH, accept_stream, hold_nursery, listen, server_ssl_c
 
 __all__ = ["WS_PATH", "CloseHook", "Handler", "PasswordHashing", "Server"]
 
-
-class PasswordHashing(Protocol):
-    """What the server needs from a password hasher (:class:`voicebot.auth.Passwords` in production)."""
-
-    async def hash(self, password: str, *, key: str | None = None) -> str:
-        """Hash ``password`` (slow by design; off the event loop); ``key`` names the caller (its address key)
-        for a per-caller budget."""
-        ...
-
-    async def verify(self, password_hash: str, password: str, *, key: str | None = None) -> bool:
-        """True when ``password`` matches ``password_hash`` (``key`` as in :meth:`hash`)."""
-        ...
 
 RequestT = TypeVar("RequestT", bound=protocol.Request)
 Handler = Callable[[Connection, RequestT, RequestContext], Awaitable[None]]
