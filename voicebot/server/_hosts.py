@@ -1,8 +1,8 @@
 """What a connection and the auth feature need from their server, and the server from a password hasher: small
 Protocols, not whole classes.
 
-:class:`~voicebot.server.Server` satisfies the two host Protocols; tests or other shells can pass anything that does. Each member
-is read-only here (properties), so the server may keep plain attributes.
+:class:`~voicebot.server.Server` satisfies the two host Protocols; tests or other shells can pass anything that
+does. Each member is read-only here (properties), so the server may keep plain attributes.
 """
 
 from __future__ import annotations

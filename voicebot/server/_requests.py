@@ -20,7 +20,18 @@ from .. import protocol
 from ..auth import address_key
 from ..cluster import cluster_unavailable
 from ..errors import RequestContext, VoiceBotError
-from ..hub import Action, Admit, Effect, HashPassword, Persist, SaveSession, Send, Session, VerifyPassword
+from ..hub import (
+    Action,
+    Admit,
+    Effect,
+    HashPassword,
+    Membership,
+    Persist,
+    SaveSession,
+    Send,
+    Session,
+    VerifyPassword,
+)
 from ._auth import client_host
 
 if TYPE_CHECKING:
@@ -128,7 +139,13 @@ class CoreRequests:
                 return hub.admitted(action.op, trio.current_time())
             assert isinstance(action, Persist)
             await s.persistence.persist(hub, action.record)  # committed before anything after it is sent
-            return hub.persisted(action.op, trio.current_time())
+            try:
+                return hub.persisted(action.op, trio.current_time())
+            except BaseException:
+                session = hub.sessions.get(action.record.peer_id) if isinstance(action.record, Membership) else None
+                if session is not None:  # stored as a member, yet the join failed after all (e.g. the lobby filled)
+                    s.persistence.session_changed(hub, session)
+                raise
         except BaseException:
             hub.abandon(action.op)
             raise
