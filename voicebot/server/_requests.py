@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["CoreRequests"]
 
 _EFFECTS = (HashPassword, VerifyPassword, Admit, Persist)
+_AWAITED = (*_EFFECTS, SaveSession)
 
 
 @attrs.define(eq=False)
@@ -93,6 +94,11 @@ class CoreRequests:
         In cluster mode a message that could not reach peers on other hubs makes the request end with
         ``cluster_unavailable`` after everything else was done (the request itself went through).
         """
+        if not any(isinstance(a, _AWAITED) for a in actions):  # relayed messages: one batch, nothing to wait for
+            error = await self._flush(actions, rctx)
+            if error is not None:
+                raise error
+            return
         queue = collections.deque(actions)
         batch: list[Action] = []
         partly: VoiceBotError | None = None
@@ -100,7 +106,7 @@ class CoreRequests:
         try:
             while queue:
                 action = queue.popleft()
-                if not isinstance(action, (*_EFFECTS, SaveSession)):
+                if not isinstance(action, _AWAITED):
                     batch.append(action)
                     continue
                 partly = await self._flush(batch, rctx) or partly
