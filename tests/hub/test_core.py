@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from voicebot.errors import LobbyError, RateLimitError, SessionError, ValidationError
-from voicebot.hub import Close, Hub, HubConfig, Notice, Send, SessionGone, Warn
+from voicebot.hub import Close, Hub, HubConfig, Notice, Persist, Send, SessionGone, VerifyPassword, Warn
 from voicebot.protocol import Chat, Hello, LobbyCreate, LobbyJoin, LobbyLeave, Signal
 
 
 def make_hub(**config: Any) -> Hub:
     tokens = iter(f"token-{i}" for i in range(1000))
-    return Hub(HubConfig(**config), rng=random.Random(5), new_token=lambda: next(tokens), wall_clock=lambda: 1000.0)
+    return Hub(HubConfig(**config), rng=random.Random(5), new_token=lambda: next(tokens), wall_clock=lambda: 1000.0,
+               registered_name=lambda name: name == "registered")
 
 
 def sends(actions: list[Any], conn: int) -> list[dict[str, Any]]:
@@ -27,7 +28,10 @@ def hello(hub: Hub, conn: int, name: str, now: float = 0.0, **kw: Any) -> dict[s
 
 def lobby(hub: Hub, conn: int, now: float = 0.0, **kw: Any) -> str:
     kw.setdefault("name", "room")
-    message = sends(hub.create_lobby(conn, LobbyCreate(**kw), now, password_hash=None), conn)[0]
+    actions = hub.request(conn, LobbyCreate(**kw), now)
+    if actions and isinstance(actions[0], Persist):  # a persistent lobby: the shell's write succeeded
+        actions = hub.persisted(actions[0].op, now)
+    message = sends(actions, conn)[0]
     return str(message["lobby"]["id"])
 
 
@@ -42,8 +46,8 @@ def test_resume_within_grace_then_expiry() -> None:
     w1 = hello(hub, 1, "alice")
     hello(hub, 2, "bob")
     lid = lobby(hub, 1)
-    hub.join(1, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
-    hub.join(2, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=lid), 0.0)
     assert hub.disconnect(1, 5.0)[0] == Notice("session.disconnected", {"peer_id": w1["peer_id"], "conn": 1})
     assert hub.next_deadline() == 35.0
     # messages to alice during the grace are buffered, not sent
@@ -87,8 +91,8 @@ def test_buffer_overflow_ends_session() -> None:
     hello(hub, 1, "a")
     hello(hub, 2, "b")
     lid = lobby(hub, 1)
-    hub.join(1, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
-    hub.join(2, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=lid), 0.0)
     hub.disconnect(2, 0.0)
     hub.request(1, Chat(text="1"), 0.0)
     hub.request(1, Chat(text="2"), 0.0)
@@ -99,16 +103,18 @@ def test_buffer_overflow_ends_session() -> None:
 
 def test_ephemeral_lobby_lifecycle_and_persistent_lobbies() -> None:
     hub = make_hub(empty_lobby_ttl=300.0)
-    hello(hub, 1, "a")
+    hello(hub, 1, "registered")
     never_joined = lobby(hub, 1, now=10.0)
     kept = lobby(hub, 1, now=10.0, persistent=True)
     assert hub.next_deadline() == 310.0
     assert [n.fields["lobby_id"] for n in hub.expire(310.0) if isinstance(n, Notice)] == [never_joined]
-    hub.join(1, LobbyJoin(lobby_id=kept), 311.0, password_ok=None)
+    [persist] = hub.request(1, LobbyJoin(lobby_id=kept), 311.0)
+    assert isinstance(persist, Persist)
+    hub.persisted(persist.op, 311.0)
     hub.request(1, LobbyLeave(), 312.0)
     assert kept in hub.lobbies  # persistent lobbies outlive their members
     used = lobby(hub, 1, now=313.0)
-    hub.join(1, LobbyJoin(lobby_id=used), 313.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=used), 313.0)
     actions = hub.request(1, LobbyLeave(), 314.0)
     assert used not in hub.lobbies
     assert Notice("lobby.deleted", {"lobby_id": used, "reason": "empty", "persistent": False}) in actions
@@ -119,12 +125,12 @@ def test_switching_lobbies_tells_both_sides() -> None:
     hello(hub, 1, "a")
     hello(hub, 2, "b")
     first, second = lobby(hub, 1), lobby(hub, 1)
-    hub.join(1, LobbyJoin(lobby_id=first), 0.0, password_ok=None)
-    hub.join(2, LobbyJoin(lobby_id=first), 0.0, password_ok=None)
-    actions = hub.join(2, LobbyJoin(lobby_id=second), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=first), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=first), 0.0)
+    actions = hub.request(2, LobbyJoin(lobby_id=second), 0.0)
     assert sends(actions, 1)[0]["type"] == "peer.left"
     assert [m["type"] for m in sends(actions, 2)] == ["lobby.left", "lobby.joined"]
-    assert sends(hub.join(2, LobbyJoin(lobby_id=second), 0.0, password_ok=None), 2)[0]["type"] == "lobby.joined"
+    assert sends(hub.request(2, LobbyJoin(lobby_id=second), 0.0), 2)[0]["type"] == "lobby.joined"
 
 
 def test_domain_errors() -> None:
@@ -143,17 +149,19 @@ def test_domain_errors() -> None:
     assert vinfo.value.code == "name_invalid"
     hub.lobbies[lid].password_hash = "h"
     with pytest.raises(LobbyError) as linfo:
-        hub.join(1, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
+        hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
     assert linfo.value.code == "wrong_password"
-    assert sends(hub.join(1, LobbyJoin(lobby_id=lid, password="p"), 0.0, password_ok=True), 1)
+    [verify] = hub.request(1, LobbyJoin(lobby_id=lid, password="p"), 0.0)
+    assert isinstance(verify, VerifyPassword) and (verify.password_hash, verify.password) == ("h", "p")
+    assert sends(hub.password_checked(verify.op, True, 0.0), 1)
 
 
 def test_signal_glare_and_pending_offer_bookkeeping() -> None:
     hub = make_hub()
     a, b = hello(hub, 1, "a")["peer_id"], hello(hub, 2, "b")["peer_id"]
     lid = lobby(hub, 1)
-    hub.join(1, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
-    hub.join(2, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=lid), 0.0)
     hub.request(1, Signal(to=b, kind="offer", sdp="v=0"), 0.0)
     actions = hub.request(2, Signal(to=a, kind="offer", sdp="v=0"), 0.0)
     warn = next(x for x in actions if isinstance(x, Warn))

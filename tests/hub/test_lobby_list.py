@@ -21,7 +21,7 @@ def _hub(lobbies: int, seed: int = 1) -> tuple[Hub, set[str]]:
     rng = random.Random(seed)
     for i in range(lobbies):
         private = rng.random() < 0.2
-        [send, _] = hub.create_lobby(1, LobbyCreate(name=f"r{i}", private=private), 0.0, password_hash=None)
+        [send, _] = hub.request(1, LobbyCreate(name=f"r{i}", private=private), 0.0)
         assert isinstance(send, Send)
         if not private:
             public.add(send.message["lobby"]["id"])
@@ -65,7 +65,7 @@ def test_pages_are_stable_while_lobbies_come_and_go() -> None:
     for lid in list(before):
         del hub.lobbies[lid]
     for i in range(40):
-        hub.create_lobby(1, LobbyCreate(name=f"new{i}"), 0.0, password_hash=None)
+        hub.request(1, LobbyCreate(name=f"new{i}"), 0.0)
     rest: list[str] = []
     cursor = first["next_cursor"]
     while cursor is not None:

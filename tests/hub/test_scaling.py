@@ -26,11 +26,11 @@ def crowded_hub() -> tuple[Hub, list[str], list[str]]:
         peers.append(str(welcome.message["peer_id"]))
         tokens_out.append(str(welcome.message["resume_token"]))
         if conn % 2 == 0:
-            created = hub.create_lobby(conn, LobbyCreate(name=f"l{conn}"), 0.0, password_hash=None)
+            created = hub.request(conn, LobbyCreate(name=f"l{conn}"), 0.0)
             lobby_id = next(a for a in created if isinstance(a, Send)).message["lobby"]["id"]
-            hub.join(conn, LobbyJoin(lobby_id=lobby_id), 0.0, password_ok=None)
+            hub.request(conn, LobbyJoin(lobby_id=lobby_id), 0.0)
         else:
-            hub.join(conn, LobbyJoin(lobby_id=hub.sessions[peers[conn - 1]].lobby_id or ""), 0.0, password_ok=None)
+            hub.request(conn, LobbyJoin(lobby_id=hub.sessions[peers[conn - 1]].lobby_id or ""), 0.0)
     for conn in range(1, SESSIONS, 4):  # 2,500 peers in grace, each with its own timer
         hub.disconnect(conn, 1.0 + conn / SESSIONS)
     assert len(hub.sessions) == SESSIONS

@@ -130,11 +130,11 @@ def test_resume_buffer_is_bounded_in_bytes() -> None:
     hub = Hub(HubConfig(resume_buffer=10_000, resume_buffer_bytes=30_000), rng=random.Random(1))
     hub.hello(1, Hello(name="a"), 0.0)
     hub.hello(2, Hello(name="b"), 0.0)
-    [created] = [a for a in hub.create_lobby(1, LobbyCreate(name="r"), 0.0, password_hash=None)
+    [created] = [a for a in hub.request(1, LobbyCreate(name="r"), 0.0)
                  if getattr(a, "message", None)]
     lobby_id = created.message["lobby"]["id"]  # type: ignore[union-attr]
-    hub.join(1, LobbyJoin(lobby_id=lobby_id), 0.0, password_ok=None)
-    hub.join(2, LobbyJoin(lobby_id=lobby_id), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=lobby_id), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=lobby_id), 0.0)
     b = hub.session_of(2)
     assert b is not None
     hub.disconnect(2, 1.0)

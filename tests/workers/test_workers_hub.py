@@ -273,7 +273,7 @@ async def test_bot_joins_password_protected_lobby_with_a_ticket(
         joined = await alice.next_event("peer.joined")
         assert joined["peer"]["peer_id"] == added["peer_id"]
         # tickets are bound to their lobby, expire, and are no password for anyone else
-        ticket = server.hub.grant_ticket(lobby["id"], trio.current_time(), ttl=60)
+        ticket = server.hub.tickets.grant(lobby["id"], trio.current_time(), ttl=60)
         other = await eve.create_lobby("other", password="other-code")
         with pytest.raises(RemoteError) as info:
             await eve.join(other["id"], ticket=ticket)

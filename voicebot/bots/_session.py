@@ -11,14 +11,15 @@ import trio
 
 from ..client import Client
 from ..errors import WebSocketError
+from ..hub import BOT_GONE_CLOSE
 from ._api import Bot
 
 __all__ = ["BOT_GONE_CLOSE", "SUBSCRIBER_BYTES", "BotSession", "LobbyGone", "Subscription"]
 
 log = logging.getLogger("voicebot.bots")
 
-BOT_GONE_CLOSE = 4010
-"""Close code with which the hub ends a bot's connection on purpose (not a crash: no restart)."""
+# BOT_GONE_CLOSE (from the hub core): the close code with which the hub ends a bot's connection on purpose (not a
+# crash: no restart).
 
 SUBSCRIBER_BYTES = 1_048_576
 """Default byte bound of one subscriber's queue (encoded JSON size of the queued events)."""

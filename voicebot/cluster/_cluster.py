@@ -16,18 +16,19 @@ once its key expires; a lost pub/sub message heals the same way).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
 from ..errors import ErrorContext, ErrorHandler, LobbyError, VoiceBotError
-from ..hub import Action, ConnId, Forward, Hub, Lobby, Notice, Session, SessionGone
-from ..protocol import LobbyJoin, Request, Signal
+from ..hub import Action, Forward, Hub, Lobby, Notice, Session, SessionGone
+from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
 from ._link import PREFIX, RedisLink, member_json, sleep_or, ttl_seconds, unavailable
 from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
@@ -44,7 +45,8 @@ class Cluster:
     """This hub's membership in a cluster (``--cluster redis://…``).
 
     ``apply`` carries out hub actions (the server's :meth:`~voicebot.server.Server.apply`). Run :meth:`run` in
-    the server's nursery; the server calls :meth:`ensure_lobby`/:meth:`admit` on ``lobby.join``,
+    the server's nursery; the server runs ``lobby.join`` inside :meth:`joining` and carries out the hub's ``Admit``
+    with :meth:`admit` (:meth:`release` if the join then fails),
     :meth:`register` on ``lobby.create``, :meth:`lobby_list` on ``lobby.list`` and :meth:`forward` for each
     :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`.
     """
@@ -177,29 +179,15 @@ class Cluster:
         self.hub.lobbies[lobby_id] = lobby
         self._mirrors.add(lobby_id)
 
-    async def join(
-        self, conn: ConnId, req: LobbyJoin, password_ok: Callable[[Lobby | None], Awaitable[bool | None]],
-    ) -> list[Action]:
-        """``lobby.join`` in cluster mode: mirror the lobby if another hub made it, check the password
-        (``password_ok``, the server's check), take a place in Redis atomically, then let the core join."""
-        lobby_id = req.lobby_id
-        self._joining[lobby_id] += 1  # a mirror being joined is not dropped by a heartbeat meanwhile
+    @contextlib.asynccontextmanager
+    async def joining(self, lobby_id: str) -> AsyncIterator[None]:
+        """Around a ``lobby.join``: mirror the lobby first if another hub made it; a mirror being joined is not
+        dropped meanwhile (by a heartbeat), and one nobody here joined after all is dropped at the end. The hub
+        asks for the cluster-wide place (:meth:`admit`) through an ``Admit`` action."""
+        self._joining[lobby_id] += 1
         try:
             await self.ensure_lobby(lobby_id)
-            lobby = self.hub.lobbies.get(lobby_id)
-            ok = await password_ok(lobby)
-            session = self.hub.session_of(conn)
-            admitted = False
-            if (session is not None and lobby is not None and session.lobby_id != lobby_id
-                    and (lobby.password_hash is None or ok)):
-                await self.admit(session, lobby_id)
-                admitted = True
-            try:
-                return self.hub.join(conn, req, trio.current_time(), password_ok=ok)
-            except BaseException:
-                if admitted and session is not None:
-                    self.release(session, lobby_id)
-                raise
+            yield
         finally:
             self._joining[lobby_id] -= 1
             if not self._joining[lobby_id]:

@@ -1,36 +1,64 @@
-"""The hub core: lobbies, sessions, membership and routing, sans-IO (events in, actions out)."""
+"""The hub core: lobbies, sessions, membership and routing, sans-IO (events in, actions out).
 
-from ._core import KICKED, RESUMED_ELSEWHERE, Hub, token_hash
+Requests that need slow I/O suspend at an :data:`Effect` (hash or verify a password, take a cluster-wide place,
+write durably) and resume when the shell feeds the outcome back; the shell carries out every action in order.
+"""
+
+from ._bots import Tickets, bot_lobby, bot_ticket, check_bot_removal
+from ._core import BOT_GONE_CLOSE, KICKED, RESUMED_ELSEWHERE, Hub, token_hash
 from ._model import (
     Action,
+    Admit,
     Close,
     ConnId,
+    Effect,
     Forward,
+    Greeted,
+    HashPassword,
     HubConfig,
     Lobby,
+    Membership,
+    NewLobby,
     Notice,
+    Persist,
+    SaveSession,
     Send,
     Session,
     SessionGone,
+    VerifyPassword,
     Warn,
     validate_name,
 )
 
 __all__ = [
+    "BOT_GONE_CLOSE",
     "KICKED",
     "RESUMED_ELSEWHERE",
     "Action",
+    "Admit",
     "Close",
     "ConnId",
+    "Effect",
     "Forward",
+    "Greeted",
+    "HashPassword",
     "Hub",
     "HubConfig",
     "Lobby",
+    "Membership",
+    "NewLobby",
     "Notice",
+    "Persist",
+    "SaveSession",
     "Send",
     "Session",
     "SessionGone",
+    "Tickets",
+    "VerifyPassword",
     "Warn",
+    "bot_lobby",
+    "bot_ticket",
+    "check_bot_removal",
     "token_hash",
     "validate_name",
 ]

@@ -29,17 +29,41 @@ from ..protocol import (
     Ping,
     Request,
     Signal,
-    encode,
 )
-from . import _lobbies
-from ._model import Action, Close, ConnId, Forward, HubConfig, Lobby, Notice, Send, Session, SessionGone, validate_name
+from . import _admission, _lobbies
+from ._admission import Suspended
+from ._bots import Tickets
+from ._model import (
+    Action,
+    Admit,
+    Close,
+    ConnId,
+    Greeted,
+    HashPassword,
+    HubConfig,
+    Lobby,
+    Notice,
+    Persist,
+    SaveSession,
+    Send,
+    Session,
+    SessionGone,
+    VerifyPassword,
+    validate_name,
+)
 
-__all__ = ["KICKED", "RESUMED_ELSEWHERE", "Hub", "token_hash"]
+__all__ = ["BOT_GONE_CLOSE", "KICKED", "RESUMED_ELSEWHERE", "Hub", "token_hash"]
 
 #: Close code for a socket replaced by a resume on another connection.
 RESUMED_ELSEWHERE = 4001
 #: Close code for a peer removed by an admin.
 KICKED = 4004
+#: Close code for a bot's socket when the hub ended the bot (removed, its worker gone or failed).
+BOT_GONE_CLOSE = 4010
+
+
+def _nobody(name: str) -> bool:
+    return False
 
 
 class Hub:
@@ -49,6 +73,12 @@ class Hub:
     join it), so they come from ``secrets`` (96 bits) unless a seeded ``rng`` is injected — tests and chaos
     replays only, never production. ``new_token`` makes resume tokens (default ``secrets``);
     ``wall_clock`` stamps chat messages and lobby creation (data, never used for timing).
+    ``registered_name(name)`` tells whether a name is registered (an in-memory lookup the shell provides:
+    persistent lobbies need admin rights or a registered name).
+
+    Requests that need slow I/O suspend at an :data:`~voicebot.hub.Effect` and resume when the shell feeds its
+    outcome back (:meth:`password_hashed`, :meth:`password_checked`, :meth:`admitted`, :meth:`persisted`) or
+    :meth:`abandon` it.
     """
 
     def __init__(
@@ -58,17 +88,22 @@ class Hub:
         rng: random.Random | None = None,
         new_token: Callable[[], str] = _new_token,
         wall_clock: Callable[[], float] = time.time,
+        registered_name: Callable[[str], bool] = _nobody,
     ) -> None:
         self.config = config if config is not None else HubConfig()
         self.rng = rng
         """The injected id source (None: ``secrets``)."""
         self.new_token = new_token
         self.wall_clock = wall_clock
+        self.registered_name = registered_name
+        self.suspended = Suspended()
+        """Requests waiting for the outcome of an effect."""
         self.sessions: dict[str, Session] = {}
         self.lobbies: dict[str, Lobby] = {}
         self._by_conn: dict[ConnId, Session] = {}
         self._by_token: dict[str, Session] = {}
-        self._tickets: dict[str, tuple[str, float]] = {}
+        self.tickets = Tickets(new_token)
+        """Join tickets for bots admitted into password-protected lobbies."""
         self._timers: list[tuple[float, int, Session | Lobby]] = []
         self._timer_seq = 0
         self.items_examined = 0
@@ -87,21 +122,6 @@ class Hub:
             candidate = f"{prefix}_{bits:024x}"
             if candidate not in self.sessions and candidate not in self.lobbies:
                 return candidate
-
-    def grant_ticket(self, lobby_id: str, now: float, ttl: float = 600.0) -> str:
-        """A join ticket for ``lobby_id`` valid for ``ttl`` seconds: ``lobby.join {ticket}`` then needs no password.
-
-        Issued when a member admits a bot into a password-protected lobby; only its hash is kept.
-        """
-        self._tickets = {h: (lid, exp) for h, (lid, exp) in self._tickets.items() if exp > now}
-        ticket = self.new_token()
-        self._tickets[token_hash(ticket)] = (lobby_id, now + ttl)
-        return ticket
-
-    def ticket_admits(self, ticket: str, lobby_id: str, now: float) -> bool:
-        """True when ``ticket`` was granted for ``lobby_id`` and has not expired."""
-        grant = self._tickets.get(token_hash(ticket))
-        return grant is not None and grant[0] == lobby_id and grant[1] > now
 
     def check_new_connection(self, conn: ConnId) -> None:
         """Raise ``already_hello`` when ``conn`` already said hello."""
@@ -131,17 +151,32 @@ class Hub:
         self._schedule(grace_deadline, session)
 
     def kick(self, peer_id: str, now: float) -> list[Action]:
-        """End ``peer_id``'s session (admin): its lobby hears ``peer.left`` with reason ``kicked``."""
+        """End ``peer_id``'s session (admin): it hears ``lobby.left`` with reason ``kicked``, its socket is closed
+        with :data:`KICKED` and its lobby hears ``peer.left`` with reason ``kicked``."""
         session = self.sessions.get(peer_id)
         if session is None:
             raise LobbyError(f"no peer {peer_id!r}", code="peer_not_found", field="peer_id")
-        actions: list[Action] = []
-        if session.conn is not None:
-            if session.lobby_id is not None:
-                actions.append(Send((session.conn,), {"type": "lobby.left", "lobby_id": session.lobby_id,
-                                                        "reason": "kicked"}))
-            actions.append(Close(session.conn, KICKED, "removed by an administrator"))
-        return actions + self.end_session(session, "kicked", now)
+        told: list[Action] = []
+        if session.conn is not None and session.lobby_id is not None:
+            told.append(Send((session.conn,), {"type": "lobby.left", "lobby_id": session.lobby_id,
+                                               "reason": "kicked"}))
+        return told + self._remove(session, KICKED, "removed by an administrator", "kicked", now)
+
+    def end_bot(self, peer_id: str, reason: str, now: float) -> list[Action]:
+        """End a bot's session at once: its socket is closed with :data:`BOT_GONE_CLOSE` (the bot stops instead of
+        resuming) and its lobby hears ``peer.left`` with ``reason``. Nothing happens for an unknown peer (the bot
+        may be gone already)."""
+        session = self.sessions.get(peer_id)
+        return [] if session is None else self._remove(session, BOT_GONE_CLOSE, f"bot ended: {reason}", reason, now)
+
+    def _remove(self, session: Session, code: int, close_reason: str, reason: str, now: float) -> list[Action]:
+        closing: list[Action] = [Close(session.conn, code, close_reason)] if session.conn is not None else []
+        return closing + self.end_session(session, reason, now)
+
+    def lobby_state(self, conn: ConnId) -> dict[str, Any]:
+        """``lobby.state {lobby, peers}`` for the session of ``conn`` (``lobby: null`` outside a lobby or before
+        hello): what a client resynchronises from."""
+        return _lobbies.state(self, self._by_conn.get(conn))
 
     def close_lobby(self, lobby_id: str) -> list[Action]:
         """Delete a lobby (admin): every member gets ``lobby.left`` with reason ``closed``."""
@@ -176,7 +211,8 @@ class Hub:
     def hello(self, conn: ConnId, req: Hello, now: float, *, admin: bool = False) -> list[Action]:
         """Bind ``conn`` to a new session, or to a resumed one when ``req.resume`` is valid and in grace.
 
-        An unknown or expired resume token starts a new session (``resumed: false`` tells the client).
+        An unknown or expired resume token starts a new session (``resumed: false`` tells the client). The decision
+        comes first as :class:`Greeted`, then the session is stored (:class:`SaveSession`) before ``welcome``.
         """
         self.check_new_connection(conn)
         name = validate_name(req.name)
@@ -199,6 +235,9 @@ class Hub:
         session.conn = conn
         self._by_token[session.token_hash] = session
         self._by_conn[conn] = session
+        # The new resume token is stored before welcome hands it out, so it survives a restart.
+        actions += [Greeted(conn, session.peer_id, session.name, session.kind, resumed, session.admin),
+                    SaveSession(session.peer_id)]
         welcome: dict[str, Any] = {
             "type": "welcome", "peer_id": session.peer_id, "resume_token": token, "name": session.name,
             "resumed": resumed, "lobby_id": session.lobby_id, "heartbeat_interval": self.config.heartbeat_interval,
@@ -222,7 +261,10 @@ class Hub:
         return actions
 
     def request(self, conn: ConnId, req: Request, now: float) -> list[Action]:
-        """Handle any request after ``hello`` (``ping`` is also allowed before it)."""
+        """Handle any request after ``hello`` (``ping`` is also allowed before it).
+
+        ``lobby.create`` and ``lobby.join`` may suspend at an effect (see the class docstring).
+        """
         if isinstance(req, Ping):
             return [Send((conn,), _reply(req, {"type": "pong"}))]
         session = self._by_conn.get(conn)
@@ -239,37 +281,40 @@ class Hub:
         if isinstance(req, LobbyLeave):
             return _lobbies.leave(self, session, req, now)
         if isinstance(req, LobbyJoin):
-            return _lobbies.join(self, session, req, now, password_ok=None)
+            return _admission.join(self, session, conn, req, now)
         if isinstance(req, Signal):
             return _lobbies.signal(self, session, req, now)
         if isinstance(req, Chat):
             return _lobbies.chat(self, session, req, now)
         if isinstance(req, LobbyCreate):
-            return self.create_lobby(conn, req, now, password_hash=None)
+            return _admission.create(self, session, conn, req, now)
         if isinstance(req, Caption):
             return _lobbies.caption(self, session, req, now)
         if isinstance(req, BotStatus):
             return _lobbies.bot_status(self, session, req, now)
         raise SessionError(f"{req.TYPE} is not handled by the hub core", code="unknown_type")
 
-    def prepare_lobby(self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None) -> Lobby:
-        """Validate ``lobby.create`` and build the lobby without registering it (the caller may persist it first).
+    # -- outcomes of effects ------------------------------------------------------------------------
+    def password_hashed(self, op: int, digest: str, now: float) -> list[Action]:
+        """Outcome of :class:`HashPassword` ``op``: the pending ``lobby.create`` goes on with ``digest``."""
+        return _admission.hashed(self, self.suspended.resume(op, HashPassword), digest, now)
 
-        The password must already be hashed by the caller (hashing is slow, so it happens off-core).
-        """
-        self._require(conn)
-        return _lobbies.build(self, req, now, password_hash)
+    def password_checked(self, op: int, ok: bool, now: float) -> list[Action]:
+        """Outcome of :class:`VerifyPassword` ``op``: the pending ``lobby.join`` goes on, or ``wrong_password``."""
+        return _admission.verified(self, self.suspended.resume(op, VerifyPassword), ok, now)
 
-    def create_lobby(
-        self, conn: ConnId, req: LobbyCreate, now: float, *, password_hash: str | None, lobby: Lobby | None = None
-    ) -> list[Action]:
-        """``lobby.create``: register ``lobby`` (from :meth:`prepare_lobby`, or built now) and confirm it."""
-        if lobby is None:
-            lobby = self.prepare_lobby(conn, req, now, password_hash=password_hash)
-        self._require(conn)
-        self.add_lobby(lobby, now)
-        return [Send((conn,), _reply(req, {"type": "lobby.created", "lobby": lobby.public()})),
-                Notice("lobby.created", {"lobby_id": lobby.id, "persistent": lobby.persistent})]
+    def admitted(self, op: int, now: float) -> list[Action]:
+        """Outcome of :class:`Admit` ``op``: the place is taken cluster-wide; the pending join goes on."""
+        return _admission.admitted(self, self.suspended.resume(op, Admit), now)
+
+    def persisted(self, op: int, now: float) -> list[Action]:
+        """Outcome of :class:`Persist` ``op``: the write is committed; returns the acknowledgement."""
+        return _admission.persisted(self, self.suspended.resume(op, Persist), now)
+
+    def abandon(self, op: int) -> None:
+        """The shell could not complete effect ``op`` (its error, or cancellation): the request is forgotten and
+        nothing of it happened. Idempotent."""
+        self.suspended.abandon(op)
 
     def add_lobby(self, lobby: Lobby, now: float) -> None:
         """Register a lobby (a new one, or a persistent one restored at start)."""
@@ -278,12 +323,10 @@ class Hub:
         if lobby.empty_since is not None:
             self._schedule(lobby.empty_since + self.config.empty_lobby_ttl, lobby)
 
-    def join(self, conn: ConnId, req: LobbyJoin, now: float, *, password_ok: bool | None) -> list[Action]:
-        """``lobby.join``; ``password_ok`` is the caller's verification of ``req.password`` (None: not checked)."""
-        return _lobbies.join(self, self._require(conn), req, now, password_ok=password_ok)
-
     def disconnect(self, conn: ConnId, now: float) -> list[Action]:
-        """The socket of ``conn`` is gone: its session (if any) enters the resume grace."""
+        """The socket of ``conn`` is gone: its session (if any) enters the resume grace; its suspended request
+        (if any) is forgotten."""
+        self.suspended.forget(conn)
         session = self._by_conn.pop(conn, None)
         if session is None or session.conn != conn:
             return []
@@ -324,42 +367,12 @@ class Hub:
 
     # -- delivery -----------------------------------------------------------------------------------
     def deliver(self, peer_ids: Iterable[str], message: dict[str, Any], now: float) -> list[Action]:
-        """Send ``message`` to peers: live ones now, ones in grace into their bounded resume buffer.
+        """Send ``message`` to peers: live ones now, ones in grace into their bounded resume buffer (a buffer that
+        would exceed ``resume_buffer`` messages or ``resume_buffer_bytes`` bytes ends that peer's session)."""
+        return _lobbies.deliver(self, peer_ids, message, now)
 
-        A buffer that would hold more than ``resume_buffer`` messages or ``resume_buffer_bytes`` bytes (of
-        encoded JSON) ends that peer's session (reason ``disconnected``).
-        """
-        live: list[ConnId] = []
-        overflow: list[Session] = []
-        remote: dict[str, list[str]] = {}
-        size: int | None = None
-        for pid in peer_ids:
-            self.items_examined += 1
-            session = self.sessions.get(pid)
-            if session is None:
-                continue
-            if session.home is not None:  # cluster mode: a member on another hub
-                remote.setdefault(session.home, []).append(pid)
-                continue
-            if session.conn is not None:
-                live.append(session.conn)
-                continue
-            if size is None:  # measured once, and only when someone is in grace
-                size = len(encode(message).encode("utf-8"))
-            if (len(session.buffer) < self.config.resume_buffer
-                    and session.buffer_bytes + size <= self.config.resume_buffer_bytes):
-                session.buffer.append(message)
-                session.buffer_bytes += size
-            else:
-                overflow.append(session)
-        actions: list[Action] = [Send(tuple(live), message)] if live else []
-        actions += [Forward(home, tuple(pids), message) for home, pids in remote.items()]
-        for session in overflow:
-            if session.peer_id in self.sessions:
-                actions += self.end_session(session, "disconnected", now)
-        return actions
-
-    def _require(self, conn: ConnId) -> Session:
+    def require(self, conn: ConnId) -> Session:
+        """The session of ``conn``, or ``hello_required``."""
         session = self._by_conn.get(conn)
         if session is None:
             raise SessionError("send hello first", code="hello_required")

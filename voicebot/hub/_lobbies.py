@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..auth._names import strip_unsafe
 from ..errors import AuthError, LobbyError, RateLimitError, Severity, ValidationError, WebRTCError
-from ..protocol import BotStatus, Caption, Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal
-from ._model import Action, Lobby, Notice, Send, Session, Warn
+from ..protocol import BotStatus, Caption, Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal, encode
+from ._model import Action, ConnId, Forward, Lobby, Notice, SaveSession, Send, Session, Warn
 
 if TYPE_CHECKING:
     from ._core import Hub
 
-__all__ = ["build", "chat", "delete", "join", "leave", "peers_except", "public_list", "remove_member", "signal"]
-__all__ += ["bot_status", "caption"]
+__all__ = ["build", "chat", "check_full", "check_room", "delete", "enter", "joined_reply", "leave", "peers_except"]
+__all__ += ["bot_status", "caption", "deliver", "public_list", "remove_member", "signal", "state"]
+
+
+def check_room(hub: Hub) -> None:
+    """``lobby_limit`` when ``HubConfig.max_lobbies`` lobbies exist already."""
+    if len(hub.lobbies) >= hub.config.max_lobbies:
+        raise RateLimitError("too many lobbies exist; try again later", code="lobby_limit", retry_after=60.0)
 
 
 def build(hub: Hub, req: LobbyCreate, now: float, password_hash: str | None) -> Lobby:
-    """Check limits and make (but do not register) the lobby ``req`` asks for."""
-    if len(hub.lobbies) >= hub.config.max_lobbies:
-        raise RateLimitError("too many lobbies exist; try again later", code="lobby_limit", retry_after=60.0)
-    if req.password is not None and password_hash is None:
-        raise ValueError("a lobby password must be hashed before the lobby is built")
+    """Check limits and make (but do not register) the lobby ``req`` asks for; ``password_hash`` is the digest of
+    ``req.password`` (hashed by the shell: slow by design)."""
+    check_room(hub)
     return Lobby(
         id=hub.new_id("l"), name=req.name, private=req.private, password_hash=password_hash,
         max_members=req.max_members, persistent=req.persistent, created=hub.wall_clock(),
@@ -45,20 +50,30 @@ def peers_except(hub: Hub, lobby: Lobby, peer_id: str) -> list[dict[str, Any]]:
     return [hub.sessions[pid].peer_object() for pid in lobby.members if pid != peer_id and pid in hub.sessions]
 
 
-def join(hub: Hub, session: Session, req: LobbyJoin, now: float, *, password_ok: bool | None) -> list[Action]:
-    """Join ``req.lobby_id``, leaving any other lobby first; idempotent for the lobby one is in."""
-    lobby = hub.lobbies.get(req.lobby_id)
-    if lobby is None:
-        raise LobbyError(f"no lobby {req.lobby_id!r}", code="lobby_not_found", field="lobby_id")
-    if session.lobby_id == lobby.id:
-        return [_joined_reply(hub, session, lobby, req)]
-    if lobby.password_hash is not None and not password_ok:
-        if req.password is None:
-            raise LobbyError("this lobby needs a password", code="wrong_password", field="password")
-        raise LobbyError("wrong password for this lobby", code="wrong_password", field="password")
+def state(hub: Hub, session: Session | None) -> dict[str, Any]:
+    """``lobby.state {lobby, peers}``: the authoritative view of the session's lobby (``lobby: null`` outside one)."""
+    lobby = hub.lobbies.get(session.lobby_id) if session is not None and session.lobby_id else None
+    if session is None or lobby is None:
+        return {"type": "lobby.state", "lobby": None, "peers": []}
+    return {"type": "lobby.state", "lobby": lobby.public(), "peers": peers_except(hub, lobby, session.peer_id)}
+
+
+def check_full(lobby: Lobby) -> None:
+    """``lobby_full`` when no place is left."""
     if len(lobby.members) >= lobby.max_members:
         raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
-    actions: list[Action] = []
+
+
+def enter(hub: Hub, session: Session, lobby: Lobby, req: LobbyJoin, now: float) -> list[Action]:
+    """Make ``session`` a member of ``lobby`` (admission already decided), leaving any other lobby first;
+    idempotent for the lobby one is in. Leaving a persistent lobby for an ephemeral one stores the session first
+    (:class:`SaveSession`): its stored lobby must not bring it back there after a restart."""
+    if session.lobby_id == lobby.id:
+        return [joined_reply(hub, session, lobby, req)]
+    check_full(lobby)
+    old_lobby = hub.lobbies.get(session.lobby_id) if session.lobby_id is not None else None
+    stored = old_lobby is not None and old_lobby.persistent and not lobby.persistent
+    actions: list[Action] = [SaveSession(session.peer_id)] if stored else []  # carried out before any reply
     if session.lobby_id is not None:
         old = session.lobby_id
         actions += remove_member(hub, session, "left", now)
@@ -68,13 +83,14 @@ def join(hub: Hub, session: Session, req: LobbyJoin, now: float, *, password_ok:
     lobby.members[session.peer_id] = None
     lobby.empty_since = None
     session.lobby_id = lobby.id
-    actions.append(_joined_reply(hub, session, lobby, req))
+    actions.append(joined_reply(hub, session, lobby, req))
     actions += hub.deliver(others, {"type": "peer.joined", "lobby_id": lobby.id, "peer": session.peer_object()}, now)
     actions.append(Notice("lobby.joined", {"lobby_id": lobby.id, "peer_id": session.peer_id}))
     return actions
 
 
-def _joined_reply(hub: Hub, session: Session, lobby: Lobby, req: LobbyJoin) -> Send:
+def joined_reply(hub: Hub, session: Session, lobby: Lobby, req: LobbyJoin) -> Send:
+    """``lobby.joined {lobby, peers}`` for ``session``'s connection."""
     assert session.conn is not None
     message: dict[str, Any] = {"type": "lobby.joined", "lobby": lobby.public(),
                                "peers": peers_except(hub, lobby, session.peer_id)}
@@ -84,15 +100,18 @@ def _joined_reply(hub: Hub, session: Session, lobby: Lobby, req: LobbyJoin) -> S
 
 
 def leave(hub: Hub, session: Session, req: LobbyLeave, now: float) -> list[Action]:
-    """``lobby.leave``: the others get ``peer.left`` with reason ``left``."""
+    """``lobby.leave``: the others get ``peer.left`` with reason ``left``; leaving a persistent lobby stores the
+    session first (:class:`SaveSession`), so a restart does not bring it back."""
     if session.lobby_id is None or session.conn is None:
         raise LobbyError("you are not in a lobby", code="not_in_lobby")
     lobby_id = session.lobby_id
+    lobby = hub.lobbies.get(lobby_id)
     actions = remove_member(hub, session, "left", now)
     reply: dict[str, Any] = {"type": "lobby.left", "lobby_id": lobby_id, "reason": "left"}
     if req.id is not None:
         reply["reply_to"] = req.id
-    return [Send((session.conn,), reply), *actions]
+    stored: list[Action] = [SaveSession(session.peer_id)] if lobby is not None and lobby.persistent else []
+    return [*stored, Send((session.conn,), reply), *actions]
 
 
 def remove_member(hub: Hub, session: Session, reason: str, now: float) -> list[Action]:
@@ -213,3 +232,40 @@ def bot_status(hub: Hub, session: Session, req: BotStatus, now: float) -> list[A
     message = {"type": "bot.status", "lobby_id": lobby.id, "peer_id": session.peer_id, "state": req.state,
                "detail": req.detail, "ts": int(hub.wall_clock() * 1000)}
     return hub.deliver(list(lobby.members), message, now)
+
+
+def deliver(hub: Hub, peer_ids: Iterable[str], message: dict[str, Any], now: float) -> list[Action]:
+    """Send ``message`` to peers: live ones now, ones in grace into their bounded resume buffer.
+
+    A buffer that would hold more than ``resume_buffer`` messages or ``resume_buffer_bytes`` bytes (of
+    encoded JSON) ends that peer's session (reason ``disconnected``).
+    """
+    live: list[ConnId] = []
+    overflow: list[Session] = []
+    remote: dict[str, list[str]] = {}
+    size: int | None = None
+    for pid in peer_ids:
+        hub.items_examined += 1
+        session = hub.sessions.get(pid)
+        if session is None:
+            continue
+        if session.home is not None:  # cluster mode: a member on another hub
+            remote.setdefault(session.home, []).append(pid)
+            continue
+        if session.conn is not None:
+            live.append(session.conn)
+            continue
+        if size is None:  # measured once, and only when someone is in grace
+            size = len(encode(message).encode("utf-8"))
+        if (len(session.buffer) < hub.config.resume_buffer
+                and session.buffer_bytes + size <= hub.config.resume_buffer_bytes):
+            session.buffer.append(message)
+            session.buffer_bytes += size
+        else:
+            overflow.append(session)
+    actions: list[Action] = [Send(tuple(live), message)] if live else []
+    actions += [Forward(home, tuple(pids), message) for home, pids in remote.items()]
+    for session in overflow:
+        if session.peer_id in hub.sessions:
+            actions += hub.end_session(session, "disconnected", now)
+    return actions

@@ -12,15 +12,24 @@ from ..errors import ValidationError, VoiceBotError
 
 __all__ = [
     "Action",
+    "Admit",
     "Close",
     "ConnId",
+    "Effect",
     "Forward",
+    "Greeted",
+    "HashPassword",
     "HubConfig",
     "Lobby",
+    "Membership",
+    "NewLobby",
     "Notice",
+    "Persist",
+    "SaveSession",
     "Send",
     "Session",
     "SessionGone",
+    "VerifyPassword",
     "Warn",
     "validate_name",
 ]
@@ -75,6 +84,9 @@ class HubConfig:
     """Server name/version told to clients in ``welcome``."""
     ice_servers: tuple[dict[str, Any], ...] = ()
     """STUN/TURN servers told to clients in ``welcome.ice_servers`` (RTCIceServer dictionaries)."""
+    shared_membership: bool = False
+    """Cluster mode: lobby places are shared with other hubs, so a join asks the shell to :class:`Admit` it
+    (take a place cluster-wide) before the hub counts it as a member."""
 
 
 @attrs.define(eq=False)
@@ -181,4 +193,91 @@ class Notice:
     fields: dict[str, Any]
 
 
-Action = Send | Close | Warn | SessionGone | Notice | Forward
+@attrs.frozen
+class Greeted:
+    """``conn`` is bound to session ``peer_id`` by a ``hello``; ``resumed`` is the hub's resume decision (an earlier
+    session continues) — the shell records it (audit ``resume`` or ``connect``) and stops the hello deadline."""
+
+    conn: ConnId
+    peer_id: str
+    name: str
+    kind: PeerKind
+    resumed: bool
+    admin: bool
+
+
+@attrs.frozen
+class SaveSession:
+    """Store session ``peer_id`` as it is now (its resume token and its persistent lobby, if any) before carrying
+    out the actions after this one. Best effort: a failed write is counted and the request goes on (the session is
+    stored again on its next change)."""
+
+    peer_id: str
+
+
+@attrs.frozen
+class HashPassword:
+    """The hub needs ``password`` hashed (slow by design, so never in the core): the shell hashes it and feeds the
+    digest to ``Hub.password_hashed(op, digest, now)``, or calls ``Hub.abandon(op)`` when it cannot."""
+
+    op: int
+    conn: ConnId
+    password: str
+
+
+@attrs.frozen
+class VerifyPassword:
+    """The hub needs ``password`` checked against lobby ``lobby_id``'s ``password_hash``: the shell verifies it
+    (slow, throttled) and feeds the verdict to ``Hub.password_checked(op, ok, now)``, or calls ``Hub.abandon(op)``
+    when it refuses to check (e.g. throttled) — that refusal is the request's error."""
+
+    op: int
+    conn: ConnId
+    lobby_id: str
+    password_hash: str
+    password: str
+
+
+@attrs.frozen
+class Admit:
+    """Cluster mode (``HubConfig.shared_membership``): take a place for the session of ``conn`` in ``lobby_id``
+    cluster-wide, then call ``Hub.admitted(op, now)``; when no place is left the shell's error is the request's
+    (after ``Hub.abandon(op)``). A place taken for a join that then fails must be given back by the shell."""
+
+    op: int
+    conn: ConnId
+    lobby_id: str
+
+
+@attrs.frozen
+class NewLobby:
+    """What a :class:`Persist` writes for ``lobby.create {persistent: true}``: the lobby, not yet registered."""
+
+    lobby: Lobby
+
+
+@attrs.frozen
+class Membership:
+    """What a :class:`Persist` writes for a join into a persistent lobby: session ``peer_id`` is a member of
+    ``lobby_id`` (its stored session names that lobby, so the membership survives a restart)."""
+
+    peer_id: str
+    lobby_id: str
+
+
+@attrs.frozen
+class Persist:
+    """Write ``record`` durably before anything is acknowledged: the shell commits it, then calls
+    ``Hub.persisted(op, now)`` and carries out the actions that returns (the acknowledgement). When the write fails
+    the shell calls ``Hub.abandon(op)`` and reports its error: nothing of the request happened."""
+
+    op: int
+    conn: ConnId
+    record: NewLobby | Membership
+
+
+Effect = HashPassword | VerifyPassword | Admit | Persist
+"""Decisions that need slow I/O and whose outcome comes back to the hub as an event (keyed by ``op``); only a
+request's carrier (the shell awaiting it) can complete them."""
+
+Action = Send | Close | Warn | SessionGone | Notice | Forward | Greeted | SaveSession | Effect

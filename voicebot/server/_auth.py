@@ -11,7 +11,7 @@ from .. import protocol
 from ..auth import LoginThrottle, ThrottlePolicy, address_key, tokens_equal
 from ..auth._names import RESERVED_NAMES, name_key, name_skeletons
 from ..errors import AuthError, RequestContext, ValidationError
-from ..hub import Action, Lobby, Notice, SessionGone, validate_name
+from ..hub import Action, Notice, SessionGone, validate_name
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -142,14 +142,15 @@ class Auth:
                 for skeleton in skeletons:
                     self._live.setdefault(skeleton, {})[peer_id] = name_key(name)
 
-    async def check_lobby_password(self, conn: Connection, lobby: Lobby, password: str, rctx: RequestContext) -> bool:
-        """Verify a lobby password, throttled per lobby and per address (``password_throttled`` when locked)."""
-        digest = lobby.password_hash
-        assert digest is not None
+    async def check_lobby_password(self, conn: Connection, lobby_id: str, password_hash: str, password: str,
+                                   rctx: RequestContext) -> bool:
+        """Verify a lobby password (the hub's ``VerifyPassword``), throttled per lobby and per address
+        (``password_throttled`` when locked); False for a wrong one."""
         addr = _host(conn.remote)
         try:
-            await self._checked(self.lobby_throttle, lobby.id, addr, conn, rctx, field="password",
-                                check=lambda: self.server.passwords.verify(digest, password, key=address_key(addr)),
+            await self._checked(self.lobby_throttle, lobby_id, addr, conn, rctx, field="password",
+                                check=lambda: self.server.passwords.verify(password_hash, password,
+                                                                           key=address_key(addr)),
                                 code="password_throttled", failed_event="lobby_password_failed")
         except AuthError as exc:
             if exc.code == "auth_failed":

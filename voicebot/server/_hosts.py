@@ -1,7 +1,8 @@
-"""What a connection and the auth feature need from their server: small Protocols, not the whole ``Server``.
+"""What a connection and the auth feature need from their server, and the server from a password hasher: small
+Protocols, not whole classes.
 
-:class:`~voicebot.server.Server` satisfies both; tests or other shells can pass anything that does. Each member
-is read-only here (properties), so the server may keep plain attributes.
+:class:`~voicebot.server.Server` satisfies the two host Protocols; tests or other shells can pass anything that
+does. Each member is read-only here (properties), so the server may keep plain attributes.
 """
 
 from __future__ import annotations
@@ -18,12 +19,25 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._persistence import Persistence
     from ._quotas import Quotas
-    from ._server import Handler, PasswordHashing
+    from ._server import Handler
     from ._settings import Settings
 
-__all__ = ["AuthHost", "ConnectionHost"]
+__all__ = ["AuthHost", "ConnectionHost", "PasswordHashing"]
 
 _R = TypeVar("_R", bound=protocol.Request)
+
+
+class PasswordHashing(Protocol):
+    """What the server needs from a password hasher (:class:`voicebot.auth.Passwords` in production)."""
+
+    async def hash(self, password: str, *, key: str | None = None) -> str:
+        """Hash ``password`` (slow by design; off the event loop); ``key`` names the caller (its address key)
+        for a per-caller budget."""
+        ...
+
+    async def verify(self, password_hash: str, password: str, *, key: str | None = None) -> bool:
+        """True when ``password`` matches ``password_hash`` (``key`` as in :meth:`hash`)."""
+        ...
 
 
 class ConnectionHost(Protocol):

@@ -20,8 +20,8 @@ import trio
 
 from ..auth import name_key
 from ..auth._names import name_skeletons
-from ..errors import ErrorContext, ErrorHandler, PersistenceError, VoiceBotError
-from ..hub import Hub, Lobby, Notice, Session, SessionGone
+from ..errors import ErrorContext, ErrorHandler, PersistenceError, SessionError, VoiceBotError
+from ..hub import Hub, Lobby, Membership, NewLobby, Notice, Session, SessionGone
 from ..resilience import BreakerConfig, BreakerRegistry, CircuitState, RetryStrategy
 from ..store import NameRecord, SessionRecord, Store, open_database, redact_url
 
@@ -139,9 +139,13 @@ class Persistence:
             self._skeletons.setdefault(skeleton, record)
         return record
 
-    def session_record(self, hub: Hub, session: Session, *, connected: bool) -> SessionRecord:
-        """The stored form of ``session`` (only persistent lobbies are remembered across restarts)."""
-        lobby = hub.lobbies.get(session.lobby_id) if session.lobby_id else None
+    def session_record(
+        self, hub: Hub, session: Session, *, connected: bool, joining: str | None = None
+    ) -> SessionRecord:
+        """The stored form of ``session`` (only persistent lobbies are remembered across restarts); ``joining``
+        names a lobby it is about to join, stored instead of its current one."""
+        lobby_id = joining if joining is not None else session.lobby_id
+        lobby = hub.lobbies.get(lobby_id) if lobby_id else None
         wall = self.wall_clock()
         return SessionRecord(
             session_id=session.session_id, peer_id=session.peer_id, name=session.name,
@@ -161,11 +165,26 @@ class Persistence:
         except VoiceBotError as exc:
             self.errors.handle(exc, ctx)
 
-    def session_disconnected(self, hub: Hub, session: Session) -> None:
-        """Queue the save of a session that entered its resume grace (expiry = now + grace)."""
+    async def persist(self, hub: Hub, record: NewLobby | Membership) -> None:
+        """Commit the hub's ``Persist`` record before its acknowledgement (raises PersistenceError when the store
+        cannot: the request fails and nothing of it happened)."""
+        store = self.require()
+        if isinstance(record, NewLobby):
+            lobby = record.lobby
+            await store.create_lobby(lobby.id, lobby.name, max_members=lobby.max_members, private=lobby.private,
+                                     password_hash=lobby.password_hash, persistent=True)
+            return
+        session = hub.sessions.get(record.peer_id)
+        if session is None:  # ended while its join waited for its turn: the join fails with it
+            raise SessionError("the session ended", code="hello_required")
+        await store.save_session(self.session_record(hub, session, connected=True, joining=record.lobby_id))
+
+    def session_changed(self, hub: Hub, session: Session) -> None:
+        """Queue the save of a session whose stored form changed outside a request, e.g. it entered its resume grace
+        (expiry = now + grace): best effort, in order."""
         store = self.store
         if store is not None:
-            record = self.session_record(hub, session, connected=False)
+            record = self.session_record(hub, session, connected=session.conn is not None)
             self.submit(lambda: store.save_session(record))
 
     def on_notice(self, action: Notice | SessionGone) -> None:

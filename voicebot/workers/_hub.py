@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 import trio
 
-from ..bots._session import BOT_GONE_CLOSE
 from ..errors import (
     AuthError,
     LobbyError,
@@ -28,7 +27,7 @@ from ..errors import (
     ValidationError,
     VoiceBotError,
 )
-from ..hub import Action, Close, Send
+from ..hub import BOT_GONE_CLOSE, Action, Send, bot_lobby, bot_ticket, check_bot_removal
 from ..resilience import BreakerRegistry, CircuitOpenError, CircuitState
 from ..server import Connection, Server
 from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
@@ -150,16 +149,9 @@ class BotHub:
 
     async def _bot_add(self, conn: Connection, req: BotAdd, rctx: RequestContext) -> None:
         hub = self.server.hub
-        session = hub.session_of(conn.id)
-        assert session is not None  # the server checked hello
-        lobby_id = req.lobby_id or session.lobby_id
-        if lobby_id is None:
-            raise LobbyError("join a lobby or give lobby_id", code="not_in_lobby", field="lobby_id")
-        lobby = hub.lobbies.get(lobby_id)
-        if lobby is None:
-            raise LobbyError(f"no lobby {lobby_id!r}", code="lobby_not_found", field="lobby_id")
-        if session.lobby_id != lobby_id and not session.admin:
-            raise LobbyError("you can only add bots to your own lobby", code="not_in_lobby", field="lobby_id")
+        lobby = bot_lobby(hub, conn.id, req.lobby_id)  # the hub's membership rules: which lobby, whose
+        lobby_id = lobby.id
+        session = hub.require(conn.id)
         if not self.scheduler.offers(req.bot):
             raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
         tried: list[str] = []
@@ -171,8 +163,7 @@ class BotHub:
             if job is None:
                 break
             self._owners[job.job_id] = session.peer_id
-            if lobby.password_hash is not None:  # the requester is a member: let its bot in without the password
-                job.ticket = hub.grant_ticket(lobby_id, trio.current_time())
+            job.ticket = bot_ticket(hub, lobby, trio.current_time())  # a protected lobby lets its bot in by ticket
             tried.append(job.worker_id)
             try:
                 peer_id = await self._start(job)
@@ -234,31 +225,18 @@ class BotHub:
             self._send(worker.conn, {"type": "worker.stop", "job_id": job.job_id})
 
     async def _bot_remove(self, conn: Connection, req: BotRemove, rctx: RequestContext) -> None:
-        session = self.server.hub.session_of(conn.id)
-        assert session is not None
         job = self.scheduler.job_of_peer(req.peer_id)
         if job is None:
             raise LobbyError(f"no bot {req.peer_id!r}", code="bot_not_found", field="peer_id")
-        if session.lobby_id != job.lobby_id and not session.admin:
-            raise LobbyError("you can only remove bots from your own lobby", code="not_in_lobby")
-        if not session.admin and self._owners.get(job.job_id) != session.peer_id:
-            raise AuthError("only the member who added this bot (or an admin) may remove it", code="not_bot_owner",
-                            field="peer_id")
+        check_bot_removal(self.server.hub, conn.id, job.lobby_id, self._owners.get(job.job_id))
         self.scheduler.release(job.job_id)
         self._stop_on_worker(job)
         self.server.apply(self._end_bot(req.peer_id, "left"))
         conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
 
     def _end_bot(self, peer_id: str, reason: str) -> list[Action]:
-        """End the bot's session at once (it leaves its lobby with ``reason``) and close its connection."""
-        hub = self.server.hub
-        session = hub.sessions.get(peer_id)
-        if session is None:
-            return []
-        actions: list[Action] = []
-        if session.conn is not None:
-            actions.append(Close(session.conn, BOT_GONE_CLOSE, f"bot ended: {reason}"))
-        return actions + hub.end_session(session, reason, trio.current_time())
+        """The hub's decision to end a bot now (it leaves its lobby with ``reason``; its socket closes)."""
+        return self.server.hub.end_bot(peer_id, reason, trio.current_time())
 
     # -- worker messages ----------------------------------------------------------------------------
     async def _worker_register(self, conn: Connection, req: WorkerRegister, rctx: RequestContext) -> None:

@@ -1,0 +1,201 @@
+"""Core requests on the server: the hub decides, this carrier performs its actions in order.
+
+``hello`` and every core request go to the hub; what comes back is carried out action by action. Plain actions
+(sends, closes, notices) are applied in batches; an :data:`~voicebot.hub.Effect` (hash or verify a password,
+take a cluster-wide place, write durably) or a :class:`~voicebot.hub.SaveSession` first flushes what precedes it,
+then is awaited, and its outcome goes back to the hub, whose next actions are carried out in their turn. So a
+``Persist`` is committed before anything after it is sent (write-before-acknowledge), and a failed effect is
+abandoned in the hub and becomes the request's error with nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .. import protocol
+from ..auth import address_key
+from ..cluster import cluster_unavailable
+from ..errors import RequestContext, VoiceBotError
+from ..hub import (
+    Action,
+    Admit,
+    Effect,
+    HashPassword,
+    Membership,
+    Persist,
+    SaveSession,
+    Send,
+    Session,
+    VerifyPassword,
+)
+from ._auth import client_host
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._server import Server
+
+__all__ = ["CoreRequests"]
+
+_EFFECTS = (HashPassword, VerifyPassword, Admit, Persist)
+_AWAITED = (*_EFFECTS, SaveSession)
+
+
+@attrs.define(eq=False)
+class _Place:
+    """A place taken cluster-wide for a join that has not happened yet (given back if the join fails)."""
+
+    session: Session
+    lobby_id: str
+
+
+class CoreRequests:
+    """Runs ``hello`` and the core requests of one server (extension handlers are the server's business)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    async def run(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
+        """Run one validated core request on ``conn``; domain errors propagate to the connection's handling."""
+        s = self.server
+        hub = s.hub
+        if isinstance(req, protocol.Hello):
+            hub.check_new_connection(conn.id)  # already_hello before any (slow) authentication
+            admin = await s.auth.check_hello(conn, req, rctx)
+            await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx)
+            return
+        if isinstance(req, protocol.LobbyCreate):
+            self.check_lobby_quota(conn)
+        cluster = s.cluster
+        if cluster is not None and isinstance(req, protocol.LobbyList):
+            await self.carry_out(conn, await self._cluster_list(conn, req), rctx)
+            return
+        if cluster is not None and isinstance(req, protocol.LobbyJoin):
+            async with cluster.joining(req.lobby_id):  # a lobby made on another hub is mirrored here first
+                await self.carry_out(conn, hub.request(conn.id, req, trio.current_time()), rctx)
+            return
+        if cluster is not None:
+            cluster.check_request(req)  # refuse what needs another hub while Redis is unreachable
+        await self.carry_out(conn, hub.request(conn.id, req, trio.current_time()), rctx)
+
+    def check_lobby_quota(self, conn: Connection) -> None:
+        """``lobby_quota`` when the connection's address or peer has its maximum of live lobbies (admins are not
+        held to lobby quotas)."""
+        session = self.server.hub.session_of(conn.id)
+        if session is not None and not session.admin:
+            self.server.quotas.check_lobby(client_host(conn.remote), session.peer_id)
+
+    async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext) -> None:
+        """Carry out ``actions`` (and what the hub decides after each effect) in order; see the module docstring.
+
+        In cluster mode a message that could not reach peers on other hubs makes the request end with
+        ``cluster_unavailable`` after everything else was done (the request itself went through).
+        """
+        if not any(isinstance(a, _AWAITED) for a in actions):  # relayed messages: one batch, nothing to wait for
+            error = await self._flush(actions, rctx)
+            if error is not None:
+                raise error
+            return
+        queue = collections.deque(actions)
+        batch: list[Action] = []
+        partly: VoiceBotError | None = None
+        place: _Place | None = None
+        try:
+            while queue:
+                action = queue.popleft()
+                if not isinstance(action, _AWAITED):
+                    batch.append(action)
+                    continue
+                partly = await self._flush(batch, rctx) or partly
+                batch = []
+                if isinstance(action, SaveSession):
+                    await self._save(conn, action.peer_id)
+                    continue
+                if isinstance(action, Admit):
+                    place = await self._admit(conn, action)
+                more = await self._effect(conn, action, rctx)
+                if place is not None and not any(isinstance(a, _EFFECTS) for a in more):
+                    place = None  # the join happened: the place is the member's now
+                queue.extendleft(reversed(more))
+            partly = await self._flush(batch, rctx) or partly
+        except BaseException:
+            if place is not None and self.server.cluster is not None:
+                self.server.cluster.release(place.session, place.lobby_id)
+            raise
+        if partly is not None:
+            raise partly
+
+    async def _effect(self, conn: Connection, action: Effect, rctx: RequestContext) -> list[Action]:
+        """Perform one effect and hand its outcome to the hub; on any failure the hub forgets the request."""
+        s = self.server
+        hub = s.hub
+        try:
+            if isinstance(action, HashPassword):
+                digest = await s.passwords.hash(action.password, key=address_key(client_host(conn.remote)))
+                self.check_lobby_quota(conn)  # again: hashing took time
+                return hub.password_hashed(action.op, digest, trio.current_time())
+            if isinstance(action, VerifyPassword):
+                ok = await s.auth.check_lobby_password(conn, action.lobby_id, action.password_hash, action.password,
+                                                       rctx)
+                return hub.password_checked(action.op, ok, trio.current_time())
+            if isinstance(action, Admit):
+                return hub.admitted(action.op, trio.current_time())
+            assert isinstance(action, Persist)
+            await s.persistence.persist(hub, action.record)  # committed before anything after it is sent
+            try:
+                return hub.persisted(action.op, trio.current_time())
+            except BaseException:
+                session = hub.sessions.get(action.record.peer_id) if isinstance(action.record, Membership) else None
+                if session is not None:  # stored as a member, yet the join failed after all (e.g. the lobby filled)
+                    s.persistence.session_changed(hub, session)
+                raise
+        except BaseException:
+            hub.abandon(action.op)
+            raise
+
+    async def _admit(self, conn: Connection, action: Admit) -> _Place:
+        cluster = self.server.cluster
+        assert cluster is not None  # the hub asks for places only in cluster mode (shared_membership)
+        session = self.server.hub.require(conn.id)
+        try:
+            await cluster.admit(session, action.lobby_id)
+        except BaseException:
+            self.server.hub.abandon(action.op)
+            raise
+        return _Place(session, action.lobby_id)
+
+    async def _save(self, conn: Connection, peer_id: str) -> None:
+        session = self.server.hub.sessions.get(peer_id)
+        if session is not None:
+            await self.server.persistence.save_session(self.server.hub, session,
+                                                       attrs.evolve(conn.ctx, component="persistence"))
+
+    async def _flush(self, batch: list[Action], rctx: RequestContext) -> VoiceBotError | None:
+        """Apply plain actions; in cluster mode a new lobby is registered in Redis before ``lobby.created`` goes
+        out, and the ``cluster_unavailable`` error is returned when a message could not reach other hubs."""
+        if not batch:
+            return None
+        cluster = self.server.cluster
+        if cluster is None:
+            self.server.apply(batch, rctx)
+            return None
+        await cluster.register_created(batch)
+        dropped = cluster.dropped
+        self.server.apply(batch, rctx)
+        return cluster_unavailable("delivered to peers on this hub only") if cluster.dropped > dropped else None
+
+    async def _cluster_list(self, conn: Connection, req: protocol.LobbyList) -> list[Action]:
+        """``lobby.list`` across the cluster (``partial: true`` when Redis is unreachable: this hub's only)."""
+        cluster = self.server.cluster
+        assert cluster is not None
+        self.server.hub.require(conn.id)
+        lobbies, next_cursor, partial = await cluster.lobby_list(req.cursor, req.limit)
+        reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies, "next_cursor": next_cursor}
+        if partial:
+            reply["partial"] = True
+        if req.id is not None:
+            reply["reply_to"] = req.id
+        return [Send((conn.id,), reply)]

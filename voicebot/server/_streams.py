@@ -1,0 +1,101 @@
+"""Accepting clients: TCP listeners, TLS, per-address admission, the HTTP front and the WebSocket handshake.
+
+Every step before a :class:`~voicebot.server.Connection` runs is bounded (``hello_timeout``) and owned by the
+server's connection nursery; nothing that happens to one stream can hurt the others.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING
+
+import trio
+import trio_websocket
+
+from ..errors import ErrorContext
+from ._auth import client_host
+from ._quotas import refuse_stream
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+__all__ = ["WS_PATH", "accept_stream", "hold_nursery", "listen", "server_ssl_context"]
+
+WS_PATH = "/ws"
+
+
+def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """TLS for the listener: the default server context (TLS 1.2+, no compression), cert chain from PEM."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def hold_nursery(task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:
+    """A nursery that lives until cancelled (the owner of every connection's task)."""
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await trio.sleep_forever()
+
+
+async def listen(
+    server: Server, scope: trio.CancelScope, conns: trio.Nursery,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``settings.host:port`` until ``scope`` is cancelled; each client is served in ``conns``."""
+
+    async def serve(stream: trio.SocketStream) -> None:
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        except OSError:
+            remote = "unknown"
+        if server.ssl_context is not None:  # the TLS handshake runs inside the request-head deadline
+            await server.handle_stream(trio.SSLStream(stream, server.ssl_context, server_side=True,
+                                                      https_compatible=True), remote)
+            return
+        await server.handle_stream(stream, remote)
+
+    with scope:
+        listeners = await trio.open_tcp_listeners(server.settings.port, host=server.settings.host)
+        task_status.started(listeners)
+        await trio.serve_listeners(serve, listeners, handler_nursery=conns)
+
+
+async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str) -> None:
+    """Admission (per-address quota), HTTP front, WebSocket handshake (bounded), then run the connection."""
+    ctx = ErrorContext(server.errors.ids.new(), remote=remote, component="handshake")
+    host = client_host(remote)
+    refusal = server.quotas.admit(host, trio.current_time())
+    if refusal is not None:  # per-address quota: HTTP 429 (bounded), audited, not counted as a connection
+        server.persistence.audit("connection_refused", remote=remote, code=refusal.code)
+        await refuse_stream(stream, refusal, min(2.0, server.settings.hello_timeout))
+        return
+    try:
+        async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
+            upgrade = await server.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
+            ws = await _handshake(server, ws_nursery, upgrade[0]) if upgrade is not None else None
+            if ws is not None:
+                await server.open_connection(ws, remote).run()
+            ws_nursery.cancel_scope.cancel()
+    except BaseException as exc:
+        server.errors.capture(exc, ctx)
+    finally:
+        server.quotas.release(host)
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+
+
+async def _handshake(
+    server: Server, nursery: trio.Nursery, stream: trio.abc.Stream
+) -> trio_websocket.WebSocketConnection | None:
+    with trio.move_on_after(server.settings.hello_timeout):
+        request = await trio_websocket.wrap_server_stream(
+            nursery, stream, max_message_size=server.settings.max_message_size
+        )
+        if request.path.split("?", 1)[0] != WS_PATH:
+            await request.reject(404, body=f"voicebot speaks WebSocket at {WS_PATH}\n".encode())
+            return None
+        return await request.accept()
+    return None
