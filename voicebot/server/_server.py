@@ -165,7 +165,8 @@ class Server:
         async with trio.open_nursery() as root:
             root.start_soon(self.persistence.run_jobs)
             root.start_soon(functools.partial(self.persistence.janitor, interval=JANITOR_INTERVAL,
-                                              audit_retention=self.settings.audit_retention_days * 86_400))
+                                              audit_retention=self.settings.audit_retention_days * 86_400,
+                                              hub=self.hub))
             conns: trio.Nursery = await root.start(hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)
