@@ -34,6 +34,7 @@ from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
 from ._http import HttpSurface
+from ._linger import LINGER_CODES, DeferredCloseStream, linger
 from ._persistence import Persistence
 from ._quotas import Quotas, QuotaSettings, refuse_stream
 from ._settings import Settings
@@ -62,6 +63,8 @@ CloseHook = Callable[[Connection], None]
 log = logging.getLogger("voicebot.server")
 
 WS_PATH = "/ws"
+#: Bytes a lingering close reads away at least before it gives up (twice ``max_message_size`` if larger).
+LINGER_MAX_BYTES = 1 << 20
 #: Seconds between janitor passes (expired sessions, old audit rows).
 JANITOR_INTERVAL = 3600.0
 
@@ -110,7 +113,8 @@ class Server:
             connection_rate_per_address=s.connection_rate_per_address,
             connection_burst_per_address=s.connection_burst_per_address,
             max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer,
-            request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address))
+            request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address,
+            outbox_bytes_per_address=s.outbox_bytes_per_address))
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
@@ -256,10 +260,12 @@ class Server:
             self.persistence.audit("connection_refused", remote=remote, code=refusal.code)
             await refuse_stream(stream, refusal, min(2.0, self.settings.hello_timeout))
             return
+        ws: trio_websocket.WebSocketConnection | None = None
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
                 upgrade = await self.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
-                ws = await self._handshake(ws_nursery, upgrade[0]) if upgrade is not None else None
+                if upgrade is not None:  # trio-websocket's own close of the stream is deferred to this finally
+                    ws = await self._handshake(ws_nursery, DeferredCloseStream(upgrade[0]))
                 if ws is not None:
                     conn = Connection(self, ws, next(self._ids), remote)
                     self.connections[conn.id] = conn
@@ -271,6 +277,11 @@ class Server:
         finally:
             self.quotas.release(host)
             with trio.CancelScope(shield=True):
+                if ws is not None and ws.closed is not None and ws.closed.code in LINGER_CODES:
+                    # The client may still be sending what made us close: read it away so that the close frame
+                    # is not lost to a reset.
+                    await linger(stream, timeout=self.close_timeout,
+                                 max_bytes=max(LINGER_MAX_BYTES, 2 * self.settings.max_message_size))
                 await trio.aclose_forcefully(stream)
 
     async def _handshake(
@@ -441,7 +452,8 @@ class Server:
             "lobbies": len(self.hub.lobbies),
             **{name: source() for name, source in self.stats_sources.items()},
             "quotas": {"refused_connections": self.quotas.refused_connections,
-                       "addresses_connected": len(self.quotas.connections)},
+                       "addresses_connected": len(self.quotas.connections),
+                       "outbox_pauses": self.quotas.outboxes.pauses},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:
