@@ -122,7 +122,7 @@ async def serve(settings: Settings) -> None:
                                     ice_deny_networks=settings.ice_deny_networks)
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
-                    bots=builtin_bots(media, AssistantConfig.from_settings(settings))))
+                    bots=builtin_bots(media, AssistantConfig.from_settings(settings)), own_thread=True))
             tune_gc()
             secure = "s" if server.ssl_context is not None else ""
             address = server.addresses()[0]
