@@ -125,6 +125,7 @@ class Canary:
         self.latency: dict[int, float] = {}
         self.errors: Counter[str] = Counter()
         self.own_lag: list[float] = []
+        self.wall_start: dict[str, float] = {}
         self.events: Counter[str] = Counter()
 
     async def run(self, url: str, rate: float, phases: list[tuple[str, float]],
@@ -142,6 +143,7 @@ class Canary:
                 seq = 0
                 for name, seconds in phases:
                     phase_started[name].set()
+                    self.wall_start[name] = time.time()
                     first = seq
                     end = trio.current_time() + seconds
                     next_at = trio.current_time()
@@ -189,8 +191,12 @@ class Canary:
         def pct(p: float) -> float:
             return round(got[min(len(got) - 1, int(p * len(got)))], 2) if got else float("nan")
 
+        start = self.sent.get(first, 0.0)
+        slow = [(round(self.sent[s] - start, 2), round(self.latency[s] * 1000, 1)) for s in range(first, last)
+                if s in self.latency and self.latency[s] > 0.05]
         return {"sent": sent, "received": len(got), "lost": sent - len(got), "p50_ms": pct(0.50),
-                "p99_ms": pct(0.99), "max_ms": round(got[-1], 2) if got else float("nan")}
+                "p99_ms": pct(0.99), "max_ms": round(got[-1], 2) if got else float("nan"),
+                "over_50ms_at": slow[:100]}
 
 
 # -- the attacker (a separate process) ----------------------------------------------------------------------
@@ -363,6 +369,7 @@ async def bench(url: str, args: argparse.Namespace, server_pid: int | None) -> d
         "canary": {name: canary.summary(*marks[name]) for name, _ in phases},
         "canary_errors": dict(canary.errors),
         "canary_own_lag_ms": _lag_summary(canary.own_lag),
+        "phase_wall_start": canary.wall_start,
         "canary_events": dict(canary.events),
         "canary_cpu_seconds": round(time.process_time(), 2),
         "attack": dict(sorted(attack_stats.items())),

@@ -4,6 +4,8 @@
 writes JSON to ``$VOICEBOT_STALL_REPORT`` (default ``stalls.json``):
 
 - ``loop_lag_ms``: how long a callback handed to the loop every 20 ms waited to run (p50/p99/max);
+- ``steps_by_cpu_time``, ``longest_steps_cpu_ms``, ``gc_cpu_ms``: the same by the thread's CPU time, which a
+  busy machine does not inflate (wall time includes time the process waited for a core);
 - ``steps``: Trio task steps by duration bucket and the longest ones with their task names (a Trio
   ``Instrument`` timing ``before_task_step``/``after_task_step`` on the server's thread);
 - ``gc``: collections by generation — count, total and longest pause (``gc.callbacks``);
@@ -11,7 +13,8 @@ writes JSON to ``$VOICEBOT_STALL_REPORT`` (default ``stalls.json``):
   sampling thread reads ``sys._current_frames()`` every 5 ms and counts the innermost frames of voicebot,
   trio, wsproto, … code), so a long step names its cause.
 
-Only a benchmarking aid: it patches ``trio.run`` to add the instrument.
+Only a benchmarking aid: it patches ``trio.run`` to add the instrument. ``VOICEBOT_SOURCE=/path`` runs the
+``voicebot`` package found under that directory instead of the installed one (before/after comparisons).
 """
 
 from __future__ import annotations
@@ -42,13 +45,19 @@ class Probe(trio.abc.Instrument):
         self.step_started = 0.0
         self.step_task = ""
         self.buckets: Counter[str] = Counter()
-        self.longest: list[tuple[float, str]] = []
+        self.longest: list[tuple[float, str, float]] = []
+        self.step_cpu_started = 0.0
+        self.cpu_buckets: Counter[str] = Counter()
+        self.longest_cpu: list[tuple[float, str, float]] = []
+        self.gc_cpu: dict[int, list[float]] = {0: [0.0, 0.0], 1: [0.0, 0.0], 2: [0.0, 0.0]}
+        self._gc_cpu_started = 0.0
         self.stacks: Counter[str] = Counter()
         self.gc: dict[int, list[float]] = {0: [0, 0.0, 0.0], 1: [0, 0.0, 0.0], 2: [0, 0.0, 0.0]}
         self.gc_long: list[tuple[float, int, float]] = []
         self._gc_started = 0.0
         self.started = time.monotonic()
         self.lags: list[float] = []
+        self.long_lags: list[tuple[float, float]] = []
         self.watched: Counter[str] = Counter()
         gc.callbacks.append(self._on_gc)
         threading.Thread(target=self._sample, daemon=True, name="stallprobe").start()
@@ -76,11 +85,23 @@ class Probe(trio.abc.Instrument):
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self.step_task = task.name
+        self.step_cpu_started = time.thread_time()
         self.step_started = time.perf_counter()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         took = time.perf_counter() - self.step_started
+        cpu = time.thread_time() - self.step_cpu_started
         self.step_started = 0.0
+        for limit in BUCKETS:
+            if cpu < limit:
+                self.cpu_buckets[f"<{limit * 1000:g}ms"] += 1
+                break
+        else:
+            self.cpu_buckets[f">={BUCKETS[-1] * 1000:g}ms"] += 1
+        if cpu >= 0.01:
+            self.longest_cpu.append((round(cpu * 1000, 1), task.name, round(time.time(), 2)))
+            if len(self.longest_cpu) > 400:
+                self.longest_cpu = sorted(self.longest_cpu, reverse=True)[:200]
         for limit in BUCKETS:
             if took < limit:
                 self.buckets[f"<{limit * 1000:g}ms"] += 1
@@ -88,12 +109,15 @@ class Probe(trio.abc.Instrument):
         else:
             self.buckets[f">={BUCKETS[-1] * 1000:g}ms"] += 1
         if took >= 0.02:
-            self.longest.append((round(took * 1000, 1), task.name))
+            self.longest.append((round(took * 1000, 1), task.name, round(time.time(), 2)))
             if len(self.longest) > 400:
                 self.longest = sorted(self.longest, reverse=True)[:200]
 
     def _lagged(self, sent: float) -> None:
-        self.lags.append(time.perf_counter() - sent)
+        lag = time.perf_counter() - sent
+        self.lags.append(lag)
+        if lag >= 0.05:
+            self.long_lags.append((round(time.time(), 2), round(lag * 1000, 1)))
 
     def _where_watched_tasks_wait(self) -> None:
         """Count the await chains of tasks serving a connection from ``WATCH_REMOTE`` (a snapshot every 0.5 s)."""
@@ -120,14 +144,19 @@ class Probe(trio.abc.Instrument):
             return
         if phase == "start":
             self._gc_started = time.perf_counter()
+            self._gc_cpu_started = time.thread_time()
             return
         took = time.perf_counter() - self._gc_started
+        cpu = time.thread_time() - self._gc_cpu_started
+        cpu_row = self.gc_cpu[info["generation"]]
+        cpu_row[0] += cpu
+        cpu_row[1] = max(cpu_row[1], cpu)
         row = self.gc[info["generation"]]
         row[0] += 1
         row[1] += took
         row[2] = max(row[2], took)
         if took >= 0.01:
-            self.gc_long.append((round(time.monotonic() - self.started, 2), info["generation"], round(took * 1000, 1)))
+            self.gc_long.append((round(time.time(), 2), info["generation"], round(took * 1000, 1)))
 
     def _sample(self) -> None:
         while True:
@@ -152,8 +181,13 @@ class Probe(trio.abc.Instrument):
 
         return {
             "loop_lag_ms": {"n": len(lags), "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+            "loop_lags_over_50ms": self.long_lags[:300],
             "seconds": round(time.monotonic() - self.started, 1),
             "steps": dict(self.buckets),
+            "steps_by_cpu_time": dict(self.cpu_buckets),
+            "longest_steps_cpu_ms": sorted(self.longest_cpu, reverse=True)[:40],
+            "gc_cpu_ms": {str(g): {"total": round(r[0] * 1000, 1), "max": round(r[1] * 1000, 1)}
+                          for g, r in self.gc_cpu.items()},
             "longest_steps_ms": sorted(self.longest, reverse=True)[:40],
             "gc": {str(g): {"count": int(r[0]), "total_ms": round(r[1] * 1000, 1), "max_ms": round(r[2] * 1000, 1)}
                    for g, r in self.gc.items()},
@@ -177,7 +211,16 @@ def _peer_of(owner: Any) -> str:
         return ""
 
 
+def _use_source(path: str) -> None:
+    """Import ``voicebot`` from ``path`` (another checkout, e.g. the code before a change) instead of the editable
+    install: measure before and after with the same venv and probe."""
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__name__", repr(f))]
+    sys.path.insert(0, path)
+
+
 def main() -> int:
+    if os.environ.get("VOICEBOT_SOURCE"):
+        _use_source(os.environ["VOICEBOT_SOURCE"])
     probe: list[Probe] = []
     real_run = trio.run
 
