@@ -4,6 +4,8 @@
 writes JSON to ``$VOICEBOT_STALL_REPORT`` (default ``stalls.json``):
 
 - ``loop_lag_ms``: how long a callback handed to the loop every 20 ms waited to run (p50/p99/max);
+- ``sampler_overslept_over_50ms``: when the sampling thread's own 20 ms sleep overshot (the process, not its loop,
+  was waiting for a core or for the interpreter lock);
 - ``steps_by_cpu_time``, ``longest_steps_cpu_ms``, ``gc_cpu_ms``: the same by the thread's CPU time, which a
   busy machine does not inflate (wall time includes time the process waited for a core);
 - ``steps``: Trio task steps by duration bucket and the longest ones with their task names (a Trio
@@ -58,6 +60,7 @@ class Probe(trio.abc.Instrument):
         self.started = time.monotonic()
         self.lags: list[float] = []
         self.long_lags: list[tuple[float, float]] = []
+        self.descheduled: list[tuple[float, float]] = []
         self.watched: Counter[str] = Counter()
         gc.callbacks.append(self._on_gc)
         threading.Thread(target=self._sample, daemon=True, name="stallprobe").start()
@@ -70,7 +73,11 @@ class Probe(trio.abc.Instrument):
         """Every 20 ms: how long a callback waits for the loop (the loop's scheduling latency)."""
         tick = 0
         while True:
+            slept = time.perf_counter()
             time.sleep(0.02)
+            overshoot = time.perf_counter() - slept - 0.02
+            if overshoot >= 0.05:  # this thread could not run: the process waited for a core (or the GIL)
+                self.descheduled.append((round(time.time(), 2), round(overshoot * 1000, 1)))
             tick += 1
             if WATCH_REMOTE and tick % 25 == 0:
                 try:
@@ -182,6 +189,7 @@ class Probe(trio.abc.Instrument):
         return {
             "loop_lag_ms": {"n": len(lags), "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
             "loop_lags_over_50ms": self.long_lags[:300],
+            "sampler_overslept_over_50ms": self.descheduled[:300],
             "seconds": round(time.monotonic() - self.started, 1),
             "steps": dict(self.buckets),
             "steps_by_cpu_time": dict(self.cpu_buckets),
