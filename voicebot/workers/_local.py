@@ -176,10 +176,12 @@ def thread_connector(server: Server, hub_token: trio.lowlevel.TrioToken, remote:
 
 
 def _serve_socket(server: Server, sock: socket.socket, remote: str) -> None:
-    """In the hub's thread: serve one end of a socket pair (closed if the server has stopped)."""
+    """In the hub's thread: serve one end of a socket pair (closed if the server has stopped). Runs as a
+    ``run_sync_soon`` callback, where an exception would crash the hub's whole run: none escapes."""
     try:
         server.connect_stream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), remote)
-    except RuntimeError:  # not running any more: the worker sees its connection end and stops or retries
+    except Exception as exc:  # not running any more: the worker sees its connection end and stops or retries
+        log.debug("local worker connection not served: %r", exc)
         sock.close()
 
 
