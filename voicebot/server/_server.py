@@ -245,17 +245,22 @@ class Server:
             return
         await self.handle_stream(stream, remote)
 
-    def connect_stream(self, stream: trio.abc.Stream, remote: str = "memory") -> None:
-        """Serve a client on ``stream`` (any Trio stream) inside the server's connection nursery."""
+    def connect_stream(self, stream: trio.abc.Stream, remote: str = "memory", *, trusted: bool = False) -> None:
+        """Serve a client on ``stream`` (any Trio stream) inside the server's connection nursery.
+
+        ``trusted`` connections (the in-process bot worker's) are not held to the per-address connection quotas:
+        their number is bounded by the worker's capacity, and a client churning bots must not make the bots of
+        everyone else fail on the worker's shared connection rate.
+        """
         if self._nursery is None:
             raise RuntimeError("server is not running")
-        self._nursery.start_soon(self.handle_stream, stream, remote)
+        self._nursery.start_soon(functools.partial(self.handle_stream, stream, remote, trusted=trusted))
 
-    async def handle_stream(self, stream: trio.abc.Stream, remote: str) -> None:
+    async def handle_stream(self, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> None:
         """WebSocket handshake (bounded), then run the connection; nothing here can hurt other connections."""
         ctx = ErrorContext(self.errors.ids.new(), remote=remote, component="handshake")
         host = client_host(remote)
-        refusal = self.quotas.admit(host, trio.current_time())
+        refusal = None if trusted else self.quotas.admit(host, trio.current_time())
         if refusal is not None:  # per-address quota: HTTP 429 (bounded), audited, not counted as a connection
             self.persistence.audit("connection_refused", remote=remote, code=refusal.code)
             await refuse_stream(stream, refusal, min(2.0, self.settings.hello_timeout))
@@ -275,7 +280,8 @@ class Server:
         except BaseException as exc:
             self.errors.capture(exc, ctx)
         finally:
-            self.quotas.release(host)
+            if not trusted:
+                self.quotas.release(host)
             with trio.CancelScope(shield=True):
                 if ws is not None and ws.closed is not None and ws.closed.code in LINGER_CODES:
                     # The client may still be sending what made us close: read it away so that the close frame

@@ -158,7 +158,8 @@ async def _set_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
 
 def thread_connector(server: Server, hub_token: trio.lowlevel.TrioToken, remote: str = "local-worker") -> Connector:
     """Connect from another thread's Trio run to ``server`` (running in the run of ``hub_token``) through a socket
-    pair: the hub serves its end like any accepted connection (``remote`` names it for quotas and logs)."""
+    pair: the hub serves its end like an accepted connection of the process's own (``remote`` names it in logs;
+    ``trusted``: no per-address connection quotas)."""
 
     @asynccontextmanager
     async def open_one() -> AsyncIterator[Client]:
@@ -179,7 +180,7 @@ def _serve_socket(server: Server, sock: socket.socket, remote: str) -> None:
     """In the hub's thread: serve one end of a socket pair (closed if the server has stopped). Runs as a
     ``run_sync_soon`` callback, where an exception would crash the hub's whole run: none escapes."""
     try:
-        server.connect_stream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), remote)
+        server.connect_stream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), remote, trusted=True)
     except Exception as exc:  # not running any more: the worker sees its connection end and stops or retries
         log.debug("local worker connection not served: %r", exc)
         sock.close()
