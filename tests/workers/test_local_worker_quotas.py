@@ -30,3 +30,5 @@ async def test_in_process_bot_connections_skip_the_connection_quotas(
             assert len(set(peers)) == 4
             assert server.quotas.connections.get("local-worker", 0) == 0  # nothing counted for the worker
             assert server.quotas.refused_connections == 0
+            bots = [c for c in server.connections.values() if c.remote == "local-worker"]
+            assert len(bots) >= 5 and len({c.address for c in bots}) == len(bots)  # each its own outbox budget

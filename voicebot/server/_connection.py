@@ -47,7 +47,8 @@ class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     def __init__(
-        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str
+        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str, *,
+        trusted: bool = False,
     ) -> None:
         self.server = server
         self.ws = ws
@@ -57,8 +58,10 @@ class Connection:
         self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, int] | _Marker](settings.outbox_size)
         self.out_bytes = 0
         """UTF-8 bytes queued in the outbox (bounded by ``settings.outbox_bytes``)."""
-        self.address = address_key(client_host(remote))
-        """The address key the connection's outbox bytes count against (see ``voicebot.server._backpressure``)."""
+        self.address = f"{remote}#{conn_id}" if trusted else address_key(client_host(remote))
+        """The address key the connection's outbox bytes count against (see ``voicebot.server._backpressure``); a
+        trusted connection of the process's own (the in-process worker's) is a budget of its own, so that one bot's
+        slow connection never pauses the others."""
         self.paused = False
         """True while the reader waits for outboxes to drain (back-pressure)."""
         self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)

@@ -272,7 +272,7 @@ class Server:
                 if upgrade is not None:  # trio-websocket's own close of the stream is deferred to this finally
                     ws = await self._handshake(ws_nursery, DeferredCloseStream(upgrade[0]))
                 if ws is not None:
-                    conn = Connection(self, ws, next(self._ids), remote)
+                    conn = Connection(self, ws, next(self._ids), remote, trusted=trusted)
                     self.connections[conn.id] = conn
                     self._idle = trio.Event()
                     await conn.run()
