@@ -52,15 +52,22 @@ SPEECH = ("the quick brown fox jumps over the lazy dog " * 30)[:1000]
 WORKER_TOKEN = "bench-isolation-worker"
 
 
-def start_server(log_path: Path, db_path: Path, external_worker: bool) -> tuple[subprocess.Popen[str], str]:
+def start_server(log_path: Path, db_path: Path, external_worker: bool,
+                 stall_report: str | None = None) -> tuple[subprocess.Popen[str], str]:
     """``voicebot serve`` on 127.0.0.1:<free port>, stderr to ``log_path``; returns the process and its URL.
-    With ``external_worker`` the hub runs no in-process worker (bots run in a ``voicebot worker`` process)."""
+    With ``external_worker`` the hub runs no in-process worker (bots run in a ``voicebot worker`` process); with
+    ``stall_report`` it runs under ``scripts/benchmarks/stallprobe.py``, which writes that JSON file at exit."""
     log = log_path.open("w")
     extra = ["--local-worker", "0", "--worker-token", WORKER_TOKEN] if external_worker else []
+    env = {**os.environ, "VOICEBOT_ADMIN_TOKEN": ADMIN}
+    entry = ["-m", "voicebot.cli"]
+    if stall_report:
+        entry = [str(Path(__file__).parent / "benchmarks" / "stallprobe.py")]
+        env["VOICEBOT_STALL_REPORT"] = stall_report
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--host", "127.0.0.1", "--db", str(db_path),
+        [sys.executable, *entry, "serve", "--port", "0", "--host", "127.0.0.1", "--db", str(db_path),
          "--log-level", "warning", *extra],
-        stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "VOICEBOT_ADMIN_TOKEN": ADMIN},
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -117,6 +124,9 @@ class Canary:
         self.sent: dict[int, float] = {}
         self.latency: dict[int, float] = {}
         self.errors: Counter[str] = Counter()
+        self.own_lag: list[float] = []
+        self.wall_start: dict[str, float] = {}
+        self.events: Counter[str] = Counter()
 
     async def run(self, url: str, rate: float, phases: list[tuple[str, float]],
                   marks: dict[str, tuple[int, int]], phase_started: dict[str, trio.Event]) -> None:
@@ -129,9 +139,11 @@ class Canary:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._receive, b)
                 nursery.start_soon(self._drain, a)
+                nursery.start_soon(self._own_lag)
                 seq = 0
                 for name, seconds in phases:
                     phase_started[name].set()
+                    self.wall_start[name] = time.time()
                     first = seq
                     end = trio.current_time() + seconds
                     next_at = trio.current_time()
@@ -141,6 +153,8 @@ class Canary:
                             await a.chat(f"{seq}")
                         except Exception as exc:  # the canary's own connection failing is a finding, not a crash
                             self.errors[type(exc).__name__] += 1
+                            if a.closed is not None:
+                                self.errors[f"closed {a.closed.code} {a.closed.reason}"] += 1
                         seq += 1
                         next_at += 1.0 / rate
                         await trio.sleep_until(next_at)
@@ -148,17 +162,27 @@ class Canary:
                 await trio.sleep(2.0)  # late deliveries
                 nursery.cancel_scope.cancel()
 
+    async def _own_lag(self) -> None:
+        """This process's own scheduling lag (a 10 ms sleep's overshoot): when it is large, the machine, not the
+        server, delays the canary."""
+        while True:
+            before = trio.current_time()
+            await trio.sleep(0.01)
+            self.own_lag.append(trio.current_time() - before - 0.01)
+
     async def _receive(self, client: Client) -> None:
         async for event in client.events:
+            self.events[f"b {event.get('type')}"] += 1
             if event.get("type") == "chat":
                 seq = int(event["text"])
                 if seq in self.sent and seq not in self.latency:
                     self.latency[seq] = trio.current_time() - self.sent[seq]
 
-    @staticmethod
-    async def _drain(client: Client) -> None:
-        async for _ in client.events:
-            pass
+    async def _drain(self, client: Client) -> None:
+        async for event in client.events:
+            self.events[f"a {event.get('type')}"] += 1
+            if event.get("type") == "error":  # e.g. rate_limited: the line was refused, a finding
+                self.errors[f"error {event.get('code')}"] += 1
 
     def summary(self, first: int, last: int) -> dict[str, Any]:
         got = sorted(self.latency[s] * 1000 for s in range(first, last) if s in self.latency)
@@ -167,8 +191,12 @@ class Canary:
         def pct(p: float) -> float:
             return round(got[min(len(got) - 1, int(p * len(got)))], 2) if got else float("nan")
 
+        start = self.sent.get(first, 0.0)
+        slow = [(round(self.sent[s] - start, 2), round(self.latency[s] * 1000, 1)) for s in range(first, last)
+                if s in self.latency and self.latency[s] > 0.05]
         return {"sent": sent, "received": len(got), "lost": sent - len(got), "p50_ms": pct(0.50),
-                "p99_ms": pct(0.99), "max_ms": round(got[-1], 2) if got else float("nan")}
+                "p99_ms": pct(0.99), "max_ms": round(got[-1], 2) if got else float("nan"),
+                "over_50ms_at": slow[:100]}
 
 
 # -- the attacker (a separate process) ----------------------------------------------------------------------
@@ -340,6 +368,10 @@ async def bench(url: str, args: argparse.Namespace, server_pid: int | None) -> d
     return {
         "canary": {name: canary.summary(*marks[name]) for name, _ in phases},
         "canary_errors": dict(canary.errors),
+        "canary_own_lag_ms": _lag_summary(canary.own_lag),
+        "phase_wall_start": canary.wall_start,
+        "canary_events": dict(canary.events),
+        "canary_cpu_seconds": round(time.process_time(), 2),
         "attack": dict(sorted(attack_stats.items())),
         "server_rss_mib": rss,
         "server_cpu": cpu,
@@ -347,6 +379,15 @@ async def bench(url: str, args: argparse.Namespace, server_pid: int | None) -> d
                      "attack_conns": args.attack_conns, "floods": args.floods,
                      "external_worker": args.external_worker, "canary_nice": args.canary_nice},
     }
+
+
+def _lag_summary(lags: list[float]) -> dict[str, float]:
+    ordered = sorted(lags)
+    if not ordered:
+        return {}
+    return {"p50": round(ordered[len(ordered) // 2] * 1000, 1),
+            "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 1),
+            "max": round(ordered[-1] * 1000, 1)}
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -359,6 +400,7 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"  {key:<48} {value:>8}")
     if result.get("server_rss_mib"):
         print(f"\nserver RSS MiB: {result['server_rss_mib']}; server CPU: {result.get('server_cpu')}")
+    print(f"canary process's own loop lag ms: {result.get('canary_own_lag_ms')}")
     if result.get("server_log"):
         print(f"server log: {result['server_log']}")
     attack = result["canary"]["attack"]
@@ -381,6 +423,10 @@ def main() -> int:
                         help="nice increment for this (canary) process, e.g. -5 as root on a shared machine")
     parser.add_argument("--url", help="use a running server instead of starting one (its quotas apply)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--server-log", metavar="FILE", help="keep the server's log (warnings and errors) here")
+    parser.add_argument("--stall-report", metavar="FILE",
+                        help="run the server under scripts/benchmarks/stallprobe.py (long event-loop steps, GC "
+                             "pauses, stacks during long steps) and write its JSON here")
     parser.add_argument("--attacker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.attacker:
@@ -394,7 +440,7 @@ def main() -> int:
             url = args.url
         else:
             log_path = Path(tmp) / "serve.log"
-            proc, url = start_server(log_path, Path(tmp) / "bench.db", args.external_worker)
+            proc, url = start_server(log_path, Path(tmp) / "bench.db", args.external_worker, args.stall_report)
         worker = None
         if args.external_worker:
             worker = subprocess.Popen(
@@ -416,6 +462,8 @@ def main() -> int:
                     proc.kill()
         if proc is not None:
             text = (Path(tmp) / "serve.log").read_text(errors="replace")
+            if args.server_log:
+                Path(args.server_log).write_text(text)
             result["server_log"] = {"tracebacks": text.count("Traceback"),
                                     "internal_errors": text.count("code=internal_error"), "lines": text.count("\n")}
     print_table(result)

@@ -4,7 +4,8 @@
 the cores from the loop's thread: one Argon2id hash runs 4 threads (parallelism 4), and the loop then gets a fifth
 of a core while it lasts (measured with ``scripts/bench_isolation.py``: chat p99 went from ~10 ms to 1.2 s under a
 hashing and bot-adding flood). A :class:`CpuPool` runs the work in its own threads at a lower scheduling priority
-(``nice`` +10 on Linux, per thread; threads the work starts, like Argon2's, inherit it), so the loop — which only
+(``nice`` +10 relative to the process, at most 19, on Linux, per thread; threads the work starts, like Argon2's,
+inherit it), so the loop — which only
 routes messages — always comes first and the heavy work uses what is left. Pools are per purpose and process-wide;
 their size bounds the concurrency (callers add their own queue limits).
 """
@@ -24,13 +25,17 @@ __all__ = ["LOW_PRIORITY_NICE", "CpuPool"]
 
 T = TypeVar("T")
 
-#: Nice value of pool threads (higher = lower priority; the loop's thread keeps the process's value).
+#: How much lower than the creating thread's priority pool threads run (``nice`` increment; 19 is the floor).
 LOW_PRIORITY_NICE = 10
 
 
 def _lower_priority() -> None:
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: normal priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY_NICE)
+    # Relative to the thread's inherited value: setting an absolute 10 would *raise* the priority of a process
+    # started under ``nice -n 15`` above its own event loop.
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: unchanged priority
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + LOW_PRIORITY_NICE))
 
 
 class CpuPool:

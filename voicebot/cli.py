@@ -65,20 +65,25 @@ def _configure_logging(level: str) -> None:
     )
 
 
+#: ``gc.set_threshold`` once start-up is done: young passes every 5,000 allocations, a middle pass every 100 young
+#: ones and a full pass every 10 middle ones (about every 5 million allocations, as with 50,000 / 10 / 10).
+GC_THRESHOLDS = (5_000, 100, 10)
+
+
 def tune_gc() -> None:
     """GC settings for a long-running server, applied once start-up is done.
 
     Everything alive after start-up (modules, classes, restored state) is frozen out of the collector's sight, and
-    young-generation collections run every 50,000 allocations instead of 700: with 1,000 connections the default
-    gave full collections of up to ~190 ms and a relay p99 in the hundreds of ms (see README "Benchmarks").
-    ``VOICEBOT_GC=default`` keeps CPython's defaults.
+    the thresholds are :data:`GC_THRESHOLDS`: full collections every ~5 million allocations instead of 70,000 (with
+    1,000 connections the defaults gave full collections of up to ~190 ms and a relay p99 in the hundreds of ms),
+    while young collections stay small (every 5,000 allocations: at 50,000, a young pass while bots were being
+    started took up to ~90 ms of CPU; see README "Benchmarks"). ``VOICEBOT_GC=default`` keeps CPython's defaults.
     """
     if os.environ.get("VOICEBOT_GC", "").lower() == "default":
         return
     gc.collect()
     gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(50_000, gen1, gen2)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def serve(settings: Settings) -> None:
@@ -122,7 +127,7 @@ async def serve(settings: Settings) -> None:
                                     ice_deny_networks=settings.ice_deny_networks)
                 await nursery.start(functools.partial(
                     run_local_worker, server, bot_hub, capacity=settings.local_worker, media=media,
-                    bots=builtin_bots(media, AssistantConfig.from_settings(settings))))
+                    bots=builtin_bots(media, AssistantConfig.from_settings(settings)), own_thread=True))
             tune_gc()
             secure = "s" if server.ssl_context is not None else ""
             address = server.addresses()[0]

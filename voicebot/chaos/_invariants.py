@@ -39,11 +39,11 @@ class ChaosServer(Server):
         self.closed_counts[conn.id] += 1
         self.seen[conn.id] = conn
 
-    async def handle_stream(self, stream: trio.abc.Stream, remote: str) -> None:
+    async def handle_stream(self, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> None:
         """Count the stream's start and end around the real handler."""
         self.streams_started += 1
         try:
-            await super().handle_stream(stream, remote)
+            await super().handle_stream(stream, remote, trusted=trusted)
         finally:
             self.streams_finished += 1
 

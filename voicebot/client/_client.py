@@ -21,6 +21,11 @@ from ..protocol import encode, sendable
 __all__ = ["Client", "RemoteError", "connect", "connect_stream"]
 
 DEFAULT_TIMEOUT = 10.0
+#: Seconds leaving a connection waits for the peer's close reply.
+CLOSE_WAIT = 2.0
+#: The same when the client is being cancelled (its reader is cancelled too, so no reply can be seen): just long
+#: enough for the close frame to go out.
+CANCELLED_CLOSE_WAIT = 0.1
 
 
 @attrs.define(auto_exc=True, eq=False, kw_only=True)
@@ -196,7 +201,11 @@ async def _running(ws: trio_websocket.WebSocketConnection, nursery: trio.Nursery
     try:
         yield client
     finally:
-        with trio.move_on_after(2) as scope:
+        # When the client is being cancelled, so is trio-websocket's reader task: the peer's close frame can no
+        # longer be seen, so the close frame goes out but its reply is not waited for (a cancelled bot would
+        # otherwise always hold its worker slot for the full wait).
+        cancelled = trio.current_effective_deadline() == -math.inf
+        with trio.move_on_after(CANCELLED_CLOSE_WAIT if cancelled else CLOSE_WAIT) as scope:
             scope.shield = True
             await ws.aclose()
         nursery.cancel_scope.cancel()

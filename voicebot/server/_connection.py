@@ -17,7 +17,9 @@ import trio
 import trio_websocket
 
 from .. import faults, protocol
+from ..auth import address_key
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
+from ._auth import client_host
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
 
@@ -45,7 +47,8 @@ class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     def __init__(
-        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str
+        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str, *,
+        trusted: bool = False,
     ) -> None:
         self.server = server
         self.ws = ws
@@ -55,6 +58,12 @@ class Connection:
         self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, int] | _Marker](settings.outbox_size)
         self.out_bytes = 0
         """UTF-8 bytes queued in the outbox (bounded by ``settings.outbox_bytes``)."""
+        self.address = f"{remote}#{conn_id}" if trusted else address_key(client_host(remote))
+        """The address key the connection's outbox bytes count against (see ``voicebot.server._backpressure``); a
+        trusted connection of the process's own (the in-process worker's) is a budget of its own, so that one bot's
+        slow connection never pauses the others."""
+        self.paused = False
+        """True while the reader waits for outboxes to drain (back-pressure)."""
         self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)
         self.budget = ErrorBudget(settings.error_limit, settings.error_window)
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst, trio.current_time())
@@ -140,11 +149,14 @@ class Connection:
         message larger than ``outbox_bytes`` is still accepted into an empty outbox).
         """
         size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        ledger = self.server.quotas.outboxes
         try:
-            if self.out_bytes and self.out_bytes + size > self.server.settings.outbox_bytes:
+            if self.out_bytes and (self.out_bytes + size > self.server.settings.outbox_bytes
+                                   or ledger.would_overflow(self.address, size)):
                 raise trio.WouldBlock
             self._out_send.send_nowait((text, size))
             self.out_bytes += size
+            ledger.add(self.address, size)
         except trio.WouldBlock:
             if self.close_decision is None:
                 self.server.errors.note_close(CLOSE_POLICY)
@@ -175,6 +187,7 @@ class Connection:
 
     async def _reader(self) -> None:
         while True:
+            await self._wait_for_room()
             text = await self.ws.get_message()
             for frame in faults.message("ws.recv", text, conn=self.id):  # may drop/duplicate/corrupt
                 await self._on_frame(frame)
@@ -232,6 +245,7 @@ class Connection:
                 break
             queued, size = item
             self.out_bytes -= size
+            self.server.quotas.outboxes.remove(self.address, size)
             for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + timeout
@@ -247,6 +261,37 @@ class Connection:
                     self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
                     return
         self._scope.cancel()
+
+    def _must_pause(self, mark: int) -> bool:
+        """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
+        s = self.server.settings
+        ledger = self.server.quotas.outboxes
+        own = self.out_bytes > s.outbox_bytes // mark or self._out_send.statistics().current_buffer_used > (
+            s.outbox_size // mark)
+        if own:
+            return True
+        return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
+
+    async def _wait_for_room(self) -> None:
+        """Back-pressure: read the next frame only once this connection's outbox and its address's outboxes have
+        room (pause past half, resume at a quarter). A connection whose own client stopped reading is closed by
+        its writer's send deadline (``2 × heartbeat_interval``, 4002); this wait has a longer deadline of its own
+        (``3 × heartbeat_interval``, then 1008) for a connection held up by other connections of its address."""
+        if not self._must_pause(2):
+            return
+        self.paused = True
+        self.server.quotas.outboxes.pauses += 1
+        timeout = 3 * self.server.settings.heartbeat_interval
+        try:
+            with trio.move_on_after(timeout):
+                while self._must_pause(4):
+                    await self.server.quotas.outboxes.changed(self.address)
+                return
+        finally:
+            self.paused = False
+        if self.close_decision is None:
+            self.server.errors.note_close(CLOSE_POLICY)
+        self.request_close(CLOSE_POLICY, f"outbox full: client did not read for {timeout:g} s", flush=False)
 
     async def _heartbeat(self) -> None:
         interval = self.server.settings.heartbeat_interval
@@ -267,6 +312,8 @@ class Connection:
 
     async def _finish(self) -> None:
         self._out_send.close()
+        self.server.quotas.outboxes.remove(self.address, self.out_bytes)  # what was never sent is dropped with us
+        self.out_bytes = 0
         code, reason = self.close_decision or (CLOSE_NORMAL, "")
         if self._broken:  # a frame was cut: no close frame can follow; the stream is aborted by the server
             self.server.connection_closed(self)

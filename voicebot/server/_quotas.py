@@ -1,5 +1,5 @@
 """Per-address and per-peer quotas (sans-IO: the caller passes ``now``): connections, new connections per second,
-lobbies created.
+lobbies created, bytes queued in outboxes.
 
 Addresses are keyed like the login throttle (:func:`voicebot.auth.address_key`: IPv4 as is, IPv6 by /64), so one
 client cannot escape a quota by rotating through its own /64. Memory is bounded by the number of addresses with
@@ -19,6 +19,7 @@ import trio_websocket
 from .. import protocol
 from ..auth import address_key
 from ..errors import RateLimitError, VoiceBotError
+from ._backpressure import OutboxLedger
 from ._ratelimit import TokenBucket
 
 __all__ = ["MAX_BUCKETS", "QuotaSettings", "Quotas", "refuse_stream"]
@@ -40,6 +41,7 @@ class QuotaSettings:
     max_lobbies_per_peer: int = 10
     request_rate_per_address: float = 200.0
     request_burst_per_address: int = 400
+    outbox_bytes_per_address: int = 8_388_608
 
 
 class Quotas:
@@ -56,6 +58,8 @@ class Quotas:
         self._lobbies: dict[str, tuple[str, str]] = {}  # lobby id -> (address key, peer id)
         self._by_addr: dict[str, int] = {}
         self._by_peer: dict[str, int] = {}
+        self.outboxes = OutboxLedger(settings.outbox_bytes_per_address)
+        """Bytes queued in outboxes per address (back-pressure, see :mod:`voicebot.server._backpressure`)."""
 
     # -- connections --------------------------------------------------------------------------------
     def admit(self, host: str, now: float) -> RateLimitError | None:

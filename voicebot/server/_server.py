@@ -98,7 +98,8 @@ class Server:
             connection_rate_per_address=s.connection_rate_per_address,
             connection_burst_per_address=s.connection_burst_per_address,
             max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer,
-            request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address))
+            request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address,
+            outbox_bytes_per_address=s.outbox_bytes_per_address))
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
@@ -209,20 +210,26 @@ class Server:
         """The first listening port (useful with ``port=0``)."""
         return int(self.listeners[0].socket.getsockname()[1])
 
-    def connect_stream(self, stream: trio.abc.Stream, remote: str = "memory") -> None:
-        """Serve a client on ``stream`` (any Trio stream) inside the server's connection nursery."""
+    def connect_stream(self, stream: trio.abc.Stream, remote: str = "memory", *, trusted: bool = False) -> None:
+        """Serve a client on ``stream`` (any Trio stream) inside the server's connection nursery.
+
+        ``trusted`` connections (the in-process bot worker's) are not held to the per-address connection quotas:
+        their number is bounded by the worker's capacity, and a client churning bots must not make the bots of
+        everyone else fail on the worker's shared connection rate.
+        """
         if self._nursery is None:
             raise RuntimeError("server is not running")
-        self._nursery.start_soon(self.handle_stream, stream, remote)
+        self._nursery.start_soon(functools.partial(self.handle_stream, stream, remote, trusted=trusted))
 
-    async def handle_stream(self, stream: trio.abc.Stream, remote: str) -> None:
+    async def handle_stream(self, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> None:
         """Admission, HTTP front and WebSocket handshake (bounded), then run the connection; nothing here can hurt
-        other connections."""
-        await accept_stream(self, stream, remote)
+        other connections (``trusted``: see :meth:`connect_stream`)."""
+        await accept_stream(self, stream, remote, trusted=trusted)
 
-    def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str) -> Connection:
+    def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str, *,
+                        trusted: bool = False) -> Connection:
         """Register a connection for an accepted WebSocket (its caller runs it)."""
-        conn = Connection(self, ws, next(self._ids), remote)
+        conn = Connection(self, ws, next(self._ids), remote, trusted=trusted)
         self.connections[conn.id] = conn
         self._idle = trio.Event()
         return conn
@@ -277,7 +284,8 @@ class Server:
             "lobbies": len(self.hub.lobbies),
             **{name: source() for name, source in self.stats_sources.items()},
             "quotas": {"refused_connections": self.quotas.refused_connections,
-                       "addresses_connected": len(self.quotas.connections)},
+                       "addresses_connected": len(self.quotas.connections),
+                       "outbox_pauses": self.quotas.outboxes.pauses},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:

@@ -59,6 +59,10 @@ class Settings:
                             validator=_positive)
     outbox_bytes: int = _opt(1_048_576, "bytes (UTF-8) queued per connection; a full outbox closes it with 1008",
                              validator=_positive)
+    outbox_bytes_per_address: int = _opt(8_388_608, "bytes (UTF-8) queued in the outboxes of one address's "
+                                         "connections together; past half their readers pause until a quarter "
+                                         "is left, a message beyond it closes its connection with 1008 (0: no "
+                                         "per-address budget)", validator=attrs.validators.ge(0))
     resume_buffer_bytes: int = _opt(1_048_576, "bytes of messages kept for a peer in grace; overflow ends its "
                                     "session", validator=_positive)
     max_message_size: int = _opt(65536, "largest accepted frame in bytes (1009 beyond)", validator=_positive)

@@ -14,6 +14,7 @@ import trio_websocket
 
 from ..errors import ErrorContext
 from ._auth import client_host
+from ._linger import LINGER_CODES, DeferredCloseStream, linger
 from ._quotas import refuse_stream
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["WS_PATH", "accept_stream", "hold_nursery", "listen", "server_ssl_context"]
 
 WS_PATH = "/ws"
+#: Bytes a lingering close reads away at least before it gives up (twice ``max_message_size`` if larger).
+LINGER_MAX_BYTES = 1 << 20
 
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -63,27 +66,36 @@ async def listen(
         await trio.serve_listeners(serve, listeners, handler_nursery=conns)
 
 
-async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str) -> None:
-    """Admission (per-address quota), HTTP front, WebSocket handshake (bounded), then run the connection."""
+async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> None:
+    """Admission (per-address quota, skipped for ``trusted`` in-process streams), HTTP front, WebSocket handshake
+    (bounded), then run the connection; after a protocol-error close (1002/1007/1009) the stream lingers (reads
+    and discards, bounded) so the close frame is not lost to a TCP reset."""
     ctx = ErrorContext(server.errors.ids.new(), remote=remote, component="handshake")
     host = client_host(remote)
-    refusal = server.quotas.admit(host, trio.current_time())
+    refusal = None if trusted else server.quotas.admit(host, trio.current_time())
     if refusal is not None:  # per-address quota: HTTP 429 (bounded), audited, not counted as a connection
         server.persistence.audit("connection_refused", remote=remote, code=refusal.code)
         await refuse_stream(stream, refusal, min(2.0, server.settings.hello_timeout))
         return
+    ws: trio_websocket.WebSocketConnection | None = None
     try:
         async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
             upgrade = await server.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
-            ws = await _handshake(server, ws_nursery, upgrade[0]) if upgrade is not None else None
+            if upgrade is not None:  # trio-websocket's own close of the stream is deferred to the finally below
+                ws = await _handshake(server, ws_nursery, DeferredCloseStream(upgrade[0]))
             if ws is not None:
-                await server.open_connection(ws, remote).run()
+                await server.open_connection(ws, remote, trusted=trusted).run()
             ws_nursery.cancel_scope.cancel()
     except BaseException as exc:
         server.errors.capture(exc, ctx)
     finally:
-        server.quotas.release(host)
+        if not trusted:
+            server.quotas.release(host)
         with trio.CancelScope(shield=True):
+            if ws is not None and ws.closed is not None and ws.closed.code in LINGER_CODES:
+                # The client may still be sending what made us close: read it away first.
+                await linger(stream, timeout=server.close_timeout,
+                             max_bytes=max(LINGER_MAX_BYTES, 2 * server.settings.max_message_size))
             await trio.aclose_forcefully(stream)
 
 

@@ -12,7 +12,7 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._hub import BotHub, BotHubSettings, install_bot_hub
-    from ._local import run_local_worker
+    from ._local import run_local_worker, thread_connector
     from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
     from ._scheduler import Job, JobState, Scheduler, WorkerInfo
     from ._worker import Connector, Worker, WorkerConfig, memory_connector, url_connector
@@ -37,6 +37,7 @@ __all__ = [
     "install_bot_hub",
     "memory_connector",
     "run_local_worker",
+    "thread_connector",
     "url_connector",
 ]
 
@@ -45,6 +46,7 @@ __getattr__ = lazy_exports(__name__, {
     "BotHubSettings": "._hub",
     "install_bot_hub": "._hub",
     "run_local_worker": "._local",
+    "thread_connector": "._local",
     "BotAdd": "._protocol",
     "BotList": "._protocol",
     "BotRemove": "._protocol",

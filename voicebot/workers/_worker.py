@@ -43,14 +43,15 @@ def url_connector(url: str, ssl_context: ssl.SSLContext | None = None) -> Connec
 
 
 def memory_connector(server: Server, remote: str = "local-worker") -> Connector:
-    """Connect to an in-process ``server`` through an in-memory stream (no TCP)."""
+    """Connect to an in-process ``server`` through an in-memory stream (no TCP; a connection of the process's own,
+    not held to per-address connection quotas)."""
 
     @asynccontextmanager
     async def open_one() -> AsyncIterator[Client]:
         from trio.testing import memory_stream_pair  # noqa: PLC0415 - trio.testing brings pytest (~9 MiB)
 
         client_end, server_end = memory_stream_pair()
-        server.connect_stream(server_end, remote)
+        server.connect_stream(server_end, remote, trusted=True)
         async with connect_stream(client_end) as client:
             yield client
 
