@@ -30,14 +30,15 @@ async def test_bots_run_on_the_worker_thread_and_stop_with_the_server() -> None:
     bots = {"where": BotSpec("where", "records its thread", lambda _o: _Where(seen), needs_media=False)}
     server = Server(settings_for_tests(), rng=random.Random(1), passwords=FakePasswordHasher(), listen=False)
     bot_hub = install_bot_hub(server, BotHubSettings(start_timeout=10.0))
-    before = {t.name for t in threading.enumerate()}
+    before = {t.ident for t in threading.enumerate()}
+    assert [t.name for t in threading.enumerate() if t.name == "voicebot-local-worker"] == []
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
             worker: Worker = await nursery.start(lambda task_status: run_local_worker(
                 server, bot_hub, bots=bots, own_thread=True, task_status=task_status))
             assert worker.registered.is_set()
-            assert "voicebot-local-worker" in {t.name for t in threading.enumerate()} - before
+            [thread] = [t for t in threading.enumerate() if t.ident not in before and t.name == "voicebot-local-worker"]
             async with open_client(server, "owner") as owner:
                 room = await owner.create_lobby("room")
                 await owner.join(room["id"])
@@ -54,7 +55,7 @@ async def test_bots_run_on_the_worker_thread_and_stop_with_the_server() -> None:
             stats = server.statistics()
             assert "assistants" in stats
             server.shutdown()
-    assert "voicebot-local-worker" not in {t.name for t in threading.enumerate()}  # the thread ended with it
+    assert not thread.is_alive()  # the thread ended with it
 
 
 async def test_a_stopped_hub_ends_the_worker_thread() -> None:
@@ -70,8 +71,9 @@ async def test_a_stopped_hub_ends_the_worker_thread() -> None:
                 with scope:
                     await run_local_worker(server, bot_hub, bots=bots, own_thread=True, task_status=task_status)
 
+            before = {t.ident for t in threading.enumerate()}
             await nursery.start(worker_task)
-            [thread] = [t for t in threading.enumerate() if t.name == "voicebot-local-worker"]
+            [thread] = [t for t in threading.enumerate() if t.ident not in before and t.name == "voicebot-local-worker"]
             started = trio.current_time()
             scope.cancel()  # what serve does when it stops: the thread's run is cancelled and joined
             await trio.to_thread.run_sync(thread.join, 10)
