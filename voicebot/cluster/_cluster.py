@@ -379,16 +379,27 @@ class Cluster:
                                               base_delay=0.1, max_delay=self.heartbeat, jitter=True)
         while True:
             try:
-                async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
-                                                   retry_policy=retry) as pubsub:
-                    self._subscribed.set()
-                    async for message in pubsub:
-                        if message.get("type") == "message":
-                            self._receive(json.loads(message["data"]))
+                await self._read_channel(channel, retry)
             except Exception as exc:  # a broken subscription is retried; the heartbeat reports the outage
                 self.available = False
                 self.errors.handle(exc, self._ctx.request(None))
                 await trio.sleep(self.heartbeat)
+
+    async def _read_channel(self, channel: str, retry: Any) -> None:
+        from anyio import ClosedResourceError  # noqa: PLC0415
+
+        try:
+            async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
+                                               retry_policy=retry) as pubsub:
+                self._subscribed.set()
+                async for message in pubsub:
+                    if message.get("type") == "message":
+                        self._receive(json.loads(message["data"]))
+        except* ClosedResourceError:
+            # When this task is cancelled (shutdown, or the hub's loss), coredis' cleanup sends UNSUBSCRIBE on
+            # the connection it has just closed: only the cancellation goes on. Otherwise the subscription broke.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            raise
 
     def _receive(self, envelope: dict[str, Any]) -> None:
         if "ping" in envelope:  # the heartbeat's check of our own subscription
