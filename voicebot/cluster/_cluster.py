@@ -421,7 +421,11 @@ class Cluster:
                 return  # not a member here (already reconciled away)
         elif lobby is not None and kind == "signal" and envelope["to"]:
             track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
-        actions += self.hub.deliver(local_members(self.hub, envelope["to"]), message, now)
+        targets = local_members(self.hub, envelope["to"])
+        if message.get("lobby_id") is not None:
+            # A receiver may have left or switched lobbies while the message was on its way: members only.
+            targets = [pid for pid in targets if self.hub.sessions[pid].lobby_id == message.get("lobby_id")]
+        actions += self.hub.deliver(targets, message, now)
         if actions:
             self.apply(actions)
         if lobby is not None and kind == "peer.left":
