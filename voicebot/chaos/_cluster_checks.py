@@ -10,8 +10,8 @@ Every check reports through :func:`voicebot.faults.invariant` (journalled, kept 
   other hubs') equals the union of the live hubs' own members, and every connected client's view (its
   ``lobby.joined`` peers and the ``peer.joined``/``peer.left`` since) equals it too;
 - ``acknowledged_chat_delivered`` (checkpoints): a chat the sender's hub accepted (echoed, no error) while every
-  live hub was available reached every peer that was in the lobby when it was sent and stayed connected and in
-  it;
+  live hub was available reached every peer that the sender had been told was in the lobby when it was sent and
+  that stayed connected and in it;
 - ``request_answered``: every request gets its answer (every network wait has a deadline);
 - per hub: ``member_has_session``, ``session_in_its_lobby``, ``session_live_or_in_grace``.
 """
@@ -158,6 +158,10 @@ class ChatRecord:
     request_id: int
     fault_epoch: int
     receivers: dict[int, int]
+    """The clients in the lobby that the sender had been told of (``lobby.joined`` peers, ``peer.joined``)."""
+    unheard: dict[int, int]
+    """Clients in the lobby (their join answered) that the sender had not been told of yet: a join through
+    another hub reaches the sender's hub a moment after the joiner's answer, so these are not owed."""
 
 
 def hub_truth(servers: Iterable[Server]) -> dict[str, set[str]]:
@@ -211,19 +215,21 @@ def check_hub_state(server: Server, hub_index: int) -> None:
 
 
 def undelivered_chats(
-    records: list[ChatRecord], clients: list[ClusterSimClient], fault_epoch: int,
+    records: list[ChatRecord], clients: list[ClusterSimClient], fault_epoch: int, *, unheard: bool = False,
 ) -> tuple[int, list[tuple[ChatRecord, int]]]:
     """How many deliveries ``records`` owe now, and which of them (record, receiver index) have not arrived.
 
     A chat is owed to a receiver when its hub accepted it (the sender got its echo and no error), no fault
-    happened since it was sent (``fault_epoch``), and the receiver stayed connected and in the lobby."""
+    happened since it was sent (``fault_epoch``), the sender had been told the receiver was in the lobby, and
+    the receiver stayed connected and in the lobby. With ``unheard`` the same is counted for the receivers the
+    sender had not been told of yet (a statistic, not an invariant)."""
     owed = 0
     missing: list[tuple[ChatRecord, int]] = []
     for record in records:
         acked = record.text in record.sender.echoed and record.request_id not in record.sender.errors
         if not acked or record.fault_epoch != fault_epoch:
             continue
-        for index, epoch in record.receivers.items():
+        for index, epoch in (record.unheard if unheard else record.receivers).items():
             receiver = clients[index]
             if receiver.epoch != epoch or not receiver.connected:
                 continue

@@ -289,6 +289,9 @@ class _Driver:
                         homes[session.lobby_id].add(index)
         self.checks["lobbies spanning hubs at checkpoints"] += sum(len(h) > 1 for h in homes.values())
         self.checks["chat deliveries verified"] += owed
+        owed, missing = undelivered_chats(self.records, self.clients, self.fault_epoch, unheard=True)
+        self.checks["chats to a joiner the sender had not heard of"] += owed
+        self.checks["... of them missed"] += len(missing)
         self.records.clear()
 
     # -- steps --------------------------------------------------------------------------------------
@@ -337,11 +340,12 @@ class _Driver:
     async def _chat(self, client: ClusterSimClient, arg: int) -> None:
         text = f"c{client.index}:{client.next_seq()}"
         if client.lobby_id is not None and client.peer_id is not None:
-            receivers = {c.index: c.epoch for c in self.clients
-                         if c is not client and c.connected and c.lobby_id == client.lobby_id}
+            members = [c for c in self.clients if c is not client and c.connected and c.lobby_id == client.lobby_id]
             self.checks["chats sent in a lobby"] += 1
-            self.records.append(ChatRecord(client, client.peer_id, text, client.next_request_id(),
-                                           self.fault_epoch, receivers))
+            self.records.append(ChatRecord(
+                client, client.peer_id, text, client.next_request_id(), self.fault_epoch,
+                receivers={c.index: c.epoch for c in members if c.peer_id in client.view},
+                unheard={c.index: c.epoch for c in members if c.peer_id not in client.view}))
         await client.send("chat", text=text)
 
     async def _signal(self, client: ClusterSimClient, arg: int) -> None:
