@@ -13,7 +13,8 @@ messages to peers of their lobby; the receiver measures end-to-end latency) with
 - ``2hub-cross``: two hubs, each lobby's members alternate between hubs and every message goes to a peer on the
   other hub (published to Redis, read from the other hub's channel).
 
-Hubs' CPU (summed over the hub processes) per delivered message, RSS per hub, the rest of the machine's CPU
+Hubs' CPU (summed over the hub processes) per delivered message, redis-server's CPU (when this script started
+it), RSS per hub, the rest of the machine's CPU
 and the load average before and after each set-up are reported: on a small shared machine the two hubs, the
 load generator and Redis compete for the same cores, so 2 hubs cannot show more throughput than the cores
 allow. Table on stdout; ``--json PATH`` (or ``-``) writes every figure.
@@ -55,7 +56,8 @@ async def bench(args: argparse.Namespace, redis: RedisEngine | None, postgres: P
         db = args.db_url
         if postgres is not None:
             db = await trio.to_thread.run_sync(postgres.new_database, "bench")
-        results.append(await run_config(config, db if config.cluster else ":memory:", redis_url, args))
+        redis_pid = redis.process.pid if redis is not None else None
+        results.append(await run_config(config, db if config.cluster else ":memory:", redis_url, args, redis_pid))
         await trio.sleep(1.0)  # let TIME_WAIT sockets and the stopped hubs settle
     return {
         "benchmark": "voicebot cluster relay", "started": args.started, "machine": machine_info(),

@@ -144,7 +144,8 @@ async def wait_ready(urls: Sequence[str], timeout: float = 30.0) -> None:
                 await trio.sleep(0.2)
 
 
-async def run_config(config: Config, db: str, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def run_config(config: Config, db: str, redis_url: str, args: argparse.Namespace,
+                     redis_pid: int | None = None) -> dict[str, Any]:
     """Start ``config``'s hubs, run the load, stop them; always returns a result (``failed`` on error)."""
     result: dict[str, Any] = {"target": config.name, "config": config.__dict__, "loadavg_before": os.getloadavg()}
     command = hub_command(config, db, redis_url, args)
@@ -155,6 +156,8 @@ async def run_config(config: Config, db: str, redis_url: str, args: argparse.Nam
             urls = [url for _, url in hubs]
             await wait_ready(urls)
             load = ClusterLoad(urls, config.pairs, args)
+            if redis_pid is not None and config.cluster:
+                load.side_pids["redis"] = redis_pid
             print(f"bench: {config.name}: {', '.join(urls)}; {args.clients} clients", file=sys.stderr, flush=True)
             with trio.fail_after(args.setup_timeout + args.warmup + args.duration + args.drain + 40):
                 result |= await load.run([proc.pid for proc, _ in hubs])
@@ -166,6 +169,14 @@ async def run_config(config: Config, db: str, redis_url: str, args: argparse.Nam
         result["failed"] = describe(exc)
     result["loadavg_after"] = os.getloadavg()
     return result
+
+
+def _with_redis(r: dict[str, Any]) -> str:
+    """CPU per delivered message of the hubs and redis-server together (when redis-server was measured)."""
+    redis, hubs, per_msg = r.get("side_cpu_pct", {}).get("redis"), r.get("server_cpu_pct"), r.get("server_cpu_us_per_msg")
+    if redis is None or not hubs or per_msg is None:
+        return "-"
+    return f"{per_msg * (hubs + redis) / hubs:.1f}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -203,6 +214,8 @@ def render(report: dict[str, Any]) -> str:
         ("hubs CPU %", lambda r: r.get("server_cpu_pct", "-")),
         ("hubs CPU us/msg", lambda r: r.get("server_cpu_us_per_msg", "-")),
         ("RSS per hub MiB", rss),
+        ("redis CPU %", lambda r: r.get("side_cpu_pct", {}).get("redis", "-")),
+        ("hubs+redis us/msg", _with_redis),
         ("client CPU %", lambda r: r.get("client_cpu_pct", "-")),
         ("others CPU %", lambda r: r.get("other_processes_cpu_pct", "-")),
         ("load avg 1m before", lambda r: load(r, "loadavg_before")),

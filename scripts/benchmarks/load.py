@@ -76,6 +76,8 @@ class LoadRun:
         self.clients = [BenchClient(i, Random(args.seed * 1_000_003 + i)) for i in range(args.clients)]
         pad = max(0, args.size - 150)
         self.padding = "a=x-pad:" + "x" * pad + "\\r\\n" if pad else ""
+        self.side_pids: dict[str, int] = {}
+        """Other processes whose CPU during the window is reported apart (``side_cpu_pct``, e.g. redis-server)."""
         self.perf0 = time.perf_counter_ns()
         self.trio0 = trio.current_time()
 
@@ -335,6 +337,7 @@ class LoadRun:
             for c in self.clients:
                 senders.start_soon(self.sender, c, start, w_end, rate)
             await trio.sleep_until(w_start)
+            side0 = {name: proc_cpu_seconds(pid) for name, pid in self.side_pids.items()}
             cpu0, self_cpu0, t0 = _cpu(server_pid), self_cpu_seconds(), trio.current_time()
             busy0 = system_busy_seconds()
             peak_rss = [0.0] * len(server_pid)
@@ -343,6 +346,7 @@ class LoadRun:
                 peak_rss = [max(peak, proc_memory_mb(pid).get("VmRSS", 0.0))
                             for peak, pid in zip(peak_rss, server_pid, strict=True)]
             cpu1, self_cpu1, t1 = _cpu(server_pid), self_cpu_seconds(), trio.current_time()
+            side1 = {name: proc_cpu_seconds(pid) for name, pid in self.side_pids.items()}
             busy1 = system_busy_seconds()
             # senders stop by themselves at w_end; one stuck in a send (or waiting for credit) is cut
             senders.cancel_scope.deadline = trio.current_time() + 2.0
@@ -357,7 +361,10 @@ class LoadRun:
         result["server_cpu_s"] = round(cpu1 - cpu0, 3)
         result["client_cpu_s"] = round(self_cpu1 - self_cpu0, 3)
         # CPU used by everything else on the machine during the window (other work skews the numbers)
-        others = (busy1 - busy0) - (cpu1 - cpu0) - (self_cpu1 - self_cpu0)
+        side = {name: side1[name] - side0[name] for name in side0}
+        if side:
+            result["side_cpu_pct"] = {name: round(100 * v / elapsed, 1) for name, v in side.items()}
+        others = (busy1 - busy0) - (cpu1 - cpu0) - (self_cpu1 - self_cpu0) - sum(side.values())
         result["other_processes_cpu_pct"] = round(max(0.0, 100 * others / elapsed), 1)
         result["window_s"] = round(elapsed, 3)
         memories = [proc_memory_mb(pid) for pid in server_pid]
