@@ -173,7 +173,8 @@ async def run_config(config: Config, db: str, redis_url: str, args: argparse.Nam
 
 def _with_redis(r: dict[str, Any]) -> str:
     """CPU per delivered message of the hubs and redis-server together (when redis-server was measured)."""
-    redis, hubs, per_msg = r.get("side_cpu_pct", {}).get("redis"), r.get("server_cpu_pct"), r.get("server_cpu_us_per_msg")
+    redis = r.get("side_cpu_pct", {}).get("redis")
+    hubs, per_msg = r.get("server_cpu_pct"), r.get("server_cpu_us_per_msg")
     if redis is None or not hubs or per_msg is None:
         return "-"
     return f"{per_msg * (hubs + redis) / hubs:.1f}"
