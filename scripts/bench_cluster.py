@@ -100,6 +100,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="use this Redis (with --db-url) instead of starting a redis-server of our own")
     parser.add_argument("--db-url", metavar="URL",
                         help="use this PostgreSQL database (with --redis-url) instead of starting a cluster")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="run each hub under cProfile and write DIR/<set-up>-<hub>.prof (slows the hubs down)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout)")
     args = parser.parse_args(argv)
     if bool(args.redis_url) != bool(args.db_url):

@@ -91,6 +91,14 @@ def hub_command(config: Config, db: str, redis_url: str, args: argparse.Namespac
     return command
 
 
+def _profiled(command: list[str], args: argparse.Namespace, name: str) -> list[str]:
+    """With ``--profile DIR``: the hub runs under cProfile, which writes DIR/NAME.prof when it exits."""
+    if not args.profile:
+        return command
+    os.makedirs(args.profile, exist_ok=True)
+    return [command[0], "-m", "cProfile", "-o", os.path.join(args.profile, f"{name}.prof"), *command[1:]]
+
+
 async def start_hub(command: list[str], nursery: trio.Nursery, stack: AsyncExitStack) -> tuple[trio.Process, str]:
     """Start one hub process (stopped with SIGTERM, then SIGKILL, when ``stack`` closes) and read its URL."""
     stderr_file = stack.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115 - closed by the stack
@@ -152,7 +160,8 @@ async def run_config(config: Config, db: str, redis_url: str, args: argparse.Nam
     result["command"] = command
     try:
         async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
-            hubs = [await start_hub(command, nursery, stack) for _ in range(config.hubs)]
+            hubs = [await start_hub(_profiled(command, args, f"{config.hubs}hub-{config.pairs}-{i}"), nursery, stack)
+                    for i in range(config.hubs)]
             urls = [url for _, url in hubs]
             await wait_ready(urls)
             load = ClusterLoad(urls, config.pairs, args)
