@@ -13,6 +13,8 @@ Every check reports through :func:`voicebot.faults.invariant` (journalled, kept 
   live hub was available reached every peer that the sender had been told was in the lobby when it was sent and
   that stayed connected and in it;
 - ``request_answered``: every request gets its answer (every network wait has a deadline);
+- ``lost_hub_peers_leave_disconnected`` (after the hub loss): every client on a live hub that had a peer of the
+  lost hub in its lobby was told ``peer.left`` with reason ``disconnected``;
 - per hub: ``member_has_session``, ``session_in_its_lobby``, ``session_live_or_in_grace``.
 """
 
@@ -73,6 +75,8 @@ class ClusterSimClient(SimClient):
         self.got: set[tuple[str, str]] = set()
         """(sender peer id, chat text) of every chat received."""
         self.last_seq: dict[str, int] = {}
+        self.left: dict[str, str] = {}
+        """The reason of the last ``peer.left`` received for each peer."""
 
     async def send(self, type_: str, **fields: Any) -> None:
         """Send one request and remember it until its answer (a chat is answered by its echo or an error)."""
@@ -120,6 +124,7 @@ class ClusterSimClient(SimClient):
             self.view.add(str(message["peer"]["peer_id"]))
         elif kind == "peer.left":
             self.view.discard(str(message["peer_id"]))
+            self.left[str(message["peer_id"])] = str(message.get("reason"))
         elif kind == "chat":
             self._ordered(str(message.get("from")), str(message.get("text", "")).split(":")[-1], kind)
             if message.get("from") == self.peer_id:

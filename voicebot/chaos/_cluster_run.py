@@ -94,7 +94,8 @@ async def _main(seed: int, schedule: ClusterSchedule, config: ClusterChaosConfig
                 nursery.cancel_scope.cancel()
         finally:
             if redis.process.poll() is not None:  # a failure inside the outage window: leave Redis running
-                await trio.to_thread.run_sync(redis.start)
+                with trio.CancelScope(shield=True):  # bounded: start() gives up after 30 s
+                    await trio.to_thread.run_sync(redis.start)
         driver.checks["messages from other hubs"] = sum(s.cluster.received for s in driver.servers if s.cluster)
         for index, server in enumerate(driver.servers):
             if index in driver.killed:
@@ -121,6 +122,7 @@ class _Driver:
         self.clients = [ClusterSimClient(i) for i in range(config.clients)]
         self.lobbies: list[str] = []
         self.records: list[ChatRecord] = []
+        self.told_of_loss: list[tuple[ClusterSimClient, int, list[str]]] = []
         self.fault_epoch = 0
         """Bumped by every fault and every moment a live hub is not available: chats are owed within one."""
         self.actions: collections.Counter[str] = collections.Counter()
@@ -153,6 +155,9 @@ class _Driver:
         break, as when its process is killed."""
         faults.record("fault", kind="hub_lost", hub=index)
         self.fault_epoch += 1
+        lost = {c.peer_id for c in self.clients if c.hub == index and c.connected and c.peer_id is not None}
+        self.told_of_loss = [(c, c.epoch, sorted(c.view & lost)) for c in self.clients
+                             if c.hub != index and c.connected and c.view & lost]
         self.killed.add(index)
         self.scopes[index].cancel()
         for client in self.clients:
@@ -161,6 +166,16 @@ class _Driver:
         with trio.move_on_after(10):
             await self.servers[index].stopped.wait()
         self.forget_closed()
+
+    def check_told_of_loss(self) -> None:
+        """``lost_hub_peers_leave_disconnected`` for the clients that had peers of the lost hub in their lobby
+        and stayed connected and in it."""
+        for client, epoch, peers in self.told_of_loss:
+            if client.epoch == epoch and client.connected:
+                for peer in peers:
+                    self.checks["lost hub's peers seen leaving"] += 1
+                    faults.invariant(client.left.get(peer) == "disconnected", "lost_hub_peers_leave_disconnected",
+                                     client=client.index, peer=peer, reason=client.left.get(peer))
 
     async def redis_down(self) -> None:
         """Stop ``redis-server`` (its data is gone: no persistence)."""
@@ -204,6 +219,7 @@ class _Driver:
                 await self.checkpoint(f"before losing hub {schedule.killed_hub}")
                 await self.kill(schedule.killed_hub)
                 await self.checkpoint(f"after losing hub {schedule.killed_hub}")
+                self.check_told_of_loss()
             if outage is not None and step.n == outage[0]:
                 await self.checkpoint("before the redis outage")
                 await self.redis_down()
