@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
@@ -68,14 +69,21 @@ class Recorder:
 class LoadRun:
     def __init__(self, url: str, kind: str, args: argparse.Namespace) -> None:
         self.url = url
+        """Where every client connects (see :meth:`url_for`)."""
         self.kind = kind
         self.args = args
         self.rec = Recorder()
         self.clients = [BenchClient(i, Random(args.seed * 1_000_003 + i)) for i in range(args.clients)]
         pad = max(0, args.size - 150)
         self.padding = "a=x-pad:" + "x" * pad + "\\r\\n" if pad else ""
+        self.side_pids: dict[str, int] = {}
+        """Other processes whose CPU during the window is reported apart (``side_cpu_pct``, e.g. redis-server)."""
         self.perf0 = time.perf_counter_ns()
         self.trio0 = trio.current_time()
+
+    def url_for(self, c: BenchClient) -> str:
+        """The server ``c`` connects to (one server here; a cluster run spreads clients over hubs)."""
+        return self.url
 
     def trio_to_ns(self, t: float) -> int:
         return self.perf0 + int((t - self.trio0) * 1e9)
@@ -157,7 +165,7 @@ class LoadRun:
         async with limit:
             try:
                 with trio.fail_after(self.args.request_timeout):
-                    c.ws = await trio_websocket.connect_websocket_url(nursery, self.url)
+                    c.ws = await trio_websocket.connect_websocket_url(nursery, self.url_for(c))
             except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
                 self.rec.errors[f"connect failed: {type(exc).__name__}: {exc}"[:120]] += 1
                 raise
@@ -225,8 +233,12 @@ class LoadRun:
             if not rec.stopping:
                 rec.errors["send on closed connection"] += 1
 
-    async def run(self, server_pid: int) -> dict[str, Any]:
-        """Connect, hello and join every client, then measure; returns the result fields."""
+    async def run(self, server_pid: int | Sequence[int]) -> dict[str, Any]:
+        """Connect, hello and join every client, then measure; returns the result fields.
+
+        ``server_pid`` may list several server processes (hubs of a cluster): CPU is their sum, RSS is given
+        per process (``server_rss_mb_per_process``) and in total."""
+        server_pids = [server_pid] if isinstance(server_pid, int) else list(server_pid)
         result: dict[str, Any] = {"url": self.url}
         async with trio.open_nursery() as conns:
             try:
@@ -237,12 +249,12 @@ class LoadRun:
                 self.rec.stopping = True
                 conns.cancel_scope.cancel()
                 return result | self.summary(result)
-            result["server_memory_after_setup_mb"] = proc_memory_mb(server_pid)
+            result["server_memory_after_setup_mb"] = _memory(server_pids)
             await trio.sleep(0.5)  # let the join traffic settle
             if self.args.sweep:
-                summary = await self.sweep(server_pid, result)
+                summary = await self.sweep(server_pids, result)
             else:
-                await self.measure(server_pid, result, self.args.rate)
+                await self.measure(server_pids, result, self.args.rate)
                 summary = self.summary(result)  # counted now: deliveries during the teardown do not count
             self.rec.stopping = True
             with trio.move_on_after(10):
@@ -276,7 +288,7 @@ class LoadRun:
         result["connected"] = sum(c.ws is not None for c in self.clients)
         result["setup_s"] = round(trio.current_time() - t_setup, 2)
 
-    async def sweep(self, server_pid: int, result: dict[str, Any]) -> dict[str, Any]:
+    async def sweep(self, server_pid: list[int], result: dict[str, Any]) -> dict[str, Any]:
         """Measure at each ``--sweep`` rate (same connections) until one is not sustainable: delivered < 95 %
         of offered or p99 above ``--slo-p99-ms``. The result's main figures are those of the best sustainable
         stage; every stage is kept in ``sweep``."""
@@ -303,14 +315,15 @@ class LoadRun:
         summary = dict(best if best is not None else stages[-1])
         result |= {k: v for k, v in summary.items() if k in (
             "server_cpu_pct", "client_cpu_pct", "server_cpu_s", "client_cpu_s", "window_s",
-            "other_processes_cpu_pct", "server_rss_mb_peak_window", "server_memory_end_mb")}
+            "other_processes_cpu_pct", "server_rss_mb_peak_window", "server_rss_mb_per_process",
+            "server_memory_end_mb")}
         summary["sweep"] = stages
         summary["max_sustainable"] = None if best is None else {
             "rate_per_client": best["rate"], "delivered_msg_s": best["throughput_msg_s"],
             "latency_p99_ms": best["latency_ms"]["p99"]}
         return summary
 
-    async def measure(self, server_pid: int, result: dict[str, Any], rate: float) -> None:
+    async def measure(self, server_pid: list[int], result: dict[str, Any], rate: float) -> None:
         args = self.args
         rec = self.rec
         for c in self.clients:
@@ -324,13 +337,16 @@ class LoadRun:
             for c in self.clients:
                 senders.start_soon(self.sender, c, start, w_end, rate)
             await trio.sleep_until(w_start)
-            cpu0, self_cpu0, t0 = proc_cpu_seconds(server_pid), self_cpu_seconds(), trio.current_time()
+            side0 = {name: proc_cpu_seconds(pid) for name, pid in self.side_pids.items()}
+            cpu0, self_cpu0, t0 = _cpu(server_pid), self_cpu_seconds(), trio.current_time()
             busy0 = system_busy_seconds()
-            peak_rss = 0.0
+            peak_rss = [0.0] * len(server_pid)
             while trio.current_time() < w_end:
                 await trio.sleep(min(0.5, max(0.0, w_end - trio.current_time())))
-                peak_rss = max(peak_rss, proc_memory_mb(server_pid).get("VmRSS", 0.0))
-            cpu1, self_cpu1, t1 = proc_cpu_seconds(server_pid), self_cpu_seconds(), trio.current_time()
+                peak_rss = [max(peak, proc_memory_mb(pid).get("VmRSS", 0.0))
+                            for peak, pid in zip(peak_rss, server_pid, strict=True)]
+            cpu1, self_cpu1, t1 = _cpu(server_pid), self_cpu_seconds(), trio.current_time()
+            side1 = {name: proc_cpu_seconds(pid) for name, pid in self.side_pids.items()}
             busy1 = system_busy_seconds()
             # senders stop by themselves at w_end; one stuck in a send (or waiting for credit) is cut
             senders.cancel_scope.deadline = trio.current_time() + 2.0
@@ -345,12 +361,17 @@ class LoadRun:
         result["server_cpu_s"] = round(cpu1 - cpu0, 3)
         result["client_cpu_s"] = round(self_cpu1 - self_cpu0, 3)
         # CPU used by everything else on the machine during the window (other work skews the numbers)
-        others = (busy1 - busy0) - (cpu1 - cpu0) - (self_cpu1 - self_cpu0)
+        side = {name: side1[name] - side0[name] for name in side0}
+        if side:
+            result["side_cpu_pct"] = {name: round(100 * v / elapsed, 1) for name, v in side.items()}
+        others = (busy1 - busy0) - (cpu1 - cpu0) - (self_cpu1 - self_cpu0) - sum(side.values())
         result["other_processes_cpu_pct"] = round(max(0.0, 100 * others / elapsed), 1)
         result["window_s"] = round(elapsed, 3)
-        memory = proc_memory_mb(server_pid)
-        result["server_rss_mb_peak_window"] = round(max(peak_rss, memory.get("VmRSS", 0.0)), 1)
-        result["server_memory_end_mb"] = memory
+        memories = [proc_memory_mb(pid) for pid in server_pid]
+        per_process = [round(max(peak, m.get("VmRSS", 0.0)), 1) for peak, m in zip(peak_rss, memories, strict=True)]
+        result["server_rss_mb_per_process"] = per_process
+        result["server_rss_mb_peak_window"] = round(sum(per_process), 1)
+        result["server_memory_end_mb"] = memories[0] if len(memories) == 1 else memories
 
     def summary(self, result: dict[str, Any]) -> dict[str, Any]:
         rec = self.rec
@@ -373,6 +394,15 @@ class LoadRun:
             out["server_cpu_us_per_msg"] = round(cpu_s * 1e6 / rec.recv_in_window, 2)
             out["client_cpu_us_per_msg"] = round(result["client_cpu_s"] * 1e6 / rec.recv_in_window, 2)
         return out
+
+
+def _cpu(pids: list[int]) -> float:
+    return sum(proc_cpu_seconds(pid) for pid in pids)
+
+
+def _memory(pids: list[int]) -> dict[str, float] | list[dict[str, float]]:
+    memories = [proc_memory_mb(pid) for pid in pids]
+    return memories[0] if len(memories) == 1 else memories
 
 
 async def _close_quietly(ws: trio_websocket.WebSocketConnection) -> None:

@@ -56,8 +56,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help="TOML/JSON fault plan (default: built-in random plan over all points)")
     parser.add_argument("--journal", default=None, metavar="FILE",
                         help="write the journal of the last seed run here (useful with --seed)")
-    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="simulated clients per seed")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="workload steps per seed")
+    parser.add_argument("--clients", type=int, default=None,
+                        help=f"simulated clients per seed (default {DEFAULT_CLIENTS}; 8 with --hubs)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"workload steps per seed (default {DEFAULT_STEPS}; 60 with --hubs)")
+    parser.add_argument("--hubs", type=int, default=None, metavar="N",
+                        help="run the multi-hub workload instead: N hubs in cluster mode over a real redis-server "
+                             "and PostgreSQL (started for the run), one hub lost mid-run, a Redis outage window "
+                             "(default 10 seeds)")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
                         help=f"worker processes for {POOL_MIN_SEEDS}+ seeds (default {DEFAULT_JOBS}, the CPU count); "
                              "each seed runs alone in one process, so results and journals do not depend on N")
@@ -72,6 +78,13 @@ def main_chaos(
     ``server_factory`` (tests only) replaces :class:`~voicebot.chaos.ChaosServer`, e.g. to plant a bug.
     """
     out = out if out is not None else sys.stdout
+    if getattr(args, "hubs", None) is not None:
+        from ._cluster_cli import main_cluster_chaos  # noqa: PLC0415
+
+        _quiet()
+        return main_cluster_chaos(args, out)
+    args = argparse.Namespace(**{**vars(args), "clients": DEFAULT_CLIENTS if args.clients is None else args.clients,
+                                 "steps": DEFAULT_STEPS if args.steps is None else args.steps})
     start = args.seed if args.seed is not None else 0
     count = args.seeds if args.seeds is not None else (1 if args.seed is not None else 1000)
     jobs = getattr(args, "jobs", DEFAULT_JOBS)

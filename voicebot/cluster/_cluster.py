@@ -367,16 +367,27 @@ class Cluster:
                                               base_delay=0.1, max_delay=self.heartbeat, jitter=True)
         while True:
             try:
-                async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
-                                                   retry_policy=retry) as pubsub:
-                    self._subscribed.set()
-                    async for message in pubsub:
-                        if message.get("type") == "message":
-                            self._receive(json.loads(message["data"]))
+                await self._read_channel(channel, retry)
             except Exception as exc:  # a broken subscription is retried; the heartbeat reports the outage
                 self.available = False
                 self.errors.handle(exc, self._ctx.request(None))
                 await trio.sleep(self.heartbeat)
+
+    async def _read_channel(self, channel: str, retry: Any) -> None:
+        from anyio import ClosedResourceError  # noqa: PLC0415
+
+        try:
+            async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
+                                               retry_policy=retry) as pubsub:
+                self._subscribed.set()
+                async for message in pubsub:
+                    if message.get("type") == "message":
+                        self._receive(json.loads(message["data"]))
+        except* ClosedResourceError:
+            # When this task is cancelled (shutdown, or the hub's loss), coredis' cleanup sends UNSUBSCRIBE on
+            # the connection it has just closed: only the cancellation goes on. Otherwise the subscription broke.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            raise
 
     def _receive(self, envelope: dict[str, Any]) -> None:
         if "ping" in envelope:  # the heartbeat's check of our own subscription
@@ -398,7 +409,11 @@ class Cluster:
                 return  # not a member here (already reconciled away)
         elif lobby is not None and kind == "signal" and envelope["to"]:
             track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
-        actions += self.hub.deliver(local_members(self.hub, envelope["to"]), message, now)
+        targets = local_members(self.hub, envelope["to"])
+        if message.get("lobby_id") is not None:
+            # A receiver may have left or switched lobbies while the message was on its way: members only.
+            targets = [pid for pid in targets if self.hub.sessions[pid].lobby_id == message.get("lobby_id")]
+        actions += self.hub.deliver(targets, message, now)
         if actions:
             self.apply(actions)
         if lobby is not None and kind == "peer.left":
