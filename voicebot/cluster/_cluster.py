@@ -29,8 +29,9 @@ from ..errors import ErrorContext, ErrorHandler, LobbyError, VoiceBotError
 from ..hub import Action, ConnId, Forward, Hub, Lobby, Notice, Session, SessionGone
 from ..protocol import LobbyJoin, Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
-from ._link import PREFIX, RedisLink, member_json, sleep_or, ttl_seconds, unavailable
+from ._link import RedisLink, member_json, sleep_or, ttl_seconds, unavailable
 from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
+from ._sessions import SessionShare
 
 __all__ = ["Cluster"]
 
@@ -79,6 +80,8 @@ class Cluster:
         self._wake = trio.Event()
         self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
+        self.sessions = SessionShare(self)
+        """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -101,23 +104,30 @@ class Cluster:
             await self._tick()
 
     async def _tick(self) -> None:
+        """One heartbeat: a single ``tick`` script call refreshes this hub's key, its sessions and all its
+        lobbies and members, pings its own channel and returns every lobby's live members to reconcile with."""
         try:
-            hub_key, ttl = self.link.hub_key(self.hub_id), ttl_seconds(self.hub_ttl)
-            await self.link.call("heartbeat", lambda r: r.set(hub_key, "1", ex=ttl))
-            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
-            # other hubs' messages for our peers would be lost, so we are not available.
-            own, ping = self.link.channel(self.hub_id), json.dumps({"ping": self.hub_id})
-            if not await self.link.call("ping", lambda r: r.publish(own, ping)):
-                raise unavailable("this hub's subscription is not up yet")
-            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
-                self._settle_until = trio.current_time() + self.hub_ttl
             for lobby_id, peer_id in sorted(self._unsynced_leaves):
                 session = self.hub.sessions.get(peer_id)
                 if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
                     await self._leave(lobby_id, peer_id)
                 self._unsynced_leaves.discard((lobby_id, peer_id))
-            for lobby_id in list(self.hub.lobbies):
-                await self._reconcile(lobby_id)
+            lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
+            versions = [self._versions.get(lobby.id, 0) for lobby in lobbies]
+            ttl = ttl_seconds(self.lobby_ttl)
+            payload = {"lobbies": [[lobby.id, self._meta(lobby), ttl, self._own_members(lobby)] for lobby in lobbies],
+                       "sessions": self.sessions.held(trio.current_time())}
+            result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
+                                            json.dumps(payload, separators=(",", ":")))
+            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
+            # other hubs' messages for our peers would be lost, so we are not available.
+            if not result[0]:
+                raise unavailable("this hub's subscription is not up yet")
+            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
+                self._settle_until = trio.current_time() + self.hub_ttl
+            for lobby, version, live in zip(lobbies, versions, result[1:], strict=True):
+                if self.hub.lobbies.get(lobby.id) is lobby and self._versions.get(lobby.id, 0) == version:
+                    self._sync(lobby, live)
         except VoiceBotError as exc:
             if self.available:
                 log.warning("cluster unavailable: %s", exc.message)
@@ -138,7 +148,7 @@ class Cluster:
         return {"hub_id": self.hub_id, "status": self.status(), "published": self.published,
                 "received": self.received, "dropped": self.dropped, "unreceived": self.unreceived,
                 "redis_failures": self.link.failures,
-                "breaker": str(self.link.breaker.state)}
+                "breaker": str(self.link.breaker.state), **self.sessions.snapshot()}
 
     # -- lobbies ------------------------------------------------------------------------------------
     def _meta(self, lobby: Lobby) -> str:
@@ -183,7 +193,7 @@ class Cluster:
         """``lobby.join`` in cluster mode: mirror the lobby if another hub made it, check the password
         (``password_ok``, the server's check), take a place in Redis atomically, then let the core join."""
         lobby_id = req.lobby_id
-        self._joining[lobby_id] += 1  # a mirror being joined is not dropped by a heartbeat meanwhile
+        self.hold(lobby_id)  # a mirror being joined is not dropped by a heartbeat meanwhile
         try:
             await self.ensure_lobby(lobby_id)
             lobby = self.hub.lobbies.get(lobby_id)
@@ -201,26 +211,20 @@ class Cluster:
                     self.release(session, lobby_id)
                 raise
         finally:
-            self._joining[lobby_id] -= 1
-            if not self._joining[lobby_id]:
-                del self._joining[lobby_id]
-                lobby = self.hub.lobbies.get(lobby_id)
-                if lobby is not None and lobby_id in self._mirrors:
-                    self._drop_if_unused(lobby)
+            self.unhold(lobby_id)
 
     async def admit(self, session: Session, lobby_id: str) -> None:
         """Take a place for ``session`` in ``lobby_id`` atomically in Redis (``lobby_full`` when none is left)."""
         lobby = self.hub.lobbies.get(lobby_id)
         if lobby is None or session.lobby_id == lobby_id:
             return
-        keys = [*self.link.lobby_keys(lobby_id), self.link.SEQ]
-        args = [session.peer_id, member_json(session.peer_object(), self.hub_id), self.link.hub_key(""),
+        args = [session.peer_id, member_json(session.peer_object(), self.hub_id), lobby_id,
                 ttl_seconds(self.lobby_ttl)]
         version = self._versions.get(lobby_id, 0)
-        result = await self.link.script("admit", keys, args)
+        result = await self.link.script("admit", *args)
         if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry
             await self._refresh(lobby)
-            result = await self.link.script("admit", keys, args)
+            result = await self.link.script("admit", *args)
         if result[0] == "full":
             raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
         if result[0] != "ok":
@@ -236,7 +240,7 @@ class Cluster:
         """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
         next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
         try:
-            raw = await self.link.script("list", [self.link.LOBBIES], [PREFIX, cursor or "", limit])
+            raw = await self.link.script("list", cursor or "", limit)
         except VoiceBotError:
             self.available = False
             ids = sorted(lid for lid, lb in self.hub.lobbies.items() if not lb.private and lid > (cursor or ""))
@@ -252,28 +256,41 @@ class Cluster:
         page = page[:limit]
         return page, (page[-1]["id"] if more else None), False
 
-    async def _refresh(self, lobby: Lobby) -> list[str]:
-        lobby_key, members_key = self.link.lobby_keys(lobby.id)
-        args: list[Any] = [self._meta(lobby), lobby.id, 0, ttl_seconds(self.lobby_ttl),
-                           self.link.hub_key("")]
+    def _own_members(self, lobby: Lobby) -> list[str]:
+        """(peer id, member JSON, …) of the members of ``lobby`` whose socket is on this hub."""
+        flat: list[str] = []
         for pid in lobby.members:
             session = self.hub.sessions.get(pid)
             if session is not None and session.home is None:
-                args += [pid, member_json(session.peer_object(), self.hub_id)]
-        result: list[str] = await self.link.script(
-            "refresh", [lobby_key, members_key, self.link.LOBBIES, self.link.SEQ], args)
+                flat += [pid, member_json(session.peer_object(), self.hub_id)]
+        return flat
+
+    async def _refresh(self, lobby: Lobby) -> list[str]:
+        result: list[str] = await self.link.script("refresh", lobby.id, self._meta(lobby),
+                                                   ttl_seconds(self.lobby_ttl), *self._own_members(lobby))
         return result
 
-    async def _reconcile(self, lobby_id: str) -> None:
-        lobby = self.hub.lobbies.get(lobby_id)
-        if lobby is None:
-            return
-        if self._drop_if_unused(lobby):
-            return
-        version = self._versions.get(lobby_id, 0)
-        live = await self._refresh(lobby)
-        if self.hub.lobbies.get(lobby_id) is lobby and self._versions.get(lobby_id, 0) == version:
-            self._sync(lobby, live)
+    def hold(self, lobby_id: str) -> None:
+        """Keep the mirror of ``lobby_id`` while a join or takeover into it is under way (see :meth:`unhold`)."""
+        self._joining[lobby_id] += 1
+
+    def unhold(self, lobby_id: str) -> None:
+        """End a :meth:`hold`; a mirror nobody here is in any more is then dropped."""
+        self._joining[lobby_id] -= 1
+        if not self._joining[lobby_id]:
+            del self._joining[lobby_id]
+            lobby = self.hub.lobbies.get(lobby_id)
+            if lobby is not None and lobby_id in self._mirrors:
+                self._drop_if_unused(lobby)
+
+    def sync_members(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
+        """Reconcile the mirror of ``lobby`` with Redis' members ``flat`` (telling local members, not
+        ``exclude``, what changed)."""
+        self._sync(lobby, flat, exclude=exclude)
+
+    def drop_if_unused(self, lobby: Lobby) -> bool:
+        """Forget the mirror of ``lobby`` when no peer of this hub is in it any more (True if dropped)."""
+        return self._drop_if_unused(lobby)
 
     def _sync(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
         """Reconcile the mirror with Redis' members (``flat``) and tell local members what changed."""
@@ -302,8 +319,15 @@ class Cluster:
         return True
 
     def on_notice(self, action: Notice | SessionGone) -> None:
-        """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror."""
-        if isinstance(action, Notice) and action.event == "lobby.left":
+        """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror; a
+        session started, resumed or disconnected → store it; a session ended → forget it."""
+        if isinstance(action, SessionGone):
+            self._enqueue("forget", action.peer_id)
+            return
+        if action.event in ("session.started", "session.resumed", "session.disconnected", "lobby.joined",
+                            "lobby.left"):  # the stored session names its lobby
+            self._enqueue("save", action.fields["peer_id"])
+        if action.event == "lobby.left":
             lobby_id, peer_id = action.fields["lobby_id"], action.fields["peer_id"]
             self._enqueue("leave", (lobby_id, peer_id))
             lobby = self.hub.lobbies.get(lobby_id)
@@ -329,6 +353,16 @@ class Cluster:
         if isinstance(req, Signal) and not self.can_reach(req.to):
             raise unavailable(f"peer {req.to} is on another hub")
 
+    def enqueue(self, kind: str, item: Any) -> bool:
+        """Queue work for the publisher task (in order with this hub's messages)."""
+        return self._enqueue(kind, item)
+
+    async def send_to(self, hub_id: str, envelope: dict[str, Any]) -> int:
+        """Publish ``envelope`` on hub ``hub_id``'s channel now; how many subscribers got it."""
+        channel, payload = self.link.channel(hub_id), json.dumps(envelope, separators=(",", ":"))
+        receivers: int = await self.link.call("publish", lambda r: r.publish(channel, payload))
+        return receivers
+
     def _enqueue(self, kind: str, item: Any) -> bool:
         try:
             self._send.send_nowait((kind, item))
@@ -344,13 +378,16 @@ class Cluster:
                 if leave is not None:
                     await self._leave(*leave)
                     continue
+                if kind != "publish":
+                    await self._session_work(kind, item)
+                    continue
                 message = item.message
                 if message.get("type") == "peer.left":  # free the place before anyone hears of the leave
                     leave = (message["lobby_id"], message["peer_id"])
                     await self._leave(*leave)
-                payload = json.dumps({"from": self.hub_id, "to": list(item.peer_ids), "msg": message},
-                                     separators=(",", ":"))
-                await self._publish(self.link.channel(item.home), payload)
+                envelope = {"from": self.hub_id, "to": list(item.peer_ids), "msg": message}
+                if not await self.send_to(item.home, envelope) and not await self.sessions.keep(item):
+                    self.unreceived += 1  # that hub is gone and so are its peers' sessions
                 self.published += 1
             except VoiceBotError as exc:
                 self.available = False
@@ -359,14 +396,16 @@ class Cluster:
                     self._unsynced_leaves.add(leave)
                 self.errors.handle(exc, self._ctx.request(None))
 
-    async def _publish(self, channel: str, payload: str) -> None:
-        receivers = await self.link.call("publish", lambda r: r.publish(channel, payload))
-        if not receivers:  # that hub is gone or reconnecting: lost (its peers' membership heals, chat does not)
-            self.unreceived += 1
+    async def _session_work(self, kind: str, item: Any) -> None:
+        if kind == "save":
+            await self.sessions.save(item)
+        elif kind == "forget":
+            await self.sessions.forget(item)
+        elif kind == "handoff":
+            await self.sessions.hand_over(*item)
 
     async def _leave(self, lobby_id: str, peer_id: str) -> None:
-        lobby_key, members_key = self.link.lobby_keys(lobby_id)
-        await self.link.script("leave", [lobby_key, members_key, self.link.LOBBIES], [peer_id, lobby_id])
+        await self.link.script("leave", peer_id, lobby_id)
 
     async def _subscriber(self) -> None:
         """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
@@ -391,7 +430,7 @@ class Cluster:
                 await trio.sleep(self.heartbeat)
 
     def _receive(self, envelope: dict[str, Any]) -> None:
-        if "ping" in envelope:  # the heartbeat's check of our own subscription
+        if "ping" in envelope or self.sessions.on_control(envelope):  # ping: the heartbeat's check of our channel
             return
         self.received += 1
         message: dict[str, Any] = envelope["msg"]

@@ -1,6 +1,7 @@
 """The hub core: lobbies, sessions, membership and routing, sans-IO (events in, actions out)."""
 
 from ._core import KICKED, RESUMED_ELSEWHERE, Hub, token_hash
+from ._handoff import adopt, hand_off, prepend
 from ._model import (
     Action,
     Close,
@@ -31,6 +32,9 @@ __all__ = [
     "Session",
     "SessionGone",
     "Warn",
+    "adopt",
+    "hand_off",
+    "prepend",
     "token_hash",
     "validate_name",
 ]

@@ -405,6 +405,8 @@ class Server:
 
     async def _hello(self, conn: Connection, req: protocol.Hello, rctx: RequestContext) -> None:
         self.hub.check_new_connection(conn.id)  # already_hello before any (slow) authentication
+        if self.cluster is not None and req.resume is not None and self.hub.find_resumable(req.resume) is None:
+            await self.cluster.sessions.adopt(req.resume)  # a session another hub holds (or held) moves here
         admin = await self.auth.check_hello(conn, req, rctx)
         actions = self.hub.hello(conn.id, req, trio.current_time(), admin=admin)
         session = self.hub.session_of(conn.id)
