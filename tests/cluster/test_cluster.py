@@ -231,3 +231,31 @@ async def test_hub_started_while_redis_is_down(redis_server: RedisEngine, postgr
     finally:
         if redis_server.process.poll() is not None:
             redis_server.start()
+
+
+def _commandstats(redis: RedisEngine) -> dict[str, int]:
+    """Calls per Redis command since the last ``CONFIG RESETSTAT``."""
+    out = {}
+    for line in redis.command("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, fields = line.partition(":")
+            out[name.removeprefix("cmdstat_")] = int(fields.split(",")[0].removeprefix("calls="))
+    return out
+
+
+async def test_heartbeat_is_one_call_per_hub(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server) as (one, _):
+        async with connect(one) as ada:
+            await ada.hello("Ada")
+            lobbies = [(await ada.create_lobby(f"many {i}"))["id"] for i in range(8)]
+            await ada.join(lobbies[0])
+            await trio.sleep(1.5)
+            redis_server.command("CONFIG", "RESETSTAT")
+            await trio.sleep(4)
+            stats = _commandstats(redis_server)
+            # Two hubs, one heartbeat a second each: one script call per heartbeat whatever the lobby count
+            # (commandstats also counts the commands scripts run).
+            assert 6 <= stats.get("evalsha", 0) <= 10, stats
+            assert stats.get("publish") == stats["evalsha"], stats  # the ping inside each tick, nothing else
+            listed = await ada.list_lobbies()
+            assert sorted(lb["id"] for lb in listed) == sorted(lobbies)
