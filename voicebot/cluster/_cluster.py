@@ -19,17 +19,18 @@ import collections
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
-from ..errors import ErrorContext, ErrorHandler, LobbyError, VoiceBotError
-from ..hub import Action, ConnId, Forward, Hub, Lobby, Notice, Session, SessionGone
-from ..protocol import LobbyJoin, Request, Signal
+from ..errors import ErrorContext, ErrorHandler, VoiceBotError
+from ..hub import Action, Forward, Hub, Lobby, Notice, SessionGone
+from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
-from ._link import RedisLink, member_json, sleep_or, ttl_seconds, unavailable
+from ._link import RedisLink, sleep_or, ttl_seconds, unavailable
+from ._lobbies import LobbyOps
 from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
 from ._sessions import SessionShare
 
@@ -45,8 +46,9 @@ class Cluster:
     """This hub's membership in a cluster (``--cluster redis://…``).
 
     ``apply`` carries out hub actions (the server's :meth:`~voicebot.server.Server.apply`). Run :meth:`run` in
-    the server's nursery; the server calls :meth:`ensure_lobby`/:meth:`admit` on ``lobby.join``,
-    :meth:`register` on ``lobby.create``, :meth:`lobby_list` on ``lobby.list`` and :meth:`forward` for each
+    the server's nursery; the server calls :attr:`lobbies` (``join`` on ``lobby.join``, ``register_created``
+    on ``lobby.create``, ``lobby_list`` on ``lobby.list``), ``sessions.adopt`` before a ``hello {resume}`` with
+    a token it does not know, and :meth:`forward` for each
     :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`.
     """
 
@@ -80,6 +82,8 @@ class Cluster:
         self._wake = trio.Event()
         self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
+        self.lobbies = LobbyOps(self)
+        """Lobbies shared with the other hubs (mirrors, joins under the cluster-wide cap, ``lobby.list``)."""
         self.sessions = SessionShare(self)
         """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
 
@@ -115,7 +119,8 @@ class Cluster:
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
             versions = [self._versions.get(lobby.id, 0) for lobby in lobbies]
             ttl = ttl_seconds(self.lobby_ttl)
-            payload = {"lobbies": [[lobby.id, self._meta(lobby), ttl, self._own_members(lobby)] for lobby in lobbies],
+            payload = {"lobbies": [[lobby.id, self.lobbies.meta(lobby), ttl, self.lobbies.own_members(lobby)]
+                                   for lobby in lobbies],
                        "sessions": self.sessions.held(trio.current_time())}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
                                             json.dumps(payload, separators=(",", ":")))
@@ -149,126 +154,6 @@ class Cluster:
                 "received": self.received, "dropped": self.dropped, "unreceived": self.unreceived,
                 "redis_failures": self.link.failures,
                 "breaker": str(self.link.breaker.state), **self.sessions.snapshot()}
-
-    # -- lobbies ------------------------------------------------------------------------------------
-    def _meta(self, lobby: Lobby) -> str:
-        return json.dumps({"id": lobby.id, "name": lobby.name, "private": lobby.private,
-                           "password_hash": lobby.password_hash, "max_members": lobby.max_members,
-                           "persistent": lobby.persistent, "created": lobby.created}, separators=(",", ":"))
-
-    async def register(self, lobby: Lobby) -> None:
-        """Publish a new local lobby (``lobby.create``); during an outage the next heartbeat after it does it."""
-        try:
-            await self._refresh(lobby)
-        except VoiceBotError as exc:
-            self.available = False
-            self.errors.handle(exc, self._ctx.request(None))
-
-    async def register_created(self, actions: list[Action]) -> None:
-        """:meth:`register` the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``)."""
-        for action in actions:
-            if isinstance(action, Notice) and action.event == "lobby.created":
-                lobby = self.hub.lobbies.get(action.fields["lobby_id"])
-                if lobby is not None:
-                    await self.register(lobby)
-
-    async def ensure_lobby(self, lobby_id: str) -> None:
-        """Before ``lobby.join``: mirror a lobby another hub created (``lobby_not_found`` if none has)."""
-        if lobby_id in self.hub.lobbies:
-            return
-        key = self.link.lobby_keys(lobby_id)[0]
-        raw = await self.link.call("get_lobby", lambda r: r.get(key))
-        if raw is None or lobby_id in self.hub.lobbies:
-            return  # unknown: the core answers lobby_not_found
-        meta = json.loads(raw)
-        lobby = Lobby(id=lobby_id, name=meta["name"], private=bool(meta["private"]),
-                      password_hash=meta.get("password_hash"), max_members=int(meta["max_members"]),
-                      persistent=bool(meta.get("persistent")), created=float(meta.get("created") or 0.0))
-        self.hub.lobbies[lobby_id] = lobby
-        self._mirrors.add(lobby_id)
-
-    async def join(
-        self, conn: ConnId, req: LobbyJoin, password_ok: Callable[[Lobby | None], Awaitable[bool | None]],
-    ) -> list[Action]:
-        """``lobby.join`` in cluster mode: mirror the lobby if another hub made it, check the password
-        (``password_ok``, the server's check), take a place in Redis atomically, then let the core join."""
-        lobby_id = req.lobby_id
-        self.hold(lobby_id)  # a mirror being joined is not dropped by a heartbeat meanwhile
-        try:
-            await self.ensure_lobby(lobby_id)
-            lobby = self.hub.lobbies.get(lobby_id)
-            ok = await password_ok(lobby)
-            session = self.hub.session_of(conn)
-            admitted = False
-            if (session is not None and lobby is not None and session.lobby_id != lobby_id
-                    and (lobby.password_hash is None or ok)):
-                await self.admit(session, lobby_id)
-                admitted = True
-            try:
-                return self.hub.join(conn, req, trio.current_time(), password_ok=ok)
-            except BaseException:
-                if admitted and session is not None:
-                    self.release(session, lobby_id)
-                raise
-        finally:
-            self.unhold(lobby_id)
-
-    async def admit(self, session: Session, lobby_id: str) -> None:
-        """Take a place for ``session`` in ``lobby_id`` atomically in Redis (``lobby_full`` when none is left)."""
-        lobby = self.hub.lobbies.get(lobby_id)
-        if lobby is None or session.lobby_id == lobby_id:
-            return
-        args = [session.peer_id, member_json(session.peer_object(), self.hub_id), lobby_id,
-                ttl_seconds(self.lobby_ttl)]
-        version = self._versions.get(lobby_id, 0)
-        result = await self.link.script("admit", *args)
-        if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry
-            await self._refresh(lobby)
-            result = await self.link.script("admit", *args)
-        if result[0] == "full":
-            raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
-        if result[0] != "ok":
-            raise unavailable(f"lobby {lobby_id} vanished")
-        if self._versions.get(lobby_id, 0) == version:
-            self._sync(lobby, result[2:], exclude=session.peer_id)
-
-    def release(self, session: Session, lobby_id: str) -> None:
-        """Give back a place taken by :meth:`admit` when the join failed after all."""
-        self._enqueue("leave", (lobby_id, session.peer_id))
-
-    async def lobby_list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None, bool]:
-        """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
-        next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
-        try:
-            raw = await self.link.script("list", cursor or "", limit)
-        except VoiceBotError:
-            self.available = False
-            ids = sorted(lid for lid, lb in self.hub.lobbies.items() if not lb.private and lid > (cursor or ""))
-            local = [self.hub.lobbies[lid].public() for lid in ids[:limit]]
-            return local, (ids[limit - 1] if len(ids) > limit else None), True
-        page = []
-        for i in range(0, len(raw), 3):
-            meta = json.loads(raw[i + 1])
-            page.append({"id": raw[i], "name": meta["name"], "private": bool(meta["private"]),
-                         "has_password": meta.get("password_hash") is not None, "members": int(raw[i + 2]),
-                         "max_members": int(meta["max_members"]), "persistent": bool(meta.get("persistent"))})
-        more = len(page) > limit
-        page = page[:limit]
-        return page, (page[-1]["id"] if more else None), False
-
-    def _own_members(self, lobby: Lobby) -> list[str]:
-        """(peer id, member JSON, …) of the members of ``lobby`` whose socket is on this hub."""
-        flat: list[str] = []
-        for pid in lobby.members:
-            session = self.hub.sessions.get(pid)
-            if session is not None and session.home is None:
-                flat += [pid, member_json(session.peer_object(), self.hub_id)]
-        return flat
-
-    async def _refresh(self, lobby: Lobby) -> list[str]:
-        result: list[str] = await self.link.script("refresh", lobby.id, self._meta(lobby),
-                                                   ttl_seconds(self.lobby_ttl), *self._own_members(lobby))
-        return result
 
     def hold(self, lobby_id: str) -> None:
         """Keep the mirror of ``lobby_id`` while a join or takeover into it is under way (see :meth:`unhold`)."""

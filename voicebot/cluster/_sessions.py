@@ -85,7 +85,7 @@ class SessionShare:
             cluster.hold(lobby_id)
         try:
             if lobby_id is not None:
-                await cluster.ensure_lobby(lobby_id)
+                await cluster.lobbies.ensure_lobby(lobby_id)
             session = Session(peer_id, str(record["name"]), record["kind"], token_hash(token), None,
                               lobby_id=lobby_id, admin=bool(record["admin"]), session_id=str(record["session_id"]))
             now = trio.current_time()

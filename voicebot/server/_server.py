@@ -370,7 +370,7 @@ class Server:
         if self.cluster is None:
             self.apply(actions, rctx)
             return None
-        await self.cluster.register_created(actions)  # before lobby.created is sent
+        await self.cluster.lobbies.register_created(actions)  # before lobby.created is sent
         dropped = self.cluster.dropped
         self.apply(actions, rctx)
         return cluster_unavailable("delivered to peers on this hub only") if self.cluster.dropped > dropped else None
@@ -381,8 +381,8 @@ class Server:
         """``lobby.join`` (cap checked cluster-wide) and ``lobby.list`` (cluster-wide) in cluster mode."""
         assert self.cluster is not None
         if isinstance(req, protocol.LobbyJoin):
-            return await self.cluster.join(conn.id, req, functools.partial(self._password_ok, conn, req, rctx))
-        lobbies, next_cursor, partial = await self.cluster.lobby_list(req.cursor, req.limit)
+            return await self.cluster.lobbies.join(conn.id, req, functools.partial(self._password_ok, conn, req, rctx))
+        lobbies, next_cursor, partial = await self.cluster.lobbies.lobby_list(req.cursor, req.limit)
         reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies, "next_cursor": next_cursor}
         if partial:
             reply["partial"] = True  # Redis unreachable: this hub's lobbies only
