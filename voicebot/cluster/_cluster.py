@@ -29,6 +29,7 @@ from ..errors import ErrorContext, ErrorHandler, VoiceBotError
 from ..hub import Action, Forward, Hub, Lobby, Notice, SessionGone
 from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
+from ._admin import AdminOps
 from ._link import RedisLink, sleep_or, ttl_seconds, unavailable
 from ._lobbies import LobbyOps
 from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
@@ -84,6 +85,8 @@ class Cluster:
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
         self.lobbies = LobbyOps(self)
         """Lobbies shared with the other hubs (mirrors, joins under the cluster-wide cap, ``lobby.list``)."""
+        self.admin = AdminOps(self)
+        """``admin.kick``/``admin.close_lobby`` for peers and lobbies on other hubs."""
         self.sessions = SessionShare(self)
         """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
 
@@ -172,6 +175,11 @@ class Cluster:
         """Reconcile the mirror of ``lobby`` with Redis' members ``flat`` (telling local members, not
         ``exclude``, what changed)."""
         self._sync(lobby, flat, exclude=exclude)
+
+    def forget_mirror(self, lobby_id: str) -> None:
+        """Stop treating ``lobby_id`` as a mirror (it is being closed)."""
+        self._mirrors.discard(lobby_id)
+        self._versions.pop(lobby_id, None)
 
     def drop_if_unused(self, lobby: Lobby) -> bool:
         """Forget the mirror of ``lobby`` when no peer of this hub is in it any more (True if dropped)."""
@@ -315,7 +323,8 @@ class Cluster:
                 await trio.sleep(self.heartbeat)
 
     def _receive(self, envelope: dict[str, Any]) -> None:
-        if "ping" in envelope or self.sessions.on_control(envelope):  # ping: the heartbeat's check of our channel
+        # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
+        if "ping" in envelope or self.sessions.on_control(envelope) or self.admin.on_control(envelope):
             return
         self.received += 1
         message: dict[str, Any] = envelope["msg"]

@@ -65,7 +65,8 @@ class RedisLink:
         client = coredis.Redis.from_url(self.url, decode_responses=True, stream_timeout=timeout,
                                         connect_timeout=timeout)
         self._client = await stack.enter_async_context(client)
-        for name in ("admit", "refresh", "leave", "list", "tick", "save", "forget", "takeover", "stash", "drain"):
+        for name in ("admit", "refresh", "leave", "list", "tick", "save", "forget", "takeover", "stash", "drain",
+                     "close", "end"):
             self._scripts[name] = client.register_script(getattr(_scripts, name.upper()))
 
     @property

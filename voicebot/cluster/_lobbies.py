@@ -101,6 +101,8 @@ class LobbyOps:
         if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry
             await self._refresh(lobby)
             result = await self.cluster.link.script("admit", *args)
+        if result[0] == "closed":
+            raise LobbyError(f"no lobby {lobby_id!r}", code="lobby_not_found", field="lobby_id")
         if result[0] == "full":
             raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
         if result[0] != "ok":

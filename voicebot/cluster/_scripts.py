@@ -6,6 +6,7 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
 - ``hub:{id}``: a hub is alive while this key exists.
 - ``lobby:{id}``: a lobby's public settings and password hash (JSON); ``members:{id}``: hash peer id → JSON
   ``{peer, hub, seq}``; ``lobbies``: sorted set of lobby ids (all scored 0: ordered by id); ``seq``: join order.
+- ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
   token}``, ``token`` being the resume token's hash), alive while its hub refreshes it and for the resume grace
   after; ``tok:{token hash}`` → peer id; ``buf:{peer}``/``bufb:{peer}``: messages kept for a peer whose hub was
@@ -17,7 +18,7 @@ other members are pruned whenever a script counts or lists members.
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "DRAIN", "FORGET", "LEAVE", "LIST", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK"]
+__all__ = ["ADMIT", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK"]
 
 _PRUNE = """
 local function live_members(prefix, lobby_id)
@@ -41,6 +42,7 @@ end
 # Re-asserts a hub's lobby and its members there (after an outage or a Redis restart); returns live members.
 _REFRESH_FN = _PRUNE + """
 local function refresh(prefix, lobby_id, meta, ttl, pairs)
+  if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {} end
   local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
   redis.call('SET', lobby_key, meta, 'NX')
   redis.call('EXPIRE', lobby_key, ttl)
@@ -62,6 +64,7 @@ end
 ADMIT = _PRUNE + """
 local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[4]
 local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
+if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {'closed'} end
 local meta = redis.call('GET', lobby_key)
 if not meta then return {'missing'} end
 local max_members = tonumber(cjson.decode(meta).max_members)
@@ -251,4 +254,39 @@ local buf = ARGV[1] .. 'buf:' .. ARGV[2]
 local out = redis.call('LRANGE', buf, 0, -1)
 redis.call('DEL', buf, ARGV[1] .. 'bufb:' .. ARGV[2])
 return out
+"""
+
+# ARGV: prefix, lobby id, tombstone TTL. Closes a lobby cluster-wide: its keys go and no hub re-asserts it for a
+# while. Returns {} when no hub has it, else {meta JSON, hub ids holding its members…}.
+CLOSE = _PRUNE + """
+local prefix, lobby_id = ARGV[1], ARGV[2]
+local meta = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
+if not meta then return {} end
+local members = live_members(prefix, lobby_id)
+local out, seen = {meta}, {}
+for i = 2, #members, 2 do
+  local hub = cjson.decode(members[i]).hub
+  if not seen[hub] then
+    seen[hub] = true
+    out[#out + 1] = hub
+  end
+end
+redis.call('DEL', prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id)
+redis.call('ZREM', prefix .. 'lobbies', lobby_id)
+redis.call('SET', prefix .. 'closed:' .. lobby_id, '1', 'EX', ARGV[3])
+return out
+"""
+
+# ARGV: prefix, peer id. Ends a session whose hub was lost (an admin kicked it): it cannot be resumed and
+# leaves its lobby. Returns the lobby id it was in ('' if none), or {} when there is no such session.
+END = """
+local prefix, peer_id = ARGV[1], ARGV[2]
+local key = prefix .. 'sess:' .. peer_id
+local raw = redis.call('GET', key)
+if not raw then return {} end
+local record = cjson.decode(raw)
+redis.call('DEL', key, prefix .. 'tok:' .. record.token, prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id)
+local lobby_id = type(record.lobby_id) == 'string' and record.lobby_id or ''
+if lobby_id ~= '' then redis.call('HDEL', prefix .. 'members:' .. lobby_id, peer_id) end
+return {lobby_id}
 """
