@@ -8,8 +8,9 @@ cannot be reached, cross-hub operations fail with the retryable ``cluster_unavai
 (:func:`cluster_unavailable`) and local lobbies keep working.
 """
 
+from ._bots import error_from_wire
 from ._cluster import Cluster
 from ._link import PREFIX
 from ._link import unavailable as cluster_unavailable
 
-__all__ = ["PREFIX", "Cluster", "cluster_unavailable"]
+__all__ = ["PREFIX", "Cluster", "cluster_unavailable", "error_from_wire"]

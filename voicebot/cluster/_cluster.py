@@ -30,6 +30,7 @@ from ..hub import Action, Forward, Hub, Lobby, Notice, SessionGone
 from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
 from ._admin import AdminOps
+from ._bots import BotRelay
 from ._link import RedisLink, sleep_or, ttl_seconds, unavailable
 from ._lobbies import LobbyOps
 from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
@@ -83,10 +84,13 @@ class Cluster:
         self._wake = trio.Event()
         self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
+        self._nursery: trio.Nursery | None = None
         self.lobbies = LobbyOps(self)
         """Lobbies shared with the other hubs (mirrors, joins under the cluster-wide cap, ``lobby.list``)."""
         self.admin = AdminOps(self)
         """``admin.kick``/``admin.close_lobby`` for peers and lobbies on other hubs."""
+        self.bots = BotRelay(self)
+        """``bot.add``/``bot.remove`` served by workers registered with other hubs."""
         self.sessions = SessionShare(self)
         """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
 
@@ -96,6 +100,7 @@ class Cluster:
         async with AsyncExitStack() as stack:
             await self.link.open(stack)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._subscriber)
                 with trio.move_on_after(self.link.call_timeout * 2):
                     await self._subscribed.wait()
@@ -124,7 +129,7 @@ class Cluster:
             ttl = ttl_seconds(self.lobby_ttl)
             payload = {"lobbies": [[lobby.id, self.lobbies.meta(lobby), ttl, self.lobbies.own_members(lobby)]
                                    for lobby in lobbies],
-                       "sessions": self.sessions.held(trio.current_time())}
+                       "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers()}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
                                             json.dumps(payload, separators=(",", ":")))
             # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
@@ -175,6 +180,11 @@ class Cluster:
         """Reconcile the mirror of ``lobby`` with Redis' members ``flat`` (telling local members, not
         ``exclude``, what changed)."""
         self._sync(lobby, flat, exclude=exclude)
+
+    @property
+    def error_context(self) -> ErrorContext:
+        """The context cluster errors are reported under."""
+        return self._ctx
 
     def forget_mirror(self, lobby_id: str) -> None:
         """Stop treating ``lobby_id`` as a mirror (it is being closed)."""
@@ -324,7 +334,8 @@ class Cluster:
 
     def _receive(self, envelope: dict[str, Any]) -> None:
         # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
-        if "ping" in envelope or self.sessions.on_control(envelope) or self.admin.on_control(envelope):
+        if ("ping" in envelope or self.sessions.on_control(envelope) or self.admin.on_control(envelope)
+                or self.bots.on_control(envelope, self._nursery)):
             return
         self.received += 1
         message: dict[str, Any] = envelope["msg"]

@@ -6,6 +6,7 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
 - ``hub:{id}``: a hub is alive while this key exists.
 - ``lobby:{id}``: a lobby's public settings and password hash (JSON); ``members:{id}``: hash peer id → JSON
   ``{peer, hub, seq}``; ``lobbies``: sorted set of lobby ids (all scored 0: ordered by id); ``seq``: join order.
+- ``bots``: hash hub id → JSON ``{bot: free capacity}`` of that hub's workers (read only for live hubs).
 - ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
   token}``, ``token`` being the resume token's hash), alive while its hub refreshes it and for the resume grace
@@ -18,7 +19,10 @@ other members are pruned whenever a script counts or lists members.
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK"]
+__all__ = [
+    "ADMIT", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER",
+    "TICK",
+]
 
 _PRUNE = """
 local function live_members(prefix, lobby_id)
@@ -126,9 +130,10 @@ return 1
 """
 
 # ARGV: prefix, hub id, hub TTL, JSON {lobbies: [[id, meta, ttl, [peer id, member JSON, …]], …],
-# sessions: [[peer id, record JSON, token hash, ttl], …]}. A hub's whole heartbeat in one call: its liveness
-# key, a ping on its own channel (are we subscribed?), its sessions (only those no other hub took over) and its
-# lobbies. Returns {ping receivers, live members of each lobby…}.
+# sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: free capacity}}. A hub's whole heartbeat
+# in one call: its liveness key, a ping on its own channel (are we subscribed?), its sessions (only those no
+# other hub took over), its workers' free capacity and its lobbies. Returns {ping receivers, live members of
+# each lobby…}.
 TICK = _REFRESH_FN + _SAVE_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
@@ -136,6 +141,11 @@ local out = {redis.call('PUBLISH', prefix .. 'to:' .. hub_id, cjson.encode({ping
 local data = cjson.decode(ARGV[4])
 for _, s in ipairs(data.sessions) do
   save(prefix, hub_id, s[1], s[2], s[3], s[4])
+end
+if next(data.bots) then
+  redis.call('HSET', prefix .. 'bots', hub_id, cjson.encode(data.bots))
+else
+  redis.call('HDEL', prefix .. 'bots', hub_id)
 end
 for _, lobby in ipairs(data.lobbies) do
   out[#out + 1] = refresh(prefix, lobby[1], lobby[2], lobby[3], lobby[4])
@@ -289,4 +299,24 @@ redis.call('DEL', key, prefix .. 'tok:' .. record.token, prefix .. 'buf:' .. pee
 local lobby_id = type(record.lobby_id) == 'string' and record.lobby_id or ''
 if lobby_id ~= '' then redis.call('HDEL', prefix .. 'members:' .. lobby_id, peer_id) end
 return {lobby_id}
+"""
+
+# ARGV: prefix, bot name, asking hub id. Live hubs other than the asking one with room for that bot, most room
+# first (lost hubs' entries are removed).
+OFFERS = """
+local prefix, bot = ARGV[1], ARGV[2]
+local all = redis.call('HGETALL', prefix .. 'bots')
+local found = {}
+for i = 1, #all, 2 do
+  if redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 0 then
+    redis.call('HDEL', prefix .. 'bots', all[i])
+  elseif all[i] ~= ARGV[3] then
+    local free = tonumber(cjson.decode(all[i + 1])[bot] or 0)
+    if free > 0 then found[#found + 1] = {all[i], free} end
+  end
+end
+table.sort(found, function(a, b) return a[2] > b[2] end)
+local out = {}
+for i = 1, #found do out[i] = found[i][1] end
+return out
 """

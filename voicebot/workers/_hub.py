@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from ..bots._session import BOT_GONE_CLOSE
+from ..cluster import error_from_wire
 from ..errors import (
     AuthError,
     LobbyError,
@@ -96,7 +97,20 @@ class BotHub:
         s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
         s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}
         s.http.extra_breakers.append(lambda: ((b.name, b.state.value) for b in self.breakers))
+        if s.cluster is not None:  # workers registered here serve the whole cluster
+            s.cluster.bots.offers = self._free_capacity
+            s.cluster.bots.add_here = self._remote_add
+            s.cluster.bots.remove_here = self._remove_here
         return self
+
+    def _free_capacity(self) -> dict[str, int]:
+        """Free capacity per bot over this hub's usable workers."""
+        free: dict[str, int] = {}
+        for worker in self.scheduler.workers.values():
+            if self._usable(worker):
+                for name in worker.bots:
+                    free[name] = free.get(name, 0) + worker.free
+        return free
 
     def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
         """``bot_quota`` when the lobby or the requesting peer already has its maximum of bots (starting or running);
@@ -160,18 +174,51 @@ class BotHub:
             raise LobbyError(f"no lobby {lobby_id!r}", code="lobby_not_found", field="lobby_id")
         if session.lobby_id != lobby_id and not session.admin:
             raise LobbyError("you can only add bots to your own lobby", code="not_in_lobby", field="lobby_id")
-        if not self.scheduler.offers(req.bot):
+        cluster, local = self.server.cluster, self.scheduler.offers(req.bot)
+        if not local and cluster is None:
             raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
+        if cluster is not None and not self.scheduler.candidates(req.bot, usable=self._usable):
+            # Cluster mode: a worker registered with another hub may have room for it.
+            request = {"bot": req.bot, "lobby_id": lobby_id, "options": dict(req.options), "owner": session.peer_id,
+                       "password": lobby.password_hash is not None}
+            timeout = self.settings.start_timeout * self.settings.max_attempts + 5.0
+            reply = await cluster.bots.add(request, timeout)
+            if reply is not None and not reply["ok"]:
+                raise error_from_wire(reply)
+            if reply is not None:
+                conn.send(self._reply(req, {"type": "bot.added", "peer_id": reply["peer_id"], "bot": req.bot,
+                                            "lobby_id": lobby_id, "job_id": reply["job_id"]}))
+                return
+            if not local:
+                raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
+        peer_id, job_id = await self._start_here(req.bot, lobby_id, dict(req.options), session.peer_id, conn.id,
+                                                 password=lobby.password_hash is not None)
+        conn.send(self._reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
+                                    "lobby_id": lobby_id, "job_id": job_id}))
+
+    async def _remote_add(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A ``bot.add`` another hub could not serve, started on this hub's workers."""
+        bot = str(request["bot"])
+        if not self.scheduler.offers(bot):
+            raise ValidationError(f"no worker runs bot {bot!r}", code="bot_unknown", field="bot")
+        peer_id, job_id = await self._start_here(bot, str(request["lobby_id"]), dict(request["options"]),
+                                                 str(request["owner"]), None, password=bool(request["password"]))
+        return {"ok": True, "peer_id": peer_id, "job_id": job_id}
+
+    async def _start_here(self, bot: str, lobby_id: str, options: dict[str, Any], owner: str,
+                          requester: int | None, *, password: bool) -> tuple[str, str]:
+        """Start ``bot`` for ``owner`` on this hub's workers (retried on others); (bot peer id, job id)."""
+        hub = self.server.hub
         tried: list[str] = []
         last: VoiceBotError | None = None
         for _ in range(self.settings.max_attempts):
-            self._check_bot_quotas(lobby_id, session.peer_id)
-            job = self.scheduler.reserve(req.bot, lobby_id, req.options, requester=conn.id, exclude=tried,
+            self._check_bot_quotas(lobby_id, owner)
+            job = self.scheduler.reserve(bot, lobby_id, options, requester=requester, exclude=tried,
                                          usable=self._usable)
             if job is None:
                 break
-            self._owners[job.job_id] = session.peer_id
-            if lobby.password_hash is not None:  # the requester is a member: let its bot in without the password
+            self._owners[job.job_id] = owner
+            if password:  # the requester is a member: let its bot in without the password
                 job.ticket = hub.grant_ticket(lobby_id, trio.current_time())
             tried.append(job.worker_id)
             try:
@@ -185,13 +232,11 @@ class BotHub:
             except BaseException:  # the requester went away (Cancelled) mid-start: give the capacity back
                 self._abandon(job)
                 raise
-            conn.send(self._reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
-                                        "lobby_id": lobby_id, "job_id": job.job_id}))
-            return
+            return peer_id, job.job_id
         if last is None:
-            raise RateLimitError(f"no capacity for bot {req.bot!r}; try again later", code="bot_capacity",
+            raise RateLimitError(f"no capacity for bot {bot!r}; try again later", code="bot_capacity",
                                  retry_after=5.0)
-        raise ProviderError(f"bot {req.bot!r} could not be started: {last.message}", code="bot_start_failed",
+        raise ProviderError(f"bot {bot!r} could not be started: {last.message}", code="bot_start_failed",
                             severity=Severity.LOW, context={"last_code": last.code})
 
     async def _start(self, job: Job) -> str:
@@ -236,18 +281,34 @@ class BotHub:
     async def _bot_remove(self, conn: Connection, req: BotRemove, rctx: RequestContext) -> None:
         session = self.server.hub.session_of(conn.id)
         assert session is not None
-        job = self.scheduler.job_of_peer(req.peer_id)
+        request = {"peer_id": req.peer_id, "requester": session.peer_id, "lobby_id": session.lobby_id,
+                   "admin": session.admin}
+        cluster = self.server.cluster
+        if self.scheduler.job_of_peer(req.peer_id) is None and cluster is not None:  # another hub's bot?
+            reply = await cluster.bots.remove(req.peer_id, request, self.settings.start_timeout)
+            if reply is not None and not reply["ok"]:
+                raise error_from_wire(reply)
+            if reply is not None:
+                conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+                return
+        await self._remove_here(request)
+        conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+
+    async def _remove_here(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Stop a bot whose job this hub holds, for ``request["requester"]`` (its owner, or an admin)."""
+        peer_id = str(request["peer_id"])
+        job = self.scheduler.job_of_peer(peer_id)
         if job is None:
-            raise LobbyError(f"no bot {req.peer_id!r}", code="bot_not_found", field="peer_id")
-        if session.lobby_id != job.lobby_id and not session.admin:
+            raise LobbyError(f"no bot {peer_id!r}", code="bot_not_found", field="peer_id")
+        if request["lobby_id"] != job.lobby_id and not request["admin"]:
             raise LobbyError("you can only remove bots from your own lobby", code="not_in_lobby")
-        if not session.admin and self._owners.get(job.job_id) != session.peer_id:
+        if not request["admin"] and self._owners.get(job.job_id) != request["requester"]:
             raise AuthError("only the member who added this bot (or an admin) may remove it", code="not_bot_owner",
                             field="peer_id")
         self.scheduler.release(job.job_id)
         self._stop_on_worker(job)
-        self.server.apply(self._end_bot(req.peer_id, "left"))
-        conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+        self.server.apply(self._end_bot(peer_id, "left"))
+        return {"ok": True}
 
     def _end_bot(self, peer_id: str, reason: str) -> list[Action]:
         """End the bot's session at once (it leaves its lobby with ``reason``) and close its connection."""
