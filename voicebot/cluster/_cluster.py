@@ -19,7 +19,7 @@ import collections
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -57,7 +57,7 @@ class Cluster:
     def __init__(
         self, url: str, hub: Hub, apply: Callable[[list[Action]], None], errors: ErrorHandler,
         breakers: BreakerRegistry, *, heartbeat: float = 1.0, hub_ttl: float = 5.0, call_timeout: float = 2.0,
-        lobby_ttl: float = 300.0,
+        lobby_ttl: float = 300.0, on_name: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.hub_id = secrets.token_hex(6)
         self.hub = hub
@@ -85,6 +85,8 @@ class Cluster:
         self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
         self._nursery: trio.Nursery | None = None
+        self.on_name = on_name
+        """Learns a name another hub registered (the server reads it from the shared store)."""
         self.lobbies = LobbyOps(self)
         """Lobbies shared with the other hubs (mirrors, joins under the cluster-wide cap, ``lobby.list``)."""
         self.admin = AdminOps(self)
@@ -185,6 +187,14 @@ class Cluster:
     def error_context(self) -> ErrorContext:
         """The context cluster errors are reported under."""
         return self._ctx
+
+    async def announce_name(self, name: str) -> None:
+        """Tell every hub that ``name`` was just registered here (best effort: hubs that miss it learn it at
+        their next start; the store's unique key decides races either way)."""
+        try:
+            await self.send_to("*", {"from": self.hub_id, "name": name})
+        except VoiceBotError as exc:
+            self.errors.handle(exc, self._ctx.request(None))
 
     def forget_mirror(self, lobby_id: str) -> None:
         """Stop treating ``lobby_id`` as a mirror (it is being closed)."""
@@ -315,13 +325,13 @@ class Cluster:
         from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
         from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
 
-        channel = self.link.channel(self.hub_id)
+        channels = [self.link.channel(self.hub_id), self.link.EVERYONE]
         # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
         retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
                                               base_delay=0.1, max_delay=self.heartbeat, jitter=True)
         while True:
             try:
-                async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
+                async with self.link.client.pubsub(channels=channels, ignore_subscribe_messages=True,
                                                    retry_policy=retry) as pubsub:
                     self._subscribed.set()
                     async for message in pubsub:
@@ -336,6 +346,10 @@ class Cluster:
         # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
         if ("ping" in envelope or self.sessions.on_control(envelope) or self.admin.on_control(envelope)
                 or self.bots.on_control(envelope, self._nursery)):
+            return
+        if "name" in envelope:
+            if envelope["from"] != self.hub_id and self.on_name is not None and self._nursery is not None:
+                self._nursery.start_soon(self.on_name, str(envelope["name"]))
             return
         self.received += 1
         message: dict[str, Any] = envelope["msg"]

@@ -117,6 +117,8 @@ class RedisLink:
         """The pub/sub channel of messages for peers on ``hub_id``."""
         return f"{PREFIX}to:{hub_id}"
 
+    EVERYONE = f"{PREFIX}to:*"
+    """The channel every hub reads (announcements such as a new registered name)."""
     LOBBIES = f"{PREFIX}lobbies"
     SEQ = f"{PREFIX}seq"
 

@@ -191,6 +191,8 @@ class Auth:
         digest = await self.server.passwords.hash(req.password, key=address_key(_host(conn.remote)))
         self.check_name_free(session.name, session.peer_id, registering=True)  # nobody took it while hashing
         record = await self.server.persistence.register_name(session.name, digest)  # committed before the reply
+        if self.server.cluster is not None:  # the other hubs protect it at hello from now on
+            await self.server.cluster.announce_name(record.name)
         await self.server.persistence.audit_security("name_register", peer_id=session.peer_id, name=record.name,
                                                      remote=conn.remote, correlation_id=rctx.correlation_id)
         conn.send(_reply(req, {"type": "name.registered", "name": record.name}))

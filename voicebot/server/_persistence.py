@@ -134,10 +134,28 @@ class Persistence:
     async def register_name(self, name: str, password_hash: str) -> NameRecord:
         """Register (committed before returning) and cache."""
         record = await self.require().register_name(name, password_hash)
+        self.remember_name(record)
+        return record
+
+    def remember_name(self, record: NameRecord) -> None:
+        """Cache a registration (one made here, or one another hub announced)."""
         self.names[record.key] = record
         for skeleton in name_skeletons(record.name):
             self._skeletons.setdefault(skeleton, record)
-        return record
+
+    async def learn_name(self, name: str) -> None:
+        """Read a registration another hub made from the shared store into the cache (best effort: while the
+        store is unreachable it is learnt at the next start)."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            record = await store.get_name_record(name)
+        except VoiceBotError as exc:
+            self.errors.handle(exc, ErrorContext(self.errors.ids.new(), component="persistence"))
+            return
+        if record is not None:
+            self.remember_name(record)
 
     def session_record(self, hub: Hub, session: Session, *, connected: bool) -> SessionRecord:
         """The stored form of ``session`` (only persistent lobbies are remembered across restarts)."""

@@ -134,7 +134,7 @@ class Server:
         """Cluster mode (``--cluster``): lobbies shared with other hubs through Redis (None: a single hub)."""
         if s.cluster:
             self.cluster = Cluster(s.cluster, self.hub, self.apply, self.errors, self.breakers,
-                                   lobby_ttl=s.empty_lobby_ttl)
+                                   lobby_ttl=s.empty_lobby_ttl, on_name=self.persistence.learn_name)
             self.notice_listeners.append(self.cluster.on_notice)
             self.stats_sources["cluster"] = self.cluster.snapshot
         self.counters = HubCounters(self.request_types)
