@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from ..errors import ErrorContext, ErrorHandler, VoiceBotError
+from ..errors import ErrorContext, ErrorHandler, VoiceBotError, split_passthrough
 from ..hub import Action, Forward, Hub, Lobby, Notice, SessionGone
 from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
@@ -337,9 +337,12 @@ class Cluster:
                     async for message in pubsub:
                         if message.get("type") == "message":
                             self._receive(json.loads(message["data"]))
-            except Exception as exc:  # a broken subscription is retried; the heartbeat reports the outage
+            except BaseException as exc:  # a broken subscription is retried; the heartbeat reports the outage
+                passthrough, failure = split_passthrough(exc)
+                if passthrough is not None:  # cancelled (coredis' clean-up may fail beside it: that goes too)
+                    raise passthrough from None
                 self.available = False
-                self.errors.handle(exc, self._ctx.request(None))
+                self.errors.handle(failure or exc, self._ctx.request(None))
                 await trio.sleep(self.heartbeat)
 
     def _receive(self, envelope: dict[str, Any]) -> None:

@@ -121,7 +121,6 @@ class SessionShare:
             buffered, actions = hand_off(hub, peer_id, home)
             if actions:
                 cluster.apply(actions)
-            if session is not None and session.home == home:
                 self.handed_off += 1
             lobby = hub.lobbies.get(lobby_id or "")
             if lobby is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..protocol import encode
 from ._core import RESUMED_ELSEWHERE, Hub
-from ._model import Action, Close, Session
+from ._model import Action, Close, Session, SessionGone
 
 __all__ = ["adopt", "hand_off", "prepend"]
 
@@ -19,7 +19,8 @@ __all__ = ["adopt", "hand_off", "prepend"]
 def hand_off(hub: Hub, peer_id: str, home: str) -> tuple[list[dict[str, Any]], list[Action]]:
     """Give ``peer_id``'s session to hub ``home``: its socket here (if any) is closed with 4001, its resume token
     stops working here, and it stays a member of its lobby as a remote member. Returns the messages buffered for
-    it (oldest first, for the new hub) and the actions to carry out; nothing when the session is not held here."""
+    it (oldest first, for the new hub) and the actions to carry out (a 4001 close, and ``SessionGone`` with reason
+    ``moved`` and no session id); nothing when the session is not held here."""
     session = hub.sessions.get(peer_id)
     if session is None or session.home is not None:
         return [], []
@@ -37,6 +38,8 @@ def hand_off(hub: Hub, peer_id: str, home: str) -> tuple[list[dict[str, Any]], l
     session.home = home
     if session.lobby_id is None or session.lobby_id not in hub.lobbies:
         hub.sessions.pop(peer_id, None)  # in no lobby here: nothing to mirror
+    # Gone from this hub (names in use here are freed); no session id: the store's record lives on there.
+    actions.append(SessionGone(peer_id, "moved"))
     return buffered, actions
 
 
