@@ -8,9 +8,13 @@ rules (membership, signal targets, broadcast) then just work, and messages for r
 Order: one task publishes this hub's forwards in order and each hub reads its channel in order, so per sender →
 receiver order holds. Membership: Redis is the authority (``members:{lobby}``; joins go through an atomic
 admit script, so caps hold cluster-wide); every ``heartbeat`` each hub refreshes its keys, re-asserts its own
-lobbies and members (after an outage or a Redis restart) and reconciles each mirror with Redis, telling local
-members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave with reason ``disconnected``
-once its key expires; a lost pub/sub message heals the same way).
+lobbies, members and sessions in one script call (after an outage or a Redis restart too) and reconciles each
+mirror with Redis, telling local members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave
+with reason ``disconnected`` once its key and their sessions expire; a lost pub/sub message heals the same way).
+
+The rest is split by domain: :mod:`._lobbies` (joins, caps, ``lobby.list``), :mod:`._sessions` (resume on any
+hub, messages kept for a lost hub's peers), :mod:`._admin` (kick, close), :mod:`._bots` (bots on another hub's
+workers), :mod:`._scripts` (the Lua scripts and the key layout).
 """
 
 from __future__ import annotations
@@ -50,8 +54,10 @@ class Cluster:
     ``apply`` carries out hub actions (the server's :meth:`~voicebot.server.Server.apply`). Run :meth:`run` in
     the server's nursery; the server calls :attr:`lobbies` (``join`` on ``lobby.join``, ``register_created``
     on ``lobby.create``, ``lobby_list`` on ``lobby.list``), ``sessions.adopt`` before a ``hello {resume}`` with
-    a token it does not know, and :meth:`forward` for each
-    :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`.
+    a token it does not know, :attr:`admin` for ``admin.kick``/``admin.close_lobby`` of other hubs' peers and
+    lobbies, :meth:`announce_name` after ``name.register``, and :meth:`forward` for each
+    :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`; the bot hub plugs into
+    :attr:`bots`. ``on_name`` learns a name another hub registered.
     """
 
     def __init__(
