@@ -28,6 +28,9 @@ async def test_bot_add_and_remove_through_another_hubs_worker(redis_server: Redi
             await bob.join(lobby["id"], password="letmein")
             assert (await ada.next_event("peer.joined"))["peer"]["peer_id"] == bob.peer_id
             await trio.sleep(1.5)  # hub two's heartbeat has published its worker's room
+            listed = await ada.request("bot.list")  # hub one has no worker: it lists hub two's
+            assert {b["name"]: b["available"] for b in listed["bots"]} == {"idle": True, "crashy": True,
+                                                                           "picky": True}
             added = await ada.request("bot.add", bot="idle")
             assert (added["type"], added["bot"], added["lobby_id"]) == ("bot.added", "idle", lobby["id"])
             joined = await ada.next_event("peer.joined")  # the bot got in with hub two's ticket

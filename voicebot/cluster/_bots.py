@@ -1,6 +1,7 @@
 """Cluster mode, bots: ``bot.add``/``bot.remove`` served by a worker registered with any hub.
 
-Every heartbeat each hub stores the free capacity of its workers per bot (``bots`` hash, see :mod:`._scripts`).
+Every heartbeat each hub stores the free capacity of its workers per bot (``bots`` hash, see :mod:`._scripts`);
+``bot.list`` lists the bots of every hub's workers.
 A ``bot.add`` the requester's hub cannot serve (no local worker offers the bot, or none has room) goes to the
 hub with the most room for it (``bot_add`` on its channel); that hub starts the bot on one of its workers as if
 asked locally and answers ``bot_reply``. A ``bot.remove`` of a bot whose job another hub holds goes to the hub
@@ -47,8 +48,8 @@ class BotRelay:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.offers: Callable[[], dict[str, int]] = dict
-        """Free capacity per bot name on this hub's workers (stored every heartbeat)."""
+        self.offers: Callable[[], dict[str, list[Any]]] = dict
+        """``{bot: [free capacity, description]}`` of this hub's workers (stored every heartbeat)."""
         self.add_here: RemoteHandler | None = None
         """Runs a ``bot.add`` another hub sent here."""
         self.remove_here: RemoteHandler | None = None
@@ -68,6 +69,16 @@ class BotRelay:
                 return reply
             last = reply
         return last
+
+    async def catalog(self) -> dict[str, tuple[str, bool]]:
+        """The bots other hubs' workers run: name → (description, whether one has room now)."""
+        flat: list[str] = await self.cluster.link.script("catalog", self.cluster.hub_id)
+        out: dict[str, tuple[str, bool]] = {}
+        for i in range(1, len(flat), 2):
+            for name, (free, description) in json.loads(flat[i]).items():
+                previous = out.get(name)
+                out[name] = (str(description), int(free) > 0 or (previous is not None and previous[1]))
+        return out
 
     async def remove(self, peer_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """``bot.remove`` of ``peer_id`` on the hub holding its session; None when no hub does."""

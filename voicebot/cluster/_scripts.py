@@ -6,7 +6,8 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
 - ``hub:{id}``: a hub is alive while this key exists.
 - ``lobby:{id}``: a lobby's public settings and password hash (JSON); ``members:{id}``: hash peer id → JSON
   ``{peer, hub, seq}``; ``lobbies``: sorted set of lobby ids (all scored 0: ordered by id); ``seq``: join order.
-- ``bots``: hash hub id → JSON ``{bot: free capacity}`` of that hub's workers (read only for live hubs).
+- ``bots``: hash hub id → JSON ``{bot: [free capacity, description]}`` of that hub's workers (read only for
+  live hubs).
 - ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
   token}``, ``token`` being the resume token's hash), alive while its hub refreshes it and for the resume grace
@@ -20,8 +21,8 @@ other members are pruned whenever a script counts or lists members.
 from __future__ import annotations
 
 __all__ = [
-    "ADMIT", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER",
-    "TICK",
+    "ADMIT", "CATALOG", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH",
+    "TAKEOVER", "TICK",
 ]
 
 _PRUNE = """
@@ -130,10 +131,10 @@ return 1
 """
 
 # ARGV: prefix, hub id, hub TTL, JSON {lobbies: [[id, meta, ttl, [peer id, member JSON, …]], …],
-# sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: free capacity}}. A hub's whole heartbeat
-# in one call: its liveness key, a ping on its own channel (are we subscribed?), its sessions (only those no
-# other hub took over), its workers' free capacity and its lobbies. Returns {ping receivers, live members of
-# each lobby…}.
+# sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: [free capacity, description]}}. A hub's
+# whole heartbeat in one call: its liveness key, a ping on its own channel (are we subscribed?), its sessions
+# (only those no other hub took over), its workers' free capacity and its lobbies. Returns {ping receivers, live
+# members of each lobby…}.
 TICK = _REFRESH_FN + _SAVE_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
@@ -311,12 +312,27 @@ for i = 1, #all, 2 do
   if redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 0 then
     redis.call('HDEL', prefix .. 'bots', all[i])
   elseif all[i] ~= ARGV[3] then
-    local free = tonumber(cjson.decode(all[i + 1])[bot] or 0)
+    local entry = cjson.decode(all[i + 1])[bot]
+    local free = entry and tonumber(entry[1]) or 0
     if free > 0 then found[#found + 1] = {all[i], free} end
   end
 end
 table.sort(found, function(a, b) return a[2] > b[2] end)
 local out = {}
 for i = 1, #found do out[i] = found[i][1] end
+return out
+"""
+
+# ARGV: prefix, asking hub id. The worker offers of the other live hubs: {hub id, offers JSON, …}.
+CATALOG = """
+local prefix = ARGV[1]
+local all = redis.call('HGETALL', prefix .. 'bots')
+local out = {}
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[2] and redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 1 then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
 return out
 """

@@ -98,19 +98,19 @@ class BotHub:
         s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}
         s.http.extra_breakers.append(lambda: ((b.name, b.state.value) for b in self.breakers))
         if s.cluster is not None:  # workers registered here serve the whole cluster
-            s.cluster.bots.offers = self._free_capacity
+            s.cluster.bots.offers = self._offers
             s.cluster.bots.add_here = self._remote_add
             s.cluster.bots.remove_here = self._remove_here
         return self
 
-    def _free_capacity(self) -> dict[str, int]:
-        """Free capacity per bot over this hub's usable workers."""
-        free: dict[str, int] = {}
+    def _offers(self) -> dict[str, list[Any]]:
+        """``{bot: [free capacity over usable workers, description]}`` of this hub's workers."""
+        offers: dict[str, list[Any]] = {}
         for worker in self.scheduler.workers.values():
-            if self._usable(worker):
-                for name in worker.bots:
-                    free[name] = free.get(name, 0) + worker.free
-        return free
+            for name, description in worker.bots.items():
+                entry = offers.setdefault(name, [0, description])
+                entry[0] += worker.free if self._usable(worker) else 0
+        return offers
 
     def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
         """``bot_quota`` when the lobby or the requesting peer already has its maximum of bots (starting or running);
@@ -160,6 +160,16 @@ class BotHub:
     # -- client requests ----------------------------------------------------------------------------
     async def _bot_list(self, conn: Connection, req: BotList, rctx: RequestContext) -> None:
         bots = self.scheduler.bot_list(self._usable)
+        if self.server.cluster is not None:  # and the bots of workers registered with other hubs
+            try:
+                remote = await self.server.cluster.bots.catalog()
+            except VoiceBotError:
+                remote = {}  # Redis unreachable: this hub's workers only
+            local = {b["name"]: b for b in bots}
+            for name, (description, available) in remote.items():
+                entry = local.setdefault(name, {"name": name, "description": description, "available": False})
+                entry["available"] = entry["available"] or available
+            bots = [local[name] for name in sorted(local)]
         conn.send(self._reply(req, {"type": "bot.list", "bots": bots}))
 
     async def _bot_add(self, conn: Connection, req: BotAdd, rctx: RequestContext) -> None:
