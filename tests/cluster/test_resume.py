@@ -89,6 +89,8 @@ async def test_kill_hub_and_resume_elsewhere(redis_server: RedisEngine, postgres
                 token, bob_id = bob.resume_token, bob.peer_id
                 HUBS[two].kill()  # kill -9 mid-call
                 await bob.wait_closed(timeout=10)  # his socket dies with his hub
+                await trio.to_thread.run_sync(HUBS[two].wait, 10)
+                await trio.sleep(0.2)  # Redis has seen its connections close (what was in flight to it is lost)
             for i in range(3):  # acknowledged: each comes back to Ada from her hub
                 await ada.chat(f"while Bob is away {i}")
                 echo = await ada.next_event("chat")
@@ -98,7 +100,7 @@ async def test_kill_hub_and_resume_elsewhere(redis_server: RedisEngine, postgres
                 assert (welcome["resumed"], welcome["peer_id"], welcome["lobby_id"]) == (True, bob_id, lobby["id"])
                 assert {p["peer_id"] for p in welcome["peers"]} == {ada.peer_id, cy.peer_id}
                 got = [(await bob2.next_event("chat"))["text"] for _ in range(3)]
-                assert got == [f"while Bob is away {i}" for i in range(3)]
+                assert got == [f"while Bob is away {i}" for i in range(3)], got
                 await ada.chat("welcome back")
                 assert (await bob2.next_event("chat"))["text"] == "welcome back"
                 await bob2.signal(ada.peer_id, "offer", sdp="v=0 again")
@@ -108,3 +110,33 @@ async def test_kill_hub_and_resume_elsewhere(redis_server: RedisEngine, postgres
                 await assert_no_leave(cy, bob_id)
                 listed = await cy.request("lobby.list")
                 assert [(lb["id"], lb["members"]) for lb in listed["lobbies"]] == [(lobby["id"], 3)]
+
+
+async def test_buffer_of_a_peer_in_grace_survives_its_hub(redis_server: RedisEngine,
+                                                          postgres_server: PostgresEngine) -> None:
+    with hubs(redis_server, postgres_server, grace=10) as (one, two):
+        async with connect(one) as ada:
+            await ada.hello("Ada")
+            lobby = await ada.create_lobby("patient")
+            await ada.join(lobby["id"])
+            async with connect(two) as bob:
+                await bob.hello("Bob")
+                await bob.join(lobby["id"])
+                token, bob_id = bob.resume_token, bob.peer_id
+            await trio.sleep(0.5)  # hub two has seen Bob's socket close: it buffers for him in his grace
+            for i in range(3):
+                await ada.chat(f"buffered {i}")
+                assert (await ada.next_event("chat"))["text"] == f"buffered {i}"
+            await trio.sleep(1.5)  # a heartbeat of hub two copies its buffer to Redis
+            HUBS[two].kill()
+            await trio.to_thread.run_sync(HUBS[two].wait, 10)
+            await trio.sleep(0.2)  # Redis has seen its connections close
+            for i in range(2):  # and after its loss the messages are kept in Redis directly
+                await ada.chat(f"after the loss {i}")
+                assert (await ada.next_event("chat"))["text"] == f"after the loss {i}"
+            async with connect(one) as bob2:
+                welcome = await bob2.hello("Bob", resume=token)
+                assert (welcome["resumed"], welcome["peer_id"], welcome["lobby_id"]) == (True, bob_id, lobby["id"])
+                got = [(await bob2.next_event("chat"))["text"] for _ in range(5)]
+                assert got == [f"buffered {i}" for i in range(3)] + [f"after the loss {i}" for i in range(2)], got
+            await assert_no_leave(ada, bob_id, wait=0.5)

@@ -132,6 +132,7 @@ class Cluster:
                 if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
                     await self._leave(lobby_id, peer_id)
                 self._unsynced_leaves.discard((lobby_id, peer_id))
+            self.sessions.copy_buffers()
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
             versions = [self._versions.get(lobby.id, 0) for lobby in lobbies]
             ttl = ttl_seconds(self.lobby_ttl)
@@ -241,8 +242,11 @@ class Cluster:
         """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror; a
         session started, resumed or disconnected → store it; a session ended → forget it."""
         if isinstance(action, SessionGone):
+            self.sessions.resumed_here(action.peer_id)
             self._enqueue("forget", action.peer_id)
             return
+        if action.event in ("session.started", "session.resumed"):
+            self.sessions.resumed_here(action.fields["peer_id"])
         if action.event in ("session.started", "session.resumed", "session.disconnected", "lobby.joined",
                             "lobby.left"):  # the stored session names its lobby
             self._enqueue("save", action.fields["peer_id"])
@@ -322,6 +326,10 @@ class Cluster:
             await self.sessions.forget(item)
         elif kind == "handoff":
             await self.sessions.hand_over(*item)
+        elif kind == "copy":
+            await self.sessions.copy(*item)
+        elif kind == "discard":
+            await self.sessions.discard(item)
 
     async def _leave(self, lobby_id: str, peer_id: str) -> None:
         await self.link.script("leave", peer_id, lobby_id)

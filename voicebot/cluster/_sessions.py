@@ -6,13 +6,15 @@ A resume token this hub does not know is looked up there (:meth:`SessionShare.ad
 moves the session and its lobby membership to this hub atomically; a live previous hub is asked to hand the
 session over (it closes the old socket with 4001 and passes on what it buffered) and answers ``handed``; then
 the messages kept in Redis are taken (oldest first) and the hubs of the lobby's other members are told where the
-peer is now. A message published to a hub that is gone (no subscriber) is kept in Redis for each of its peers
+peer is now. Each heartbeat copies what a hub buffered for its peers in grace to Redis, so that survives the
+hub's loss too. A message published to a hub that is gone (no subscriber) is kept in Redis for each of its peers
 whose session can still be resumed (bounded like the hub's own resume buffer), or re-sent to the hub that took
 the session over meanwhile.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,10 @@ class SessionShare:
         self.stashed = 0
         """Messages kept in Redis for peers of a lost hub."""
         self._handed: dict[str, trio.Event] = {}
+        self._adopting: set[str] = set()
+        """Peers being taken over here: their buffer is not copied to Redis until their hello is done."""
+        self._copied: dict[str, int] = {}
+        """Peer id → how many of its buffered messages (in grace here) are already copied to Redis."""
 
     # -- records ------------------------------------------------------------------------------------
     def _record(self, session: Session) -> str:
@@ -65,6 +71,31 @@ class SessionShare:
         await self.cluster.link.script("save", self.cluster.hub_id, peer_id, self._record(session),
                                        session.token_hash, self._ttl(session, trio.current_time()))
 
+    def copy_buffers(self) -> None:
+        """Each heartbeat: queue a copy to Redis of what was buffered here since the last one for peers in
+        grace, so it survives the loss of this hub (it reaches them if they resume on another hub)."""
+        cluster = self.cluster
+        for session in cluster.hub.sessions.values():
+            if (session.home is None and session.conn is None and session.buffer
+                    and session.peer_id not in self._adopting):
+                done = self._copied.get(session.peer_id, 0)
+                if len(session.buffer) > done:
+                    self._copied[session.peer_id] = len(session.buffer)
+                    cluster.enqueue("copy", (session.peer_id, list(itertools.islice(session.buffer, done, None))))
+
+    def resumed_here(self, peer_id: str) -> None:
+        """A session resumed (or ended) here: its buffer was delivered here, so the copy in Redis goes."""
+        if self._copied.pop(peer_id, None) is not None:
+            self.cluster.enqueue("discard", peer_id)
+
+    async def copy(self, peer_id: str, messages: list[dict[str, Any]]) -> None:
+        """Append ``messages`` buffered here for ``peer_id`` to its kept messages in Redis."""
+        await self._stash(peer_id, "", [json.dumps(m, separators=(",", ":")) for m in messages])
+
+    async def discard(self, peer_id: str) -> None:
+        """Drop the kept messages of ``peer_id`` (delivered here)."""
+        await self.cluster.link.script("drain", peer_id)
+
     async def forget(self, peer_id: str) -> None:
         """A session this hub held ended for good: it can no longer be resumed on any hub."""
         await self.cluster.link.script("forget", self.cluster.hub_id, peer_id)
@@ -74,12 +105,21 @@ class SessionShare:
         """Before ``hello {resume: token}`` with a token this hub does not know: take the session over from the
         hub that holds it (or held it, if that hub was lost) so the core resumes it; nothing when the token
         resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis."""
-        cluster, hub = self.cluster, self.cluster.hub
+        cluster = self.cluster
         result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id)
         if not result:
             return
         raw, previous, alive, members = result
         record = json.loads(raw)
+        peer_id = str(record["peer_id"])
+        self._adopting.add(peer_id)  # what arrives here meanwhile is newer than what is kept in Redis
+        try:
+            await self._adopt(token, record, previous, int(alive), members)
+        finally:
+            self._adopting.discard(peer_id)
+
+    async def _adopt(self, token: str, record: dict[str, Any], previous: str, alive: int, members: list[str]) -> None:
+        cluster, hub = self.cluster, self.cluster.hub
         peer_id, lobby_id = str(record["peer_id"]), record.get("lobby_id")
         if lobby_id is not None:
             cluster.hold(lobby_id)
@@ -96,7 +136,7 @@ class SessionShare:
         finally:
             if lobby_id is not None:
                 cluster.unhold(lobby_id)
-        if previous != cluster.hub_id and int(alive):
+        if previous != cluster.hub_id and alive:
             handed = self._handed[peer_id] = trio.Event()
             try:
                 if await cluster.send_to(previous, {"from": cluster.hub_id, "takeover": peer_id}):
@@ -119,6 +159,7 @@ class SessionShare:
             session = hub.sessions.get(peer_id)
             lobby_id = session.lobby_id if session is not None else None
             buffered, actions = hand_off(hub, peer_id, home)
+            buffered = buffered[self._copied.pop(peer_id, 0):]  # the rest is in Redis already
             if actions:
                 cluster.apply(actions)
                 self.handed_off += 1
