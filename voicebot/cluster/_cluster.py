@@ -216,7 +216,8 @@ class Cluster:
         """Reconcile the mirror with Redis' members (``flat``) and tell local members what changed."""
         now = trio.current_time()
         settling = now < self._settle_until  # a member may be absent only because its hub is re-asserting
-        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling)
+        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling,
+                            keep=self.sessions.adopting)
         if actions:
             self.apply(actions)
 

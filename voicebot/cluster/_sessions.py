@@ -71,6 +71,11 @@ class SessionShare:
         await self.cluster.link.script("save", self.cluster.hub_id, peer_id, self._record(session),
                                        session.token_hash, self._ttl(session, trio.current_time()))
 
+    @property
+    def adopting(self) -> frozenset[str]:
+        """Peers this hub is taking over right now (their mirrors must not drop them meanwhile)."""
+        return frozenset(self._adopting)
+
     def copy_buffers(self) -> None:
         """Each heartbeat: queue a copy to Redis of what was buffered here since the last one for peers in
         grace, so it survives the loss of this hub (it reaches them if they resume on another hub)."""
