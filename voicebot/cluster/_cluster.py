@@ -133,6 +133,7 @@ class Cluster:
                     await self._leave(lobby_id, peer_id)
                 self._unsynced_leaves.discard((lobby_id, peer_id))
             self.sessions.copy_buffers()
+            self.sessions.expire_early()
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
             versions = [self._versions.get(lobby.id, 0) for lobby in lobbies]
             ttl = ttl_seconds(self.lobby_ttl)
@@ -331,6 +332,15 @@ class Cluster:
             await self.sessions.copy(*item)
         elif kind == "discard":
             await self.sessions.discard(item)
+        elif kind == "barrier":
+            item.set()
+
+    async def flush(self) -> None:
+        """Wait (within a call deadline) until what this hub queued for Redis so far has been carried out."""
+        done = trio.Event()
+        if self._enqueue("barrier", done):
+            with trio.move_on_after(self.link.call_timeout):
+                await done.wait()
 
     async def _leave(self, lobby_id: str, peer_id: str) -> None:
         await self.link.script("leave", peer_id, lobby_id)
@@ -386,7 +396,11 @@ class Cluster:
                 return  # not a member here (already reconciled away)
         elif lobby is not None and kind == "signal" and envelope["to"]:
             track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
-        actions += self.hub.deliver(local_members(self.hub, envelope["to"]), message, now)
+        targets = local_members(self.hub, envelope["to"])
+        if len(targets) < len(envelope["to"]):  # sent here for a peer not (yet) here: maybe being taken over
+            for pid in set(envelope["to"]) - set(targets):
+                self.sessions.arrived(pid, message)
+        actions += self.hub.deliver(targets, message, now)
         if actions:
             self.apply(actions)
         if lobby is not None and kind == "peer.left":

@@ -43,6 +43,8 @@ class SessionShare:
         self._handed: dict[str, trio.Event] = {}
         self._adopting: set[str] = set()
         """Peers being taken over here: their buffer is not copied to Redis until their hello is done."""
+        self._early: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        """Peer id → (heartbeats seen, messages) sent here for a peer whose takeover is not finished yet."""
         self._copied: dict[str, int] = {}
         """Peer id → how many of its buffered messages (in grace here) are already copied to Redis."""
 
@@ -75,6 +77,28 @@ class SessionShare:
     def adopting(self) -> frozenset[str]:
         """Peers this hub is taking over right now (their mirrors must not drop them meanwhile)."""
         return frozenset(self._adopting)
+
+    def arrived(self, peer_id: str, message: dict[str, Any]) -> None:
+        """A message for ``peer_id`` reached this hub (it moved here, say the other hubs) before or after its
+        takeover here finished: delivered now if the session is here, else kept until the takeover ends."""
+        cluster = self.cluster
+        session = cluster.hub.sessions.get(peer_id)
+        if session is not None and session.home is None:
+            cluster.apply(cluster.hub.deliver([peer_id], message, trio.current_time()))
+            return
+        messages = self._early.setdefault(peer_id, (0, []))[1]
+        if len(messages) < cluster.hub.config.resume_buffer:
+            messages.append(message)
+
+    def expire_early(self) -> None:
+        """Each heartbeat: forget messages kept for a takeover that did not happen here (two heartbeats on)."""
+        for peer_id, (seen, messages) in list(self._early.items()):
+            if peer_id in self._adopting:
+                continue
+            if seen >= 1:
+                del self._early[peer_id]
+            else:
+                self._early[peer_id] = (seen + 1, messages)
 
     def copy_buffers(self) -> None:
         """Each heartbeat: queue a copy to Redis of what was buffered here since the last one for peers in
@@ -111,6 +135,9 @@ class SessionShare:
         hub that holds it (or held it, if that hub was lost) so the core resumes it; nothing when the token
         resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis."""
         cluster = self.cluster
+        # What this hub already queued for that peer's old hub is kept in Redis before the takeover, so it is
+        # drained below, ahead of anything newer.
+        await cluster.flush()
         result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id)
         if not result:
             return
@@ -150,7 +177,8 @@ class SessionShare:
             finally:
                 self._handed.pop(peer_id, None)
         kept = await cluster.link.script("drain", peer_id)
-        prepend(session, [json.loads(message) for message in kept])
+        early = self._early.pop(peer_id, (0, []))[1]  # sent here after the takeover, before the session was
+        prepend(session, [json.loads(message) for message in kept] + early)
         self.adopted += 1
         others = {json.loads(members[i + 1])["hub"] for i in range(0, len(members), 2)}
         for other in sorted(others - {cluster.hub_id}):
@@ -202,6 +230,9 @@ class SessionShare:
             result = await self._stash(peer_id, action.home, [payload])
             if result[0] == "ok":
                 self.stashed += 1
+                reached += 1
+            elif result[0] == "moved" and result[1] == cluster.hub_id:  # it moved here
+                self.arrived(peer_id, action.message)
                 reached += 1
             elif result[0] == "moved":
                 ghost = cluster.hub.sessions.get(peer_id)
