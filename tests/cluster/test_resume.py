@@ -51,7 +51,8 @@ async def test_resume_on_another_hub(redis_server: RedisEngine, postgres_server:
                         chat = await other.next_event("chat")
                     assert chat["text"] == "from hub two"
                 token = ada2.resume_token
-            # Her socket on hub two is gone: in grace there; Cy (hub one) and Bob (hub two) write to her.
+            await trio.sleep(0.5)  # hub two has seen her socket close: she is in grace there
+            # Cy (hub one) and Bob (hub two) write to her meanwhile.
             for i in range(5):
                 await cy.chat(f"while away {i}")
                 await bob.chat(f"bob while away {i}")

@@ -42,7 +42,7 @@ class SessionShare:
         """Messages kept in Redis for peers of a lost hub."""
         self._handed: dict[str, trio.Event] = {}
         self._adopting: set[str] = set()
-        """Peers being taken over here: their buffer is not copied to Redis until their hello is done."""
+        """Peers being taken over here: their buffer is not copied to Redis and their mirror entry is kept."""
         self._early: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         """Peer id → (heartbeats seen, messages) sent here for a peer whose takeover is not finished yet."""
         self._copied: dict[str, int] = {}
