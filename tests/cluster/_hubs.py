@@ -16,6 +16,8 @@ from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 
 #: The process of each running hub by its URL (for kill -9).
 HUBS: dict[str, subprocess.Popen[str]] = {}
+#: The ``voicebot serve`` arguments of the running :func:`hubs` (to start one more hub).
+HUB_ARGS: list[str] = []
 
 
 @contextmanager
@@ -26,6 +28,7 @@ def hubs(redis: RedisEngine, postgres: PostgresEngine, *extra: str, count: int =
     db = postgres.new_database("cluster")
     args = ("--cluster", redis.url, "--db", db, "--local-worker", "0", "--resume-grace", str(grace),
             "--admin-token", "cluster-admin", *extra)
+    HUB_ARGS[:] = args
     with ExitStack() as stack:
         urls = []
         for _ in range(count):

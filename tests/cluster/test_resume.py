@@ -12,9 +12,9 @@ import pytest
 import trio
 
 from voicebot.client import Client, connect
-from voicebot.testing import PostgresEngine, RedisEngine
+from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 
-from ._hubs import HUBS, hubs
+from ._hubs import HUB_ARGS, HUBS, hubs
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +141,26 @@ async def test_buffer_of_a_peer_in_grace_survives_its_hub(redis_server: RedisEng
                 got = [(await bob2.next_event("chat"))["text"] for _ in range(5)]
                 assert got == [f"buffered {i}" for i in range(3)] + [f"after the loss {i}" for i in range(2)], got
             await assert_no_leave(ada, bob_id, wait=0.5)
+
+
+async def test_a_hub_started_later_leaves_other_hubs_sessions_alone(redis_server: RedisEngine,
+                                                                   postgres_server: PostgresEngine) -> None:
+    with hubs(redis_server, postgres_server) as (one, two):  # resume grace 2 s
+        async with connect(one) as ada, connect(two) as bob:
+            await ada.hello("Ada", admin_token="cluster-admin")
+            await bob.hello("Bob")
+            lobby = await ada.create_lobby("kept", persistent=True)  # its members are stored in the database
+            await ada.join(lobby["id"])
+            await bob.join(lobby["id"])
+            assert (await ada.next_event("peer.joined"))["peer"]["peer_id"] == bob.peer_id
+            with serve_process(*HUB_ARGS) as (_, three):  # it restores the lobby, not Ada's and Bob's sessions
+                await trio.sleep(4)  # past the grace of any session it might have restored
+                await assert_no_leave(ada, bob.peer_id)
+                await assert_no_leave(bob, ada.peer_id)
+                async with connect(three) as cy:
+                    await cy.hello("Cy")
+                    joined = await cy.join(lobby["id"])
+                    assert {p["peer_id"] for p in joined["peers"]} == {ada.peer_id, bob.peer_id}
+                    async with connect(three) as again:  # and Bob's token still resumes him (here, even)
+                        welcome = await again.hello("Bob", resume=bob.resume_token)
+                        assert (welcome["resumed"], welcome["lobby_id"]) == (True, lobby["id"])

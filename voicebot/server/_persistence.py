@@ -98,8 +98,10 @@ class Persistence:
             raise RuntimeError("persistence is not open")
         return self.store
 
-    async def restore(self, hub: Hub, now: float) -> tuple[int, int]:
-        """Load registered names, persistent lobbies and resumable sessions into ``hub``; returns counts."""
+    async def restore(self, hub: Hub, now: float, *, sessions: bool = True) -> tuple[int, int]:
+        """Load registered names, persistent lobbies and (unless not ``sessions``) resumable sessions into
+        ``hub``; returns counts. Cluster mode skips sessions: the shared database holds every hub's, and the
+        cluster's own records (in Redis) let them resume on any hub instead."""
         store = self.require()
         lobbies = await store.list_lobbies(persistent_only=True)
         for rec in lobbies:
@@ -107,15 +109,15 @@ class Persistence:
                                 persistent=True, created=rec.created), now)
         wall = self.wall_clock()
         await store.purge_expired(wall)
-        sessions = await store.list_sessions(now=wall)
-        for srec in sessions:
+        stored = await store.list_sessions(now=wall) if sessions else []
+        for srec in stored:
             remaining = self.resume_grace if srec.disconnected_at is None else srec.expires_at - wall
             if remaining <= 0:
                 continue
             hub.restore_session(Session(srec.peer_id, srec.name or srec.peer_id, srec.kind, srec.resume_token_hash,
                                         None, lobby_id=srec.lobby_id, session_id=srec.session_id),
                                 now + min(remaining, self.resume_grace))
-        return len(lobbies), len(sessions)
+        return len(lobbies), len(stored)
 
     async def load_names(self) -> None:
         """Fill the names cache from the store."""

@@ -168,7 +168,8 @@ class Server:
     async def _run(self, task_status: trio.TaskStatus[Server]) -> None:
         async with self.persistence.open():
             await self.persistence.load_names()
-            lobbies, sessions = await self.persistence.restore(self.hub, trio.current_time())
+            lobbies, sessions = await self.persistence.restore(self.hub, trio.current_time(),
+                                                               sessions=self.cluster is None)
             if lobbies or sessions:
                 log.info("restored %d persistent lobbies and %d resumable sessions", lobbies, sessions)
             await self._serve(task_status)
