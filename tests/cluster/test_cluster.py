@@ -8,14 +8,8 @@ and to cross-hub requests, local lobbies keep working) and the recovery after Re
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import Any
 
 import pytest
 import trio
@@ -23,50 +17,9 @@ import trio
 from voicebot.client import RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 
+from ._hubs import HUBS, readyz, two_hubs, wait_for
+
 pytestmark = pytest.mark.slow
-
-
-#: The process of each running hub by its URL (for kill -9).
-HUBS: dict[str, subprocess.Popen[str]] = {}
-
-
-@contextmanager
-def two_hubs(redis: RedisEngine, postgres: PostgresEngine, *extra: str) -> Iterator[list[str]]:
-    """Two hubs on one Redis and one database (started one after the other: migrations run once)."""
-    redis.command("FLUSHALL")
-    db = postgres.new_database("cluster")
-    args = ("--cluster", redis.url, "--db", db, "--local-worker", "0", "--resume-grace", "2",
-            "--admin-token", "cluster-admin", *extra)
-    with ExitStack() as stack:
-        urls = []
-        for _ in range(2):
-            proc, url = stack.enter_context(serve_process(*args))
-            HUBS[url] = proc
-            urls.append(url)
-        try:
-            yield urls
-        finally:
-            for url in urls:
-                HUBS.pop(url, None)
-
-
-def readyz(ws_url: str) -> list[str]:
-    """The reasons ``/readyz`` gives (``[]`` when ready)."""
-    url = ws_url.replace("ws://", "http://").removesuffix("/ws") + "/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-    reasons: list[str] = json.loads(body)["reasons"]
-    return reasons
-
-
-async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
-    """Poll ``predicate()`` (run in a thread) until true."""
-    with trio.fail_after(timeout):
-        while not await trio.to_thread.run_sync(predicate):  # noqa: ASYNC110 - polling another process
-            await trio.sleep(0.2)
 
 
 async def test_cross_hub_membership_chat_signal_and_list(redis_server: RedisEngine,
@@ -278,3 +231,31 @@ async def test_hub_started_while_redis_is_down(redis_server: RedisEngine, postgr
     finally:
         if redis_server.process.poll() is not None:
             redis_server.start()
+
+
+def _commandstats(redis: RedisEngine) -> dict[str, int]:
+    """Calls per Redis command since the last ``CONFIG RESETSTAT``."""
+    out = {}
+    for line in redis.command("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, fields = line.partition(":")
+            out[name.removeprefix("cmdstat_")] = int(fields.split(",")[0].removeprefix("calls="))
+    return out
+
+
+async def test_heartbeat_is_one_call_per_hub(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server) as (one, _):
+        async with connect(one) as ada:
+            await ada.hello("Ada")
+            lobbies = [(await ada.create_lobby(f"many {i}"))["id"] for i in range(8)]
+            await ada.join(lobbies[0])
+            await trio.sleep(1.5)
+            redis_server.command("CONFIG", "RESETSTAT")
+            await trio.sleep(4)
+            stats = _commandstats(redis_server)
+            # Two hubs, one heartbeat a second each: one script call per heartbeat whatever the lobby count
+            # (commandstats also counts the commands scripts run).
+            assert 6 <= stats.get("evalsha", 0) <= 10, stats
+            assert stats.get("publish") == stats["evalsha"], stats  # the ping inside each tick, nothing else
+            listed = await ada.list_lobbies()
+            assert sorted(lb["id"] for lb in listed) == sorted(lobbies)

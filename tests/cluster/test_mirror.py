@@ -57,3 +57,14 @@ def test_glare_bookkeeping_for_relayed_signals() -> None:
     assert ("p_a", "p_local") in lobby.pending_offers
     track_signal(lobby, "p_local", "p_a", "answer")
     assert not lobby.pending_offers
+
+
+def test_reconcile_rehomes_a_moved_member_and_keeps_one_being_taken_over() -> None:
+    hub, lobby = _hub_with_local_member()
+    reconcile(hub, lobby, _flat(("p_a", "h2", 3), ("p_b", "h2", 4)), "me", 0.0)
+    # p_a's session moved to h3 (its "moved" notice was lost); p_b is being taken over by this hub ("me")
+    actions = reconcile(hub, lobby, _flat(("p_a", "h3", 3), ("p_b", "me", 4)), "me", 1.0, keep={"p_b"})
+    assert actions == []  # nobody is told anything
+    assert hub.sessions["p_a"].home == "h3" and "p_b" in lobby.members
+    actions = reconcile(hub, lobby, _flat(("p_a", "h3", 3)), "me", 2.0)  # not kept any more: p_b left
+    assert [a.message["peer_id"] for a in actions if isinstance(a, Send)] == ["p_b"]

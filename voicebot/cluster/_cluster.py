@@ -8,30 +8,37 @@ rules (membership, signal targets, broadcast) then just work, and messages for r
 Order: one task publishes this hub's forwards in order and each hub reads its channel in order, so per sender →
 receiver order holds. Membership: Redis is the authority (``members:{lobby}``; joins go through an atomic
 admit script, so caps hold cluster-wide); every ``heartbeat`` each hub refreshes its keys, re-asserts its own
-lobbies and members (after an outage or a Redis restart) and reconciles each mirror with Redis, telling local
-members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave with reason ``disconnected``
-once its key expires; a lost pub/sub message heals the same way).
+lobbies, members and sessions in one script call (after an outage or a Redis restart too) and reconciles each
+mirror with Redis, telling local members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave
+with reason ``disconnected`` once its key and their sessions expire; a lost pub/sub message heals the same way).
+
+The rest is split by domain: :mod:`._lobbies` (joins, caps, ``lobby.list``), :mod:`._sessions` (resume on any
+hub, messages kept for a lost hub's peers), :mod:`._admin` (kick, close), :mod:`._bots` (bots on another hub's
+workers), :mod:`._scripts` (the Lua scripts and the key layout).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
-from ..errors import ErrorContext, ErrorHandler, LobbyError, VoiceBotError
-from ..hub import Action, Forward, Hub, Lobby, Notice, Session, SessionGone
+from ..errors import ErrorContext, ErrorHandler, VoiceBotError, split_passthrough
+from ..hub import Action, Forward, Hub, Lobby, Notice, SessionGone
 from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
-from ._link import PREFIX, RedisLink, member_json, sleep_or, ttl_seconds, unavailable
+from ._admin import AdminOps
+from ._bots import BotRelay
+from ._link import RedisLink, sleep_or, ttl_seconds, unavailable
+from ._lobbies import LobbyOps
 from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
+from ._sessions import SessionShare
 
 __all__ = ["Cluster"]
 
@@ -45,16 +52,19 @@ class Cluster:
     """This hub's membership in a cluster (``--cluster redis://…``).
 
     ``apply`` carries out hub actions (the server's :meth:`~voicebot.server.Server.apply`). Run :meth:`run` in
-    the server's nursery; the server runs ``lobby.join`` inside :meth:`joining` and carries out the hub's ``Admit``
-    with :meth:`admit` (:meth:`release` if the join then fails),
-    :meth:`register` on ``lobby.create``, :meth:`lobby_list` on ``lobby.list`` and :meth:`forward` for each
-    :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`.
+    the server's nursery; the server calls :attr:`lobbies` (``joining`` around ``lobby.join``, ``admit`` and
+    ``release`` for the hub's ``Admit``, ``register_created`` on ``lobby.create``, ``lobby_list`` on
+    ``lobby.list``), ``sessions.adopt`` before a ``hello {resume}`` with
+    a token it does not know, :attr:`admin` for ``admin.kick``/``admin.close_lobby`` of other hubs' peers and
+    lobbies, :meth:`announce_name` after ``name.register``, and :meth:`forward` for each
+    :class:`~voicebot.hub.Forward` action, and feeds notices to :meth:`on_notice`; the bot hub plugs into
+    :attr:`bots`. ``on_name`` learns a name another hub registered.
     """
 
     def __init__(
         self, url: str, hub: Hub, apply: Callable[[list[Action]], None], errors: ErrorHandler,
         breakers: BreakerRegistry, *, heartbeat: float = 1.0, hub_ttl: float = 5.0, call_timeout: float = 2.0,
-        lobby_ttl: float = 300.0,
+        lobby_ttl: float = 300.0, on_name: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.hub_id = secrets.token_hex(6)
         self.hub = hub
@@ -81,6 +91,17 @@ class Cluster:
         self._wake = trio.Event()
         self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
+        self._nursery: trio.Nursery | None = None
+        self.on_name = on_name
+        """Learns a name another hub registered (the server reads it from the shared store)."""
+        self.lobbies = LobbyOps(self)
+        """Lobbies shared with the other hubs (mirrors, joins under the cluster-wide cap, ``lobby.list``)."""
+        self.admin = AdminOps(self)
+        """``admin.kick``/``admin.close_lobby`` for peers and lobbies on other hubs."""
+        self.bots = BotRelay(self)
+        """``bot.add``/``bot.remove`` served by workers registered with other hubs."""
+        self.sessions = SessionShare(self)
+        """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -88,6 +109,7 @@ class Cluster:
         async with AsyncExitStack() as stack:
             await self.link.open(stack)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._subscriber)
                 with trio.move_on_after(self.link.call_timeout * 2):
                     await self._subscribed.wait()
@@ -103,23 +125,33 @@ class Cluster:
             await self._tick()
 
     async def _tick(self) -> None:
+        """One heartbeat: a single ``tick`` script call refreshes this hub's key, its sessions and all its
+        lobbies and members, pings its own channel and returns every lobby's live members to reconcile with."""
         try:
-            hub_key, ttl = self.link.hub_key(self.hub_id), ttl_seconds(self.hub_ttl)
-            await self.link.call("heartbeat", lambda r: r.set(hub_key, "1", ex=ttl))
-            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
-            # other hubs' messages for our peers would be lost, so we are not available.
-            own, ping = self.link.channel(self.hub_id), json.dumps({"ping": self.hub_id})
-            if not await self.link.call("ping", lambda r: r.publish(own, ping)):
-                raise unavailable("this hub's subscription is not up yet")
-            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
-                self._settle_until = trio.current_time() + self.hub_ttl
             for lobby_id, peer_id in sorted(self._unsynced_leaves):
                 session = self.hub.sessions.get(peer_id)
                 if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
                     await self._leave(lobby_id, peer_id)
                 self._unsynced_leaves.discard((lobby_id, peer_id))
-            for lobby_id in list(self.hub.lobbies):
-                await self._reconcile(lobby_id)
+            self.sessions.copy_buffers()
+            self.sessions.expire_early()
+            lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
+            versions = [self._versions.get(lobby.id, 0) for lobby in lobbies]
+            ttl = ttl_seconds(self.lobby_ttl)
+            payload = {"lobbies": [[lobby.id, self.lobbies.meta(lobby), ttl, self.lobbies.own_members(lobby)]
+                                   for lobby in lobbies],
+                       "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers()}
+            result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
+                                            json.dumps(payload, separators=(",", ":")))
+            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
+            # other hubs' messages for our peers would be lost, so we are not available.
+            if not result[0]:
+                raise unavailable("this hub's subscription is not up yet")
+            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
+                self._settle_until = trio.current_time() + self.hub_ttl
+            for lobby, version, live in zip(lobbies, versions, result[1:], strict=True):
+                if self.hub.lobbies.get(lobby.id) is lobby and self._versions.get(lobby.id, 0) == version:
+                    self._sync(lobby, live)
         except VoiceBotError as exc:
             if self.available:
                 log.warning("cluster unavailable: %s", exc.message)
@@ -140,134 +172,54 @@ class Cluster:
         return {"hub_id": self.hub_id, "status": self.status(), "published": self.published,
                 "received": self.received, "dropped": self.dropped, "unreceived": self.unreceived,
                 "redis_failures": self.link.failures,
-                "breaker": str(self.link.breaker.state)}
+                "breaker": str(self.link.breaker.state), **self.sessions.snapshot()}
 
-    # -- lobbies ------------------------------------------------------------------------------------
-    def _meta(self, lobby: Lobby) -> str:
-        return json.dumps({"id": lobby.id, "name": lobby.name, "private": lobby.private,
-                           "password_hash": lobby.password_hash, "max_members": lobby.max_members,
-                           "persistent": lobby.persistent, "created": lobby.created}, separators=(",", ":"))
+    def hold(self, lobby_id: str) -> None:
+        """Keep the mirror of ``lobby_id`` while a join or takeover into it is under way (see :meth:`unhold`)."""
+        self._joining[lobby_id] += 1
 
-    async def register(self, lobby: Lobby) -> None:
-        """Publish a new local lobby (``lobby.create``); during an outage the next heartbeat after it does it."""
+    def unhold(self, lobby_id: str) -> None:
+        """End a :meth:`hold`; a mirror nobody here is in any more is then dropped."""
+        self._joining[lobby_id] -= 1
+        if not self._joining[lobby_id]:
+            del self._joining[lobby_id]
+            lobby = self.hub.lobbies.get(lobby_id)
+            if lobby is not None and lobby_id in self._mirrors:
+                self._drop_if_unused(lobby)
+
+    def sync_members(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
+        """Reconcile the mirror of ``lobby`` with Redis' members ``flat`` (telling local members, not
+        ``exclude``, what changed)."""
+        self._sync(lobby, flat, exclude=exclude)
+
+    @property
+    def error_context(self) -> ErrorContext:
+        """The context cluster errors are reported under."""
+        return self._ctx
+
+    async def announce_name(self, name: str) -> None:
+        """Tell every hub that ``name`` was just registered here (best effort: hubs that miss it learn it at
+        their next start; the store's unique key decides races either way)."""
         try:
-            await self._refresh(lobby)
+            await self.send_to("*", {"from": self.hub_id, "name": name})
         except VoiceBotError as exc:
-            self.available = False
             self.errors.handle(exc, self._ctx.request(None))
 
-    async def register_created(self, actions: list[Action]) -> None:
-        """:meth:`register` the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``)."""
-        for action in actions:
-            if isinstance(action, Notice) and action.event == "lobby.created":
-                lobby = self.hub.lobbies.get(action.fields["lobby_id"])
-                if lobby is not None:
-                    await self.register(lobby)
+    def forget_mirror(self, lobby_id: str) -> None:
+        """Stop treating ``lobby_id`` as a mirror (it is being closed)."""
+        self._mirrors.discard(lobby_id)
+        self._versions.pop(lobby_id, None)
 
-    async def ensure_lobby(self, lobby_id: str) -> None:
-        """Before ``lobby.join``: mirror a lobby another hub created (``lobby_not_found`` if none has)."""
-        if lobby_id in self.hub.lobbies:
-            return
-        key = self.link.lobby_keys(lobby_id)[0]
-        raw = await self.link.call("get_lobby", lambda r: r.get(key))
-        if raw is None or lobby_id in self.hub.lobbies:
-            return  # unknown: the core answers lobby_not_found
-        meta = json.loads(raw)
-        lobby = Lobby(id=lobby_id, name=meta["name"], private=bool(meta["private"]),
-                      password_hash=meta.get("password_hash"), max_members=int(meta["max_members"]),
-                      persistent=bool(meta.get("persistent")), created=float(meta.get("created") or 0.0))
-        self.hub.lobbies[lobby_id] = lobby
-        self._mirrors.add(lobby_id)
-
-    @contextlib.asynccontextmanager
-    async def joining(self, lobby_id: str) -> AsyncIterator[None]:
-        """Around a ``lobby.join``: mirror the lobby first if another hub made it; a mirror being joined is not
-        dropped meanwhile (by a heartbeat), and one nobody here joined after all is dropped at the end. The hub
-        asks for the cluster-wide place (:meth:`admit`) through an ``Admit`` action."""
-        self._joining[lobby_id] += 1
-        try:
-            await self.ensure_lobby(lobby_id)
-            yield
-        finally:
-            self._joining[lobby_id] -= 1
-            if not self._joining[lobby_id]:
-                del self._joining[lobby_id]
-                lobby = self.hub.lobbies.get(lobby_id)
-                if lobby is not None and lobby_id in self._mirrors:
-                    self._drop_if_unused(lobby)
-
-    async def admit(self, session: Session, lobby_id: str) -> None:
-        """Take a place for ``session`` in ``lobby_id`` atomically in Redis (``lobby_full`` when none is left)."""
-        lobby = self.hub.lobbies.get(lobby_id)
-        if lobby is None or session.lobby_id == lobby_id:
-            return
-        keys = [*self.link.lobby_keys(lobby_id), self.link.SEQ]
-        args = [session.peer_id, member_json(session.peer_object(), self.hub_id), self.link.hub_key(""),
-                ttl_seconds(self.lobby_ttl)]
-        version = self._versions.get(lobby_id, 0)
-        result = await self.link.script("admit", keys, args)
-        if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry
-            await self._refresh(lobby)
-            result = await self.link.script("admit", keys, args)
-        if result[0] == "full":
-            raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
-        if result[0] != "ok":
-            raise unavailable(f"lobby {lobby_id} vanished")
-        if self._versions.get(lobby_id, 0) == version:
-            self._sync(lobby, result[2:], exclude=session.peer_id)
-
-    def release(self, session: Session, lobby_id: str) -> None:
-        """Give back a place taken by :meth:`admit` when the join failed after all."""
-        self._enqueue("leave", (lobby_id, session.peer_id))
-
-    async def lobby_list(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None, bool]:
-        """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
-        next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
-        try:
-            raw = await self.link.script("list", [self.link.LOBBIES], [PREFIX, cursor or "", limit])
-        except VoiceBotError:
-            self.available = False
-            ids = sorted(lid for lid, lb in self.hub.lobbies.items() if not lb.private and lid > (cursor or ""))
-            local = [self.hub.lobbies[lid].public() for lid in ids[:limit]]
-            return local, (ids[limit - 1] if len(ids) > limit else None), True
-        page = []
-        for i in range(0, len(raw), 3):
-            meta = json.loads(raw[i + 1])
-            page.append({"id": raw[i], "name": meta["name"], "private": bool(meta["private"]),
-                         "has_password": meta.get("password_hash") is not None, "members": int(raw[i + 2]),
-                         "max_members": int(meta["max_members"]), "persistent": bool(meta.get("persistent"))})
-        more = len(page) > limit
-        page = page[:limit]
-        return page, (page[-1]["id"] if more else None), False
-
-    async def _refresh(self, lobby: Lobby) -> list[str]:
-        lobby_key, members_key = self.link.lobby_keys(lobby.id)
-        args: list[Any] = [self._meta(lobby), lobby.id, 0, ttl_seconds(self.lobby_ttl),
-                           self.link.hub_key("")]
-        for pid in lobby.members:
-            session = self.hub.sessions.get(pid)
-            if session is not None and session.home is None:
-                args += [pid, member_json(session.peer_object(), self.hub_id)]
-        result: list[str] = await self.link.script(
-            "refresh", [lobby_key, members_key, self.link.LOBBIES, self.link.SEQ], args)
-        return result
-
-    async def _reconcile(self, lobby_id: str) -> None:
-        lobby = self.hub.lobbies.get(lobby_id)
-        if lobby is None:
-            return
-        if self._drop_if_unused(lobby):
-            return
-        version = self._versions.get(lobby_id, 0)
-        live = await self._refresh(lobby)
-        if self.hub.lobbies.get(lobby_id) is lobby and self._versions.get(lobby_id, 0) == version:
-            self._sync(lobby, live)
+    def drop_if_unused(self, lobby: Lobby) -> bool:
+        """Forget the mirror of ``lobby`` when no peer of this hub is in it any more (True if dropped)."""
+        return self._drop_if_unused(lobby)
 
     def _sync(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
         """Reconcile the mirror with Redis' members (``flat``) and tell local members what changed."""
         now = trio.current_time()
         settling = now < self._settle_until  # a member may be absent only because its hub is re-asserting
-        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling)
+        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling,
+                            keep=self.sessions.adopting)
         if actions:
             self.apply(actions)
 
@@ -290,8 +242,18 @@ class Cluster:
         return True
 
     def on_notice(self, action: Notice | SessionGone) -> None:
-        """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror."""
-        if isinstance(action, Notice) and action.event == "lobby.left":
+        """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror; a
+        session started, resumed or disconnected → store it; a session ended → forget it."""
+        if isinstance(action, SessionGone):
+            self.sessions.resumed_here(action.peer_id)
+            self._enqueue("forget", action.peer_id)
+            return
+        if action.event in ("session.started", "session.resumed"):
+            self.sessions.resumed_here(action.fields["peer_id"])
+        if action.event in ("session.started", "session.resumed", "session.disconnected", "lobby.joined",
+                            "lobby.left"):  # the stored session names its lobby
+            self._enqueue("save", action.fields["peer_id"])
+        if action.event == "lobby.left":
             lobby_id, peer_id = action.fields["lobby_id"], action.fields["peer_id"]
             self._enqueue("leave", (lobby_id, peer_id))
             lobby = self.hub.lobbies.get(lobby_id)
@@ -317,6 +279,16 @@ class Cluster:
         if isinstance(req, Signal) and not self.can_reach(req.to):
             raise unavailable(f"peer {req.to} is on another hub")
 
+    def enqueue(self, kind: str, item: Any) -> bool:
+        """Queue work for the publisher task (in order with this hub's messages)."""
+        return self._enqueue(kind, item)
+
+    async def send_to(self, hub_id: str, envelope: dict[str, Any]) -> int:
+        """Publish ``envelope`` on hub ``hub_id``'s channel now; how many subscribers got it."""
+        channel, payload = self.link.channel(hub_id), json.dumps(envelope, separators=(",", ":"))
+        receivers: int = await self.link.call("publish", lambda r: r.publish(channel, payload))
+        return receivers
+
     def _enqueue(self, kind: str, item: Any) -> bool:
         try:
             self._send.send_nowait((kind, item))
@@ -332,13 +304,16 @@ class Cluster:
                 if leave is not None:
                     await self._leave(*leave)
                     continue
+                if kind != "publish":
+                    await self._session_work(kind, item)
+                    continue
                 message = item.message
                 if message.get("type") == "peer.left":  # free the place before anyone hears of the leave
                     leave = (message["lobby_id"], message["peer_id"])
                     await self._leave(*leave)
-                payload = json.dumps({"from": self.hub_id, "to": list(item.peer_ids), "msg": message},
-                                     separators=(",", ":"))
-                await self._publish(self.link.channel(item.home), payload)
+                envelope = {"from": self.hub_id, "to": list(item.peer_ids), "msg": message}
+                if not await self.send_to(item.home, envelope) and not await self.sessions.keep(item):
+                    self.unreceived += 1  # that hub is gone and so are its peers' sessions
                 self.published += 1
             except VoiceBotError as exc:
                 self.available = False
@@ -347,50 +322,63 @@ class Cluster:
                     self._unsynced_leaves.add(leave)
                 self.errors.handle(exc, self._ctx.request(None))
 
-    async def _publish(self, channel: str, payload: str) -> None:
-        receivers = await self.link.call("publish", lambda r: r.publish(channel, payload))
-        if not receivers:  # that hub is gone or reconnecting: lost (its peers' membership heals, chat does not)
-            self.unreceived += 1
+    async def _session_work(self, kind: str, item: Any) -> None:
+        if kind == "save":
+            await self.sessions.save(item)
+        elif kind == "forget":
+            await self.sessions.forget(item)
+        elif kind == "handoff":
+            await self.sessions.hand_over(*item)
+        elif kind == "copy":
+            await self.sessions.copy(*item)
+        elif kind == "discard":
+            await self.sessions.discard(item)
+        elif kind == "barrier":
+            item.set()
+
+    async def flush(self) -> None:
+        """Wait (within a call deadline) until what this hub queued for Redis so far has been carried out."""
+        done = trio.Event()
+        if self._enqueue("barrier", done):
+            with trio.move_on_after(self.link.call_timeout):
+                await done.wait()
 
     async def _leave(self, lobby_id: str, peer_id: str) -> None:
-        lobby_key, members_key = self.link.lobby_keys(lobby_id)
-        await self.link.script("leave", [lobby_key, members_key, self.link.LOBBIES], [peer_id, lobby_id])
+        await self.link.script("leave", peer_id, lobby_id)
 
     async def _subscriber(self) -> None:
         """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
         from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
         from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
 
-        channel = self.link.channel(self.hub_id)
+        channels = [self.link.channel(self.hub_id), self.link.EVERYONE]
         # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
         retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
                                               base_delay=0.1, max_delay=self.heartbeat, jitter=True)
         while True:
             try:
-                await self._read_channel(channel, retry)
-            except Exception as exc:  # a broken subscription is retried; the heartbeat reports the outage
+                async with self.link.client.pubsub(channels=channels, ignore_subscribe_messages=True,
+                                                   retry_policy=retry) as pubsub:
+                    self._subscribed.set()
+                    async for message in pubsub:
+                        if message.get("type") == "message":
+                            self._receive(json.loads(message["data"]))
+            except BaseException as exc:  # a broken subscription is retried; the heartbeat reports the outage
+                passthrough, failure = split_passthrough(exc)
+                if passthrough is not None:  # cancelled (coredis' clean-up may fail beside it: that goes too)
+                    raise passthrough from None
                 self.available = False
-                self.errors.handle(exc, self._ctx.request(None))
+                self.errors.handle(failure or exc, self._ctx.request(None))
                 await trio.sleep(self.heartbeat)
 
-    async def _read_channel(self, channel: str, retry: Any) -> None:
-        from anyio import ClosedResourceError  # noqa: PLC0415
-
-        try:
-            async with self.link.client.pubsub(channels=[channel], ignore_subscribe_messages=True,
-                                               retry_policy=retry) as pubsub:
-                self._subscribed.set()
-                async for message in pubsub:
-                    if message.get("type") == "message":
-                        self._receive(json.loads(message["data"]))
-        except* ClosedResourceError:
-            # When this task is cancelled (shutdown, or the hub's loss), coredis' cleanup sends UNSUBSCRIBE on
-            # the connection it has just closed: only the cancellation goes on. Otherwise the subscription broke.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            raise
-
     def _receive(self, envelope: dict[str, Any]) -> None:
-        if "ping" in envelope:  # the heartbeat's check of our own subscription
+        # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
+        if ("ping" in envelope or self.sessions.on_control(envelope) or self.admin.on_control(envelope)
+                or self.bots.on_control(envelope, self._nursery)):
+            return
+        if "name" in envelope:
+            if envelope["from"] != self.hub_id and self.on_name is not None and self._nursery is not None:
+                self._nursery.start_soon(self.on_name, str(envelope["name"]))
             return
         self.received += 1
         message: dict[str, Any] = envelope["msg"]
@@ -410,6 +398,9 @@ class Cluster:
         elif lobby is not None and kind == "signal" and envelope["to"]:
             track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
         targets = local_members(self.hub, envelope["to"])
+        if len(targets) < len(envelope["to"]):  # sent here for a peer not (yet) here: maybe being taken over
+            for pid in set(envelope["to"]) - set(targets):
+                self.sessions.arrived(pid, message)
         if message.get("lobby_id") is not None:
             # A receiver may have left or switched lobbies while the message was on its way: members only.
             targets = [pid for pid in targets if self.hub.sessions[pid].lobby_id == message.get("lobby_id")]

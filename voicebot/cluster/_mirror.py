@@ -9,7 +9,7 @@ this hub's own members (``peer.joined``/``peer.left``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from ..hub import Action, Hub, Lobby, Session
@@ -50,12 +50,13 @@ def remove_remote(hub: Hub, lobby: Lobby, peer_id: str) -> bool:
 
 def reconcile(
     hub: Hub, lobby: Lobby, flat: list[str], hub_id: str, now: float, *, exclude: str | None = None,
-    keep_missing: bool = False,
+    keep_missing: bool = False, keep: Collection[str] = (),
 ) -> list[Action]:
     """Make ``lobby``'s remote members match Redis' list ``flat`` (peer id, member JSON, …) and tell the local
     members: ``peer.joined`` for new ones (in join order), ``peer.left`` (``disconnected``) for vanished ones
-    unless ``keep_missing`` (after an outage, while every hub re-asserts its members). ``exclude`` (a joiner
-    who gets the member list in its reply) is not told."""
+    unless ``keep_missing`` (after an outage, while every hub re-asserts its members) or listed in ``keep``
+    (sessions being taken over by this hub). A remote member whose hub changed (its session moved) is
+    re-homed silently. ``exclude`` (a joiner who gets the member list in its reply) is not told."""
     remote: list[tuple[int, str, dict[str, Any]]] = []
     for i in range(0, len(flat), 2):
         member = json.loads(flat[i + 1])
@@ -64,11 +65,14 @@ def reconcile(
     remote.sort(key=lambda item: item[0])
     wanted = {pid for _, pid, _ in remote}
     actions: list[Action] = []
-    for pid in [] if keep_missing else [p for p in lobby.members if p not in wanted]:
+    for pid in [] if keep_missing else [p for p in lobby.members if p not in wanted and p not in keep]:
         if remove_remote(hub, lobby, pid):
             actions += hub.deliver(local_members(hub, lobby.members), {
                 "type": "peer.left", "lobby_id": lobby.id, "peer_id": pid, "reason": "disconnected"}, now)
     for _, pid, member in remote:
+        known = hub.sessions.get(pid)
+        if pid in lobby.members and known is not None and known.home is not None:
+            known.home = member["hub"]
         if pid not in lobby.members:
             ghost = add_remote(hub, lobby, pid, member["peer"], member["hub"])
             others = [p for p in lobby.members if p not in (pid, exclude)]

@@ -4,8 +4,9 @@ Requests that need slow I/O suspend at an :data:`Effect` (hash or verify a passw
 write durably) and resume when the shell feeds the outcome back; the shell carries out every action in order.
 """
 
-from ._bots import Tickets, bot_lobby, bot_ticket, check_bot_removal
+from ._bots import Tickets, bot_lobby, bot_ticket, check_bot_removal, check_bot_removal_by
 from ._core import BOT_GONE_CLOSE, KICKED, RESUMED_ELSEWHERE, Hub, token_hash
+from ._handoff import adopt, hand_off, prepend
 from ._model import (
     Action,
     Admit,
@@ -56,9 +57,13 @@ __all__ = [
     "Tickets",
     "VerifyPassword",
     "Warn",
+    "adopt",
     "bot_lobby",
     "bot_ticket",
     "check_bot_removal",
+    "check_bot_removal_by",
+    "hand_off",
+    "prepend",
     "token_hash",
     "validate_name",
 ]

@@ -16,7 +16,7 @@ from ._model import ConnId, Lobby
 if TYPE_CHECKING:
     from ._core import Hub
 
-__all__ = ["Tickets", "bot_lobby", "bot_ticket", "check_bot_removal"]
+__all__ = ["Tickets", "bot_lobby", "bot_ticket", "check_bot_removal", "check_bot_removal_by"]
 
 
 class Tickets:
@@ -66,10 +66,17 @@ def check_bot_removal(hub: Hub, conn: ConnId, lobby_id: str, owner: str | None) 
     """May ``conn`` remove a bot in ``lobby_id`` that peer ``owner`` added? Only from one's own lobby
     (``not_in_lobby``) and only its owner (``not_bot_owner``); an admin may remove any bot."""
     session = hub.require(conn)
-    if session.admin:
+    check_bot_removal_by(session.peer_id, session.lobby_id, session.admin, lobby_id, owner)
+
+
+def check_bot_removal_by(requester: str, requester_lobby: str | None, admin: bool, lobby_id: str,
+                         owner: str | None) -> None:
+    """The rule of :func:`check_bot_removal` for a requester described by value (a ``bot.remove`` another hub
+    relayed: the requester's session lives there)."""
+    if admin:
         return
-    if session.lobby_id != lobby_id:
+    if requester_lobby != lobby_id:
         raise LobbyError("you can only remove bots from your own lobby", code="not_in_lobby")
-    if owner != session.peer_id:
+    if owner != requester:
         raise AuthError("only the member who added this bot (or an admin) may remove it", code="not_bot_owner",
                         field="peer_id")

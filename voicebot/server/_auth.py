@@ -192,6 +192,8 @@ class Auth:
         digest = await self.server.passwords.hash(req.password, key=address_key(_host(conn.remote)))
         self.check_name_free(session.name, session.peer_id, registering=True)  # nobody took it while hashing
         record = await self.server.persistence.register_name(session.name, digest)  # committed before the reply
+        if self.server.cluster is not None:  # the other hubs protect it at hello from now on
+            await self.server.cluster.announce_name(record.name)
         await self.server.persistence.audit_security("name_register", peer_id=session.peer_id, name=record.name,
                                                      remote=conn.remote, correlation_id=rctx.correlation_id)
         conn.send(_reply(req, {"type": "name.registered", "name": record.name}))
@@ -217,16 +219,24 @@ class Auth:
 
     async def _admin_kick(self, conn: Connection, req: protocol.AdminKick, rctx: RequestContext) -> None:
         await self._require_admin(conn, req, rctx, target=req.peer_id)
-        actions: list[Action] = self.server.hub.kick(req.peer_id, trio.current_time())
-        self.server.apply(actions, rctx)
+        session, cluster = self.server.hub.sessions.get(req.peer_id), self.server.cluster
+        if cluster is not None and (session is None or session.home is not None):
+            await cluster.admin.kick(req.peer_id)  # its socket is on another hub (or was)
+        else:
+            actions: list[Action] = self.server.hub.kick(req.peer_id, trio.current_time())
+            self.server.apply(actions, rctx)
         conn.send(_reply(req, {"type": "admin.kicked", "peer_id": req.peer_id}))
 
     async def _admin_close_lobby(self, conn: Connection, req: protocol.AdminCloseLobby, rctx: RequestContext) -> None:
         await self._require_admin(conn, req, rctx, target=req.lobby_id)
         lobby = self.server.hub.lobbies.get(req.lobby_id)
-        if lobby is not None and lobby.persistent:
-            await self.server.persistence.require().delete_lobby(lobby.id)  # committed before the reply
-        self.server.apply(self.server.hub.close_lobby(req.lobby_id), rctx)
+        if self.server.cluster is not None:  # on every hub holding it
+            if await self.server.cluster.admin.close_lobby(req.lobby_id):
+                await self.server.persistence.require().delete_lobby(req.lobby_id)  # committed before the reply
+        else:
+            if lobby is not None and lobby.persistent:
+                await self.server.persistence.require().delete_lobby(lobby.id)  # committed before the reply
+            self.server.apply(self.server.hub.close_lobby(req.lobby_id), rctx)
         conn.send(_reply(req, {"type": "admin.lobby_closed", "lobby_id": req.lobby_id}))
 
     async def _admin_audit(self, conn: Connection, req: protocol.AdminAudit, rctx: RequestContext) -> None:

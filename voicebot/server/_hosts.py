@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from .. import protocol
 
 if TYPE_CHECKING:
+    from ..cluster import Cluster
     from ..errors import ErrorHandler, RequestContext
     from ..hub import Action, Hub, Notice, SessionGone
     from ..metrics import HubCounters
@@ -82,6 +83,8 @@ class AuthHost(Protocol):
     def passwords(self) -> PasswordHashing: ...
     @property
     def persistence(self) -> Persistence: ...
+    @property
+    def cluster(self) -> Cluster | None: ...
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:
         """Carry out the hub's decisions."""

@@ -100,8 +100,10 @@ class Persistence:
             raise RuntimeError("persistence is not open")
         return self.store
 
-    async def restore(self, hub: Hub, now: float) -> tuple[int, int]:
-        """Load registered names, persistent lobbies and resumable sessions into ``hub``; returns counts."""
+    async def restore(self, hub: Hub, now: float, *, sessions: bool = True) -> tuple[int, int]:
+        """Load registered names, persistent lobbies and (unless not ``sessions``) resumable sessions into
+        ``hub``; returns counts. Cluster mode skips sessions: the shared database holds every hub's, and the
+        cluster's own records (in Redis) let them resume on any hub instead."""
         store = self.require()
         lobbies = await store.list_lobbies(persistent_only=True)
         for rec in lobbies:
@@ -109,15 +111,15 @@ class Persistence:
                                 persistent=True, created=rec.created), now)
         wall = self.wall_clock()
         await store.purge_expired(wall)
-        sessions = await store.list_sessions(now=wall)
-        for srec in sessions:
+        stored = await store.list_sessions(now=wall) if sessions else []
+        for srec in stored:
             remaining = self.resume_grace if srec.disconnected_at is None else srec.expires_at - wall
             if remaining <= 0:
                 continue
             hub.restore_session(Session(srec.peer_id, srec.name or srec.peer_id, srec.kind, srec.resume_token_hash,
                                         None, lobby_id=srec.lobby_id, session_id=srec.session_id),
                                 now + min(remaining, self.resume_grace))
-        return len(lobbies), len(sessions)
+        return len(lobbies), len(stored)
 
     async def load_names(self) -> None:
         """Fill the names cache from the store."""
@@ -136,10 +138,28 @@ class Persistence:
     async def register_name(self, name: str, password_hash: str) -> NameRecord:
         """Register (committed before returning) and cache."""
         record = await self.require().register_name(name, password_hash)
+        self.remember_name(record)
+        return record
+
+    def remember_name(self, record: NameRecord) -> None:
+        """Cache a registration (one made here, or one another hub announced)."""
         self.names[record.key] = record
         for skeleton in name_skeletons(record.name):
             self._skeletons.setdefault(skeleton, record)
-        return record
+
+    async def learn_name(self, name: str) -> None:
+        """Read a registration another hub made from the shared store into the cache (best effort: while the
+        store is unreachable it is learnt at the next start)."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            record = await store.get_name_record(name)
+        except VoiceBotError as exc:
+            self.errors.handle(exc, ErrorContext(self.errors.ids.new(), component="persistence"))
+            return
+        if record is not None:
+            self.remember_name(record)
 
     def session_record(
         self, hub: Hub, session: Session, *, connected: bool, joining: str | None = None

@@ -64,6 +64,8 @@ class CoreRequests:
         hub = s.hub
         if isinstance(req, protocol.Hello):
             hub.check_new_connection(conn.id)  # already_hello before any (slow) authentication
+            if s.cluster is not None and req.resume is not None and hub.find_resumable(req.resume) is None:
+                await s.cluster.sessions.adopt(req.resume)  # a session another hub holds (or held) moves here
             admin = await s.auth.check_hello(conn, req, rctx)
             await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx)
             return
@@ -74,7 +76,7 @@ class CoreRequests:
             await self.carry_out(conn, await self._cluster_list(conn, req), rctx)
             return
         if cluster is not None and isinstance(req, protocol.LobbyJoin):
-            async with cluster.joining(req.lobby_id):  # a lobby made on another hub is mirrored here first
+            async with cluster.lobbies.joining(req.lobby_id):  # a lobby made on another hub is mirrored here first
                 await self.carry_out(conn, hub.request(conn.id, req, trio.current_time()), rctx)
             return
         if cluster is not None:
@@ -123,7 +125,7 @@ class CoreRequests:
             partly = await self._flush(batch, rctx) or partly
         except BaseException:
             if place is not None and self.server.cluster is not None:
-                self.server.cluster.release(place.session, place.lobby_id)
+                self.server.cluster.lobbies.release(place.session, place.lobby_id)
             raise
         if partly is not None:
             raise partly
@@ -161,7 +163,7 @@ class CoreRequests:
         assert cluster is not None  # the hub asks for places only in cluster mode (shared_membership)
         session = self.server.hub.require(conn.id)
         try:
-            await cluster.admit(session, action.lobby_id)
+            await cluster.lobbies.admit(session, action.lobby_id)
         except BaseException:
             self.server.hub.abandon(action.op)
             raise
@@ -182,7 +184,7 @@ class CoreRequests:
         if cluster is None:
             self.server.apply(batch, rctx)
             return None
-        await cluster.register_created(batch)
+        await cluster.lobbies.register_created(batch)
         dropped = cluster.dropped
         self.server.apply(batch, rctx)
         return cluster_unavailable("delivered to peers on this hub only") if cluster.dropped > dropped else None
@@ -192,7 +194,7 @@ class CoreRequests:
         cluster = self.server.cluster
         assert cluster is not None
         self.server.hub.require(conn.id)
-        lobbies, next_cursor, partial = await cluster.lobby_list(req.cursor, req.limit)
+        lobbies, next_cursor, partial = await cluster.lobbies.lobby_list(req.cursor, req.limit)
         reply: dict[str, Any] = {"type": "lobby.list", "lobbies": lobbies, "next_cursor": next_cursor}
         if partial:
             reply["partial"] = True

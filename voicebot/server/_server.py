@@ -125,7 +125,7 @@ class Server:
         """Cluster mode (``--cluster``): lobbies shared with other hubs through Redis (None: a single hub)."""
         if s.cluster:
             self.cluster = Cluster(s.cluster, self.hub, self.apply, self.errors, self.breakers,
-                                   lobby_ttl=s.empty_lobby_ttl)
+                                   lobby_ttl=s.empty_lobby_ttl, on_name=self.persistence.learn_name)
             self.notice_listeners.append(self.cluster.on_notice)
             self.stats_sources["cluster"] = self.cluster.snapshot
         self.counters = HubCounters(self.request_types)
@@ -157,7 +157,8 @@ class Server:
     async def _run(self, task_status: trio.TaskStatus[Server]) -> None:
         async with self.persistence.open():
             await self.persistence.load_names()
-            lobbies, sessions = await self.persistence.restore(self.hub, trio.current_time())
+            lobbies, sessions = await self.persistence.restore(self.hub, trio.current_time(),
+                                                               sessions=self.cluster is None)
             if lobbies or sessions:
                 log.info("restored %d persistent lobbies and %d resumable sessions", lobbies, sessions)
             await self._serve(task_status)

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import trio
 
+from ..cluster import error_from_wire
 from ..errors import (
     AuthError,
     LobbyError,
@@ -27,7 +28,7 @@ from ..errors import (
     ValidationError,
     VoiceBotError,
 )
-from ..hub import BOT_GONE_CLOSE, Action, Send, bot_lobby, bot_ticket, check_bot_removal
+from ..hub import BOT_GONE_CLOSE, Action, Send, bot_lobby, check_bot_removal_by
 from ..resilience import BreakerRegistry, CircuitOpenError, CircuitState
 from ..server import Connection, Server
 from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
@@ -95,7 +96,20 @@ class BotHub:
         s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
         s.http.bot_counts = self._bot_counts  # voicebot_bots{bot}
         s.http.extra_breakers.append(lambda: ((b.name, b.state.value) for b in self.breakers))
+        if s.cluster is not None:  # workers registered here serve the whole cluster
+            s.cluster.bots.offers = self._offers
+            s.cluster.bots.add_here = self._remote_add
+            s.cluster.bots.remove_here = self._remove_here
         return self
+
+    def _offers(self) -> dict[str, list[Any]]:
+        """``{bot: [free capacity over usable workers, description]}`` of this hub's workers."""
+        offers: dict[str, list[Any]] = {}
+        for worker in self.scheduler.workers.values():
+            for name, description in worker.bots.items():
+                entry = offers.setdefault(name, [0, description])
+                entry[0] += worker.free if self._usable(worker) else 0
+        return offers
 
     def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
         """``bot_quota`` when the lobby or the requesting peer already has its maximum of bots (starting or running);
@@ -145,6 +159,16 @@ class BotHub:
     # -- client requests ----------------------------------------------------------------------------
     async def _bot_list(self, conn: Connection, req: BotList, rctx: RequestContext) -> None:
         bots = self.scheduler.bot_list(self._usable)
+        if self.server.cluster is not None:  # and the bots of workers registered with other hubs
+            try:
+                remote = await self.server.cluster.bots.catalog()
+            except VoiceBotError:
+                remote = {}  # Redis unreachable: this hub's workers only
+            local = {b["name"]: b for b in bots}
+            for name, (description, available) in remote.items():
+                entry = local.setdefault(name, {"name": name, "description": description, "available": False})
+                entry["available"] = entry["available"] or available
+            bots = [local[name] for name in sorted(local)]
         conn.send(self._reply(req, {"type": "bot.list", "bots": bots}))
 
     async def _bot_add(self, conn: Connection, req: BotAdd, rctx: RequestContext) -> None:
@@ -152,18 +176,52 @@ class BotHub:
         lobby = bot_lobby(hub, conn.id, req.lobby_id)  # the hub's membership rules: which lobby, whose
         lobby_id = lobby.id
         session = hub.require(conn.id)
-        if not self.scheduler.offers(req.bot):
+        cluster, local = self.server.cluster, self.scheduler.offers(req.bot)
+        if not local and cluster is None:
             raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
+        if cluster is not None and not self.scheduler.candidates(req.bot, usable=self._usable):
+            # Cluster mode: a worker registered with another hub may have room for it.
+            request = {"bot": req.bot, "lobby_id": lobby_id, "options": dict(req.options), "owner": session.peer_id,
+                       "password": lobby.password_hash is not None}
+            timeout = self.settings.start_timeout * self.settings.max_attempts + 5.0
+            reply = await cluster.bots.add(request, timeout)
+            if reply is not None and not reply["ok"]:
+                raise error_from_wire(reply)
+            if reply is not None:
+                conn.send(self._reply(req, {"type": "bot.added", "peer_id": reply["peer_id"], "bot": req.bot,
+                                            "lobby_id": lobby_id, "job_id": reply["job_id"]}))
+                return
+            if not local:
+                raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
+        peer_id, job_id = await self._start_here(req.bot, lobby_id, dict(req.options), session.peer_id, conn.id,
+                                                 password=lobby.password_hash is not None)
+        conn.send(self._reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
+                                    "lobby_id": lobby_id, "job_id": job_id}))
+
+    async def _remote_add(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A ``bot.add`` another hub could not serve, started on this hub's workers."""
+        bot = str(request["bot"])
+        if not self.scheduler.offers(bot):
+            raise ValidationError(f"no worker runs bot {bot!r}", code="bot_unknown", field="bot")
+        peer_id, job_id = await self._start_here(bot, str(request["lobby_id"]), dict(request["options"]),
+                                                 str(request["owner"]), None, password=bool(request["password"]))
+        return {"ok": True, "peer_id": peer_id, "job_id": job_id}
+
+    async def _start_here(self, bot: str, lobby_id: str, options: dict[str, Any], owner: str,
+                          requester: int | None, *, password: bool) -> tuple[str, str]:
+        """Start ``bot`` for ``owner`` on this hub's workers (retried on others); (bot peer id, job id)."""
+        hub = self.server.hub
         tried: list[str] = []
         last: VoiceBotError | None = None
         for _ in range(self.settings.max_attempts):
-            self._check_bot_quotas(lobby_id, session.peer_id)
-            job = self.scheduler.reserve(req.bot, lobby_id, req.options, requester=conn.id, exclude=tried,
+            self._check_bot_quotas(lobby_id, owner)
+            job = self.scheduler.reserve(bot, lobby_id, options, requester=requester, exclude=tried,
                                          usable=self._usable)
             if job is None:
                 break
-            self._owners[job.job_id] = session.peer_id
-            job.ticket = bot_ticket(hub, lobby, trio.current_time())  # a protected lobby lets its bot in by ticket
+            self._owners[job.job_id] = owner
+            if password:  # a protected lobby lets its bot in by ticket (the requester is a member)
+                job.ticket = hub.tickets.grant(lobby_id, trio.current_time())
             tried.append(job.worker_id)
             try:
                 peer_id = await self._start(job)
@@ -176,13 +234,11 @@ class BotHub:
             except BaseException:  # the requester went away (Cancelled) mid-start: give the capacity back
                 self._abandon(job)
                 raise
-            conn.send(self._reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
-                                        "lobby_id": lobby_id, "job_id": job.job_id}))
-            return
+            return peer_id, job.job_id
         if last is None:
-            raise RateLimitError(f"no capacity for bot {req.bot!r}; try again later", code="bot_capacity",
+            raise RateLimitError(f"no capacity for bot {bot!r}; try again later", code="bot_capacity",
                                  retry_after=5.0)
-        raise ProviderError(f"bot {req.bot!r} could not be started: {last.message}", code="bot_start_failed",
+        raise ProviderError(f"bot {bot!r} could not be started: {last.message}", code="bot_start_failed",
                             severity=Severity.LOW, context={"last_code": last.code})
 
     async def _start(self, job: Job) -> str:
@@ -225,14 +281,33 @@ class BotHub:
             self._send(worker.conn, {"type": "worker.stop", "job_id": job.job_id})
 
     async def _bot_remove(self, conn: Connection, req: BotRemove, rctx: RequestContext) -> None:
-        job = self.scheduler.job_of_peer(req.peer_id)
+        session = self.server.hub.session_of(conn.id)
+        assert session is not None
+        request = {"peer_id": req.peer_id, "requester": session.peer_id, "lobby_id": session.lobby_id,
+                   "admin": session.admin}
+        cluster = self.server.cluster
+        if self.scheduler.job_of_peer(req.peer_id) is None and cluster is not None:  # another hub's bot?
+            reply = await cluster.bots.remove(req.peer_id, request, self.settings.start_timeout)
+            if reply is not None and not reply["ok"]:
+                raise error_from_wire(reply)
+            if reply is not None:
+                conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+                return
+        await self._remove_here(request)
+        conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+
+    async def _remove_here(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Stop a bot whose job this hub holds, for ``request["requester"]`` (its owner, or an admin)."""
+        peer_id = str(request["peer_id"])
+        job = self.scheduler.job_of_peer(peer_id)
         if job is None:
-            raise LobbyError(f"no bot {req.peer_id!r}", code="bot_not_found", field="peer_id")
-        check_bot_removal(self.server.hub, conn.id, job.lobby_id, self._owners.get(job.job_id))
+            raise LobbyError(f"no bot {peer_id!r}", code="bot_not_found", field="peer_id")
+        check_bot_removal_by(str(request["requester"]), request["lobby_id"], bool(request["admin"]), job.lobby_id,
+                             self._owners.get(job.job_id))
         self.scheduler.release(job.job_id)
         self._stop_on_worker(job)
-        self.server.apply(self._end_bot(req.peer_id, "left"))
-        conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+        self.server.apply(self._end_bot(peer_id, "left"))
+        return {"ok": True}
 
     def _end_bot(self, peer_id: str, reason: str) -> list[Action]:
         """The hub's decision to end a bot now (it leaves its lobby with ``reason``; its socket closes)."""

@@ -1,0 +1,53 @@
+"""The session scripts against a real ``redis-server``: takeover (token checked, atomic, old hub's refresh no
+longer wins), kept messages (moved/ok/overflow bounds in count and bytes), drain order, forget."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+
+import pytest
+
+from voicebot.cluster._link import RedisLink
+from voicebot.hub import token_hash
+from voicebot.resilience import BreakerRegistry
+from voicebot.testing import RedisEngine
+
+pytestmark = pytest.mark.slow
+
+
+def _record(peer: str, hub: str, token: str) -> str:
+    return json.dumps({"peer_id": peer, "name": "n", "kind": "user", "admin": False, "session_id": "s",
+                       "lobby_id": None, "hub": hub, "token": token_hash(token)})
+
+
+async def test_takeover_stash_drain_and_forget(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        key = link.hub_key("h1")
+        await link.call("setup", lambda r: r.set(key, "1"))
+        assert await link.script("save", "h1", "p1", _record("p1", "h1", "tok"), token_hash("tok"), 30) == 1
+        assert await link.script("takeover", token_hash("wrong"), "h2") == []
+        record, previous, alive, members = await link.script("takeover", token_hash("tok"), "h2")
+        assert (json.loads(record)["hub"], previous, alive, members) == ("h2", "h1", 1, [])
+        # the old hub's heartbeat in flight does not take it back
+        assert await link.script("save", "h1", "p1", _record("p1", "h1", "tok"), token_hash("tok"), 30) == 0
+
+        assert await link.script("stash", "p1", "h1", 3, 1000, '{"n":0}') == ["moved", "h2"]
+        assert await link.script("stash", "p1", "", 3, 1000, '{"n":1}', '{"n":2}') == ["ok"]
+        assert await link.script("drain", "p1") == ['{"n":1}', '{"n":2}']
+        assert await link.script("drain", "p1") == []
+        assert await link.script("stash", "p1", "h2", 3, 20, '{"n":3}', '{"n":4}') == ["ok"]  # 14 bytes
+        assert await link.script("stash", "p1", "h2", 3, 20, '{"n":5}') == ["overflow"]  # 21 bytes > 20
+        assert await link.script("takeover", token_hash("tok"), "h3") == []  # that session ended
+        assert await link.script("stash", "p1", "", 3, 20, '{"n":6}') == ["gone"]
+
+        assert await link.script("save", "h1", "p2", _record("p2", "h1", "t2"), token_hash("t2"), 30) == 1
+        assert await link.script("stash", "p2", "h1", 3, 1000, *[f'{{"n":{i}}}' for i in range(3)]) == ["ok"]
+        assert await link.script("stash", "p2", "h1", 3, 1000, '{"n":3}') == ["overflow"]  # one past the count
+        assert await link.script("save", "h1", "p3", _record("p3", "h1", "t3"), token_hash("t3"), 30) == 1
+        assert await link.script("forget", "h2", "p3") == 0  # only the hub holding it may end it
+        assert await link.script("forget", "h1", "p3") == 1
+        assert await link.script("takeover", token_hash("t3"), "h2") == []

@@ -1,0 +1,135 @@
+"""Cluster mode, lobbies: register lobbies made here, mirror lobbies made elsewhere, joins with the cap held
+in Redis (the atomic ``admit`` script) and the cluster-wide ``lobby.list``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LobbyError, VoiceBotError
+from ..hub import Action, Lobby, Notice, Session
+from ._link import member_json, ttl_seconds, unavailable
+
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
+__all__ = ["LobbyOps"]
+
+
+class LobbyOps:
+    """The lobby side of a :class:`~voicebot.cluster.Cluster` (``cluster.lobbies``)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def meta(self, lobby: Lobby) -> str:
+        """The ``lobby:{id}`` value: the lobby's public settings and password hash (JSON)."""
+        return json.dumps({"id": lobby.id, "name": lobby.name, "private": lobby.private,
+                           "password_hash": lobby.password_hash, "max_members": lobby.max_members,
+                           "persistent": lobby.persistent, "created": lobby.created}, separators=(",", ":"))
+
+    async def register(self, lobby: Lobby) -> None:
+        """Publish a new local lobby (``lobby.create``); during an outage the next heartbeat after it does it."""
+        try:
+            await self._refresh(lobby)
+        except VoiceBotError as exc:
+            self.cluster.available = False
+            self.cluster.errors.handle(exc, self.cluster._ctx.request(None))
+
+    async def register_created(self, actions: list[Action]) -> None:
+        """:meth:`register` the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``)."""
+        for action in actions:
+            if isinstance(action, Notice) and action.event == "lobby.created":
+                lobby = self.cluster.hub.lobbies.get(action.fields["lobby_id"])
+                if lobby is not None:
+                    await self.register(lobby)
+
+    async def ensure_lobby(self, lobby_id: str) -> None:
+        """Before ``lobby.join``: mirror a lobby another hub created (``lobby_not_found`` if none has)."""
+        if lobby_id in self.cluster.hub.lobbies:
+            return
+        key = self.cluster.link.lobby_keys(lobby_id)[0]
+        raw = await self.cluster.link.call("get_lobby", lambda r: r.get(key))
+        if raw is None or lobby_id in self.cluster.hub.lobbies:
+            return  # unknown: the core answers lobby_not_found
+        meta = json.loads(raw)
+        lobby = Lobby(id=lobby_id, name=meta["name"], private=bool(meta["private"]),
+                      password_hash=meta.get("password_hash"), max_members=int(meta["max_members"]),
+                      persistent=bool(meta.get("persistent")), created=float(meta.get("created") or 0.0))
+        self.cluster.hub.lobbies[lobby_id] = lobby
+        self.cluster._mirrors.add(lobby_id)
+
+    @contextlib.asynccontextmanager
+    async def joining(self, lobby_id: str) -> AsyncIterator[None]:
+        """Around a ``lobby.join``: mirror the lobby first if another hub made it; a mirror being joined is not
+        dropped meanwhile (by a heartbeat), and one nobody here joined after all is dropped at the end. The hub
+        asks for the cluster-wide place (:meth:`admit`) through an ``Admit`` action."""
+        self.cluster.hold(lobby_id)
+        try:
+            await self.ensure_lobby(lobby_id)
+            yield
+        finally:
+            self.cluster.unhold(lobby_id)
+
+    async def admit(self, session: Session, lobby_id: str) -> None:
+        """Take a place for ``session`` in ``lobby_id`` atomically in Redis (``lobby_full`` when none is left)."""
+        lobby = self.cluster.hub.lobbies.get(lobby_id)
+        if lobby is None or session.lobby_id == lobby_id:
+            return
+        args = [session.peer_id, member_json(session.peer_object(), self.cluster.hub_id), lobby_id,
+                ttl_seconds(self.cluster.lobby_ttl)]
+        version = self.cluster._versions.get(lobby_id, 0)
+        result = await self.cluster.link.script("admit", *args)
+        if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry
+            await self._refresh(lobby)
+            result = await self.cluster.link.script("admit", *args)
+        if result[0] == "closed":
+            raise LobbyError(f"no lobby {lobby_id!r}", code="lobby_not_found", field="lobby_id")
+        if result[0] == "full":
+            raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
+        if result[0] != "ok":
+            raise unavailable(f"lobby {lobby_id} vanished")
+        if self.cluster._versions.get(lobby_id, 0) == version:
+            self.cluster._sync(lobby, result[2:], exclude=session.peer_id)
+
+    def release(self, session: Session, lobby_id: str) -> None:
+        """Give back a place taken by :meth:`admit` when the join failed after all."""
+        self.cluster._enqueue("leave", (lobby_id, session.peer_id))
+
+    async def lobby_list(
+        self, cursor: str | None, limit: int,
+    ) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
+        next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
+        try:
+            raw = await self.cluster.link.script("list", cursor or "", limit)
+        except VoiceBotError:
+            self.cluster.available = False
+            ids = sorted(lid for lid, lb in self.cluster.hub.lobbies.items() if not lb.private and lid > (cursor or ""))
+            local = [self.cluster.hub.lobbies[lid].public() for lid in ids[:limit]]
+            return local, (ids[limit - 1] if len(ids) > limit else None), True
+        page = []
+        for i in range(0, len(raw), 3):
+            meta = json.loads(raw[i + 1])
+            page.append({"id": raw[i], "name": meta["name"], "private": bool(meta["private"]),
+                         "has_password": meta.get("password_hash") is not None, "members": int(raw[i + 2]),
+                         "max_members": int(meta["max_members"]), "persistent": bool(meta.get("persistent"))})
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (page[-1]["id"] if more else None), False
+
+    def own_members(self, lobby: Lobby) -> list[str]:
+        """(peer id, member JSON, …) of the members of ``lobby`` whose socket is on this hub."""
+        flat: list[str] = []
+        for pid in lobby.members:
+            session = self.cluster.hub.sessions.get(pid)
+            if session is not None and session.home is None:
+                flat += [pid, member_json(session.peer_object(), self.cluster.hub_id)]
+        return flat
+
+    async def _refresh(self, lobby: Lobby) -> list[str]:
+        result: list[str] = await self.cluster.link.script("refresh", lobby.id, self.meta(lobby),
+                                                   ttl_seconds(self.cluster.lobby_ttl), *self.own_members(lobby))
+        return result

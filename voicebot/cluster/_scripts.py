@@ -1,0 +1,338 @@
+"""The Lua scripts cluster mode runs in Redis (each one atomic: no other hub's call interleaves with it).
+
+Every script gets the key prefix (:data:`~voicebot.cluster.PREFIX`) and builds key names from it (cluster mode
+uses one Redis database, not Redis Cluster, so keys need not be declared). Keys, each with a TTL:
+
+- ``hub:{id}``: a hub is alive while this key exists.
+- ``lobby:{id}``: a lobby's public settings and password hash (JSON); ``members:{id}``: hash peer id → JSON
+  ``{peer, hub, seq}``; ``lobbies``: sorted set of lobby ids (all scored 0: ordered by id); ``seq``: join order.
+- ``bots``: hash hub id → JSON ``{bot: [free capacity, description]}`` of that hub's workers (read only for
+  live hubs).
+- ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
+- ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
+  token}``, ``token`` being the resume token's hash), alive while its hub refreshes it and for the resume grace
+  after; ``tok:{token hash}`` → peer id; ``buf:{peer}``/``bufb:{peer}``: messages kept for a peer whose hub was
+  lost (a list, bounded in count and bytes) and their size.
+
+A member is live while its hub is alive or, when its hub was lost, while its session can still be resumed;
+other members are pruned whenever a script counts or lists members.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ADMIT", "CATALOG", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH",
+    "TAKEOVER", "TICK",
+]
+
+_PRUNE = """
+local function live_members(prefix, lobby_id)
+  local members_key = prefix .. 'members:' .. lobby_id
+  local all = redis.call('HGETALL', members_key)
+  local out = {}
+  for i = 1, #all, 2 do
+    local member = cjson.decode(all[i + 1])
+    if redis.call('EXISTS', prefix .. 'hub:' .. member.hub) == 1
+        or redis.call('EXISTS', prefix .. 'sess:' .. all[i]) == 1 then
+      out[#out + 1] = all[i]
+      out[#out + 1] = all[i + 1]
+    else
+      redis.call('HDEL', members_key, all[i])
+    end
+  end
+  return out
+end
+"""
+
+# Re-asserts a hub's lobby and its members there (after an outage or a Redis restart); returns live members.
+_REFRESH_FN = _PRUNE + """
+local function refresh(prefix, lobby_id, meta, ttl, pairs)
+  if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {} end
+  local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
+  redis.call('SET', lobby_key, meta, 'NX')
+  redis.call('EXPIRE', lobby_key, ttl)
+  redis.call('ZADD', prefix .. 'lobbies', 'NX', 0, lobby_id)
+  for i = 1, #pairs, 2 do
+    if redis.call('HEXISTS', members_key, pairs[i]) == 0 then
+      local member = cjson.decode(pairs[i + 1])
+      member.seq = redis.call('INCR', prefix .. 'seq')
+      redis.call('HSET', members_key, pairs[i], cjson.encode(member))
+    end
+  end
+  redis.call('EXPIRE', members_key, ttl)
+  return live_members(prefix, lobby_id)
+end
+"""
+
+# ARGV: prefix, peer id, member JSON (without seq), lobby id, lobby TTL. Atomic check-and-add: no interleaving
+# of two hubs' joins can pass max_members. Returns {'ok', meta, members…}, {'full', meta} or {'missing'}.
+ADMIT = _PRUNE + """
+local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[4]
+local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
+if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {'closed'} end
+local meta = redis.call('GET', lobby_key)
+if not meta then return {'missing'} end
+local max_members = tonumber(cjson.decode(meta).max_members)
+local live = live_members(prefix, lobby_id)
+local count = 0
+for i = 1, #live, 2 do
+  if live[i] ~= peer_id then count = count + 1 end
+end
+if count >= max_members then return {'full', meta} end
+if redis.call('HEXISTS', members_key, peer_id) == 0 then
+  local member = cjson.decode(ARGV[3])
+  member.seq = redis.call('INCR', prefix .. 'seq')
+  redis.call('HSET', members_key, peer_id, cjson.encode(member))
+end
+redis.call('EXPIRE', lobby_key, ARGV[5])
+redis.call('EXPIRE', members_key, ARGV[5])
+local result = {'ok', meta}
+local all = redis.call('HGETALL', members_key)
+for i = 1, #all do result[#result + 1] = all[i] end
+return result
+"""
+
+# ARGV: prefix, lobby id, meta JSON, lobby TTL, then pairs of (peer id, member JSON) of this hub's members.
+REFRESH = _REFRESH_FN + """
+local pairs = {}
+for i = 5, #ARGV do pairs[#pairs + 1] = ARGV[i] end
+return refresh(ARGV[1], ARGV[2], ARGV[3], ARGV[4], pairs)
+"""
+
+_SAVE_FN = """
+local function save(prefix, hub_id, peer_id, record, token, ttl)
+  local key = prefix .. 'sess:' .. peer_id
+  local current = redis.call('GET', key)
+  if current and cjson.decode(current).hub ~= hub_id then return 0 end
+  redis.call('SET', key, record, 'EX', ttl)
+  redis.call('SET', prefix .. 'tok:' .. token, peer_id, 'EX', ttl)
+  redis.call('EXPIRE', prefix .. 'buf:' .. peer_id, ttl)
+  redis.call('EXPIRE', prefix .. 'bufb:' .. peer_id, ttl)
+  return 1
+end
+"""
+
+# ARGV: prefix, hub id, peer id, record JSON, token hash, TTL. Stores a session this hub holds (not one another
+# hub has taken over meanwhile).
+SAVE = _SAVE_FN + """
+return save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+"""
+
+# ARGV: prefix, hub id, peer id. A session this hub held ended for good: it cannot be resumed anywhere.
+FORGET = """
+local prefix, peer_id = ARGV[1], ARGV[3]
+local key = prefix .. 'sess:' .. peer_id
+local current = redis.call('GET', key)
+if not current then return 0 end
+local record = cjson.decode(current)
+if record.hub ~= ARGV[2] then return 0 end
+redis.call('DEL', key, prefix .. 'tok:' .. record.token, prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id)
+return 1
+"""
+
+# ARGV: prefix, hub id, hub TTL, JSON {lobbies: [[id, meta, ttl, [peer id, member JSON, …]], …],
+# sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: [free capacity, description]}}. A hub's
+# whole heartbeat in one call: its liveness key, a ping on its own channel (are we subscribed?), its sessions
+# (only those no other hub took over), its workers' free capacity and its lobbies. Returns {ping receivers, live
+# members of each lobby…}.
+TICK = _REFRESH_FN + _SAVE_FN + """
+local prefix, hub_id = ARGV[1], ARGV[2]
+redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
+local out = {redis.call('PUBLISH', prefix .. 'to:' .. hub_id, cjson.encode({ping = hub_id}))}
+local data = cjson.decode(ARGV[4])
+for _, s in ipairs(data.sessions) do
+  save(prefix, hub_id, s[1], s[2], s[3], s[4])
+end
+if next(data.bots) then
+  redis.call('HSET', prefix .. 'bots', hub_id, cjson.encode(data.bots))
+else
+  redis.call('HDEL', prefix .. 'bots', hub_id)
+end
+for _, lobby in ipairs(data.lobbies) do
+  out[#out + 1] = refresh(prefix, lobby[1], lobby[2], lobby[3], lobby[4])
+end
+return out
+"""
+
+# ARGV: prefix, peer id, lobby id. Removes a member; an ephemeral lobby left empty goes.
+LEAVE = """
+local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[3]
+local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
+redis.call('HDEL', members_key, peer_id)
+if redis.call('HLEN', members_key) == 0 then
+  local meta = redis.call('GET', lobby_key)
+  if meta and not cjson.decode(meta).persistent then
+    redis.call('DEL', lobby_key)
+    redis.call('ZREM', prefix .. 'lobbies', lobby_id)
+  end
+end
+return 1
+"""
+
+# ARGV: prefix, cursor ('' for the first page), limit. Up to limit + 1 public lobbies after the cursor as
+# (id, meta JSON, live member count); expired ids are dropped and lost members pruned on the way.
+LIST = _PRUNE + """
+local prefix = ARGV[1]
+local lobbies = prefix .. 'lobbies'
+local out = {}
+local start = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+local want = tonumber(ARGV[3]) + 1
+local found = 0
+while found < want do
+  local ids = redis.call('ZRANGEBYLEX', lobbies, start, '+', 'LIMIT', 0, 100)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    start = '(' .. id
+    local meta = redis.call('GET', prefix .. 'lobby:' .. id)
+    if not meta then
+      redis.call('ZREM', lobbies, id)
+    elseif not cjson.decode(meta).private then
+      found = found + 1
+      out[#out + 1] = id
+      out[#out + 1] = meta
+      out[#out + 1] = #live_members(prefix, id) / 2
+      if found >= want then break end
+    end
+  end
+end
+return out
+"""
+
+# ARGV: prefix, token hash, new hub id. Takes a resumable session over for the new hub: the session record and
+# its lobby membership now name the new hub. Returns {} when the token resumes nothing, else {record JSON,
+# previous hub, whether that hub is alive (1/0), members of its lobby (flat)}.
+TAKEOVER = _PRUNE + """
+local prefix, token, hub_id = ARGV[1], ARGV[2], ARGV[3]
+local peer_id = redis.call('GET', prefix .. 'tok:' .. token)
+if not peer_id then return {} end
+local key = prefix .. 'sess:' .. peer_id
+local raw = redis.call('GET', key)
+if not raw then return {} end
+local record = cjson.decode(raw)
+if record.token ~= token then return {} end
+local previous = record.hub
+record.hub = hub_id
+local encoded = cjson.encode(record)
+redis.call('SET', key, encoded, 'KEEPTTL')
+local alive = redis.call('EXISTS', prefix .. 'hub:' .. previous)
+local members = {}
+if type(record.lobby_id) == 'string' then
+  local members_key = prefix .. 'members:' .. record.lobby_id
+  local member = redis.call('HGET', members_key, peer_id)
+  if member then
+    member = cjson.decode(member)
+    member.hub = hub_id
+    redis.call('HSET', members_key, peer_id, cjson.encode(member))
+  end
+  members = live_members(prefix, record.lobby_id)
+end
+return {encoded, previous, alive, members}
+"""
+
+# ARGV: prefix, peer id, expected hub ('' for any), max messages, max bytes, then messages (JSON). Keeps
+# messages for a peer whose hub was lost (or that hub's buffer when it hands the session over). Returns
+# {'ok'}; {'gone'} when the session cannot be resumed any more; {'moved', hub} when another hub took it over
+# (send there instead); {'overflow'} when the bounds were passed: the session is ended (no resume).
+STASH = """
+local prefix, peer_id = ARGV[1], ARGV[2]
+local key = prefix .. 'sess:' .. peer_id
+local raw = redis.call('GET', key)
+if not raw then return {'gone'} end
+local hub = cjson.decode(raw).hub
+if ARGV[3] ~= '' and hub ~= ARGV[3] then return {'moved', hub} end
+local buf, bytes_key = prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id
+local max_count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = 6, #ARGV do
+  local bytes = tonumber(redis.call('GET', bytes_key) or '0')
+  if redis.call('LLEN', buf) + 1 > max_count or bytes + #ARGV[i] > max_bytes then
+    redis.call('DEL', key, buf, bytes_key)
+    return {'overflow'}
+  end
+  redis.call('RPUSH', buf, ARGV[i])
+  redis.call('INCRBY', bytes_key, #ARGV[i])
+end
+local ttl = redis.call('PTTL', key)
+if ttl > 0 then
+  redis.call('PEXPIRE', buf, ttl)
+  redis.call('PEXPIRE', bytes_key, ttl)
+end
+return {'ok'}
+"""
+
+# ARGV: prefix, peer id. The messages kept for a peer (oldest first), removed.
+DRAIN = """
+local buf = ARGV[1] .. 'buf:' .. ARGV[2]
+local out = redis.call('LRANGE', buf, 0, -1)
+redis.call('DEL', buf, ARGV[1] .. 'bufb:' .. ARGV[2])
+return out
+"""
+
+# ARGV: prefix, lobby id, tombstone TTL. Closes a lobby cluster-wide: its keys go and no hub re-asserts it for a
+# while. Returns {} when no hub has it, else {meta JSON, hub ids holding its members…}.
+CLOSE = _PRUNE + """
+local prefix, lobby_id = ARGV[1], ARGV[2]
+local meta = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
+if not meta then return {} end
+local members = live_members(prefix, lobby_id)
+local out, seen = {meta}, {}
+for i = 2, #members, 2 do
+  local hub = cjson.decode(members[i]).hub
+  if not seen[hub] then
+    seen[hub] = true
+    out[#out + 1] = hub
+  end
+end
+redis.call('DEL', prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id)
+redis.call('ZREM', prefix .. 'lobbies', lobby_id)
+redis.call('SET', prefix .. 'closed:' .. lobby_id, '1', 'EX', ARGV[3])
+return out
+"""
+
+# ARGV: prefix, peer id. Ends a session whose hub was lost (an admin kicked it): it cannot be resumed and
+# leaves its lobby. Returns the lobby id it was in ('' if none), or {} when there is no such session.
+END = """
+local prefix, peer_id = ARGV[1], ARGV[2]
+local key = prefix .. 'sess:' .. peer_id
+local raw = redis.call('GET', key)
+if not raw then return {} end
+local record = cjson.decode(raw)
+redis.call('DEL', key, prefix .. 'tok:' .. record.token, prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id)
+local lobby_id = type(record.lobby_id) == 'string' and record.lobby_id or ''
+if lobby_id ~= '' then redis.call('HDEL', prefix .. 'members:' .. lobby_id, peer_id) end
+return {lobby_id}
+"""
+
+# ARGV: prefix, bot name, asking hub id. Live hubs other than the asking one with room for that bot, most room
+# first (lost hubs' entries are removed).
+OFFERS = """
+local prefix, bot = ARGV[1], ARGV[2]
+local all = redis.call('HGETALL', prefix .. 'bots')
+local found = {}
+for i = 1, #all, 2 do
+  if redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 0 then
+    redis.call('HDEL', prefix .. 'bots', all[i])
+  elseif all[i] ~= ARGV[3] then
+    local entry = cjson.decode(all[i + 1])[bot]
+    local free = entry and tonumber(entry[1]) or 0
+    if free > 0 then found[#found + 1] = {all[i], free} end
+  end
+end
+table.sort(found, function(a, b) return a[2] > b[2] end)
+local out = {}
+for i = 1, #found do out[i] = found[i][1] end
+return out
+"""
+
+# ARGV: prefix, asking hub id. The worker offers of the other live hubs: {hub id, offers JSON, …}.
+CATALOG = """
+local prefix = ARGV[1]
+local all = redis.call('HGETALL', prefix .. 'bots')
+local out = {}
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[2] and redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 1 then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+"""

@@ -1,0 +1,253 @@
+"""Sessions shared through Redis: ``hello {resume}`` on any hub, and messages kept for a peer whose hub was lost.
+
+Each hub stores the sessions it holds (``sess:{peer}`` and ``tok:{token hash}``, see :mod:`._scripts`) when they
+start, resume or disconnect, and refreshes them every heartbeat; a record outlives its hub by the resume grace.
+A resume token this hub does not know is looked up there (:meth:`SessionShare.adopt`): the ``takeover`` script
+moves the session and its lobby membership to this hub atomically; a live previous hub is asked to hand the
+session over (it closes the old socket with 4001 and passes on what it buffered) and answers ``handed``; then
+the messages kept in Redis are taken (oldest first) and the hubs of the lobby's other members are told where the
+peer is now. Each heartbeat copies what a hub buffered for its peers in grace to Redis, so that survives the
+hub's loss too. A message published to a hub that is gone (no subscriber) is kept in Redis for each of its peers
+whose session can still be resumed (bounded like the hub's own resume buffer), or re-sent to the hub that took
+the session over meanwhile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..hub import Forward, Session, adopt, hand_off, prepend, token_hash
+from ._link import ttl_seconds
+
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
+__all__ = ["SessionShare"]
+
+
+class SessionShare:
+    """The session side of a :class:`~voicebot.cluster.Cluster` (records, takeover, hand-over, kept messages)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.adopted = 0
+        """Sessions taken over from another hub (or from a lost one)."""
+        self.handed_off = 0
+        """Sessions given to another hub."""
+        self.stashed = 0
+        """Messages kept in Redis for peers of a lost hub."""
+        self._handed: dict[str, trio.Event] = {}
+        self._adopting: set[str] = set()
+        """Peers being taken over here: their buffer is not copied to Redis and their mirror entry is kept."""
+        self._early: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        """Peer id → (heartbeats seen, messages) sent here for a peer whose takeover is not finished yet."""
+        self._copied: dict[str, int] = {}
+        """Peer id → how many of its buffered messages (in grace here) are already copied to Redis."""
+
+    # -- records ------------------------------------------------------------------------------------
+    def _record(self, session: Session) -> str:
+        return json.dumps({"peer_id": session.peer_id, "name": session.name, "kind": session.kind,
+                           "admin": session.admin, "session_id": session.session_id,
+                           "lobby_id": session.lobby_id, "hub": self.cluster.hub_id,
+                           "token": session.token_hash}, separators=(",", ":"))
+
+    def _ttl(self, session: Session, now: float) -> int:
+        if session.grace_deadline is not None:  # in grace: the record lives exactly as long as the grace
+            return ttl_seconds(session.grace_deadline - now)
+        return ttl_seconds(self.cluster.hub.config.resume_grace + self.cluster.heartbeat)
+
+    def held(self, now: float) -> list[list[Any]]:
+        """The heartbeat's part: ``[peer id, record, token hash, ttl]`` of every session this hub holds."""
+        return [[s.peer_id, self._record(s), s.token_hash, self._ttl(s, now)]
+                for s in self.cluster.hub.sessions.values() if s.home is None and s.token_hash]
+
+    async def save(self, peer_id: str) -> None:
+        """Store ``peer_id``'s session now (it started, resumed or disconnected here)."""
+        session = self.cluster.hub.sessions.get(peer_id)
+        if session is None or session.home is not None or not session.token_hash:
+            return
+        await self.cluster.link.script("save", self.cluster.hub_id, peer_id, self._record(session),
+                                       session.token_hash, self._ttl(session, trio.current_time()))
+
+    @property
+    def adopting(self) -> frozenset[str]:
+        """Peers this hub is taking over right now (their mirrors must not drop them meanwhile)."""
+        return frozenset(self._adopting)
+
+    def arrived(self, peer_id: str, message: dict[str, Any]) -> None:
+        """A message for ``peer_id`` reached this hub (it moved here, say the other hubs) before or after its
+        takeover here finished: delivered now if the session is here, else kept until the takeover ends."""
+        cluster = self.cluster
+        session = cluster.hub.sessions.get(peer_id)
+        if session is not None and session.home is None:
+            cluster.apply(cluster.hub.deliver([peer_id], message, trio.current_time()))
+            return
+        messages = self._early.setdefault(peer_id, (0, []))[1]
+        if len(messages) < cluster.hub.config.resume_buffer:
+            messages.append(message)
+
+    def expire_early(self) -> None:
+        """Each heartbeat: forget messages kept for a takeover that did not happen here (two heartbeats on)."""
+        for peer_id, (seen, messages) in list(self._early.items()):
+            if peer_id in self._adopting:
+                continue
+            if seen >= 1:
+                del self._early[peer_id]
+            else:
+                self._early[peer_id] = (seen + 1, messages)
+
+    def copy_buffers(self) -> None:
+        """Each heartbeat: queue a copy to Redis of what was buffered here since the last one for peers in
+        grace, so it survives the loss of this hub (it reaches them if they resume on another hub)."""
+        cluster = self.cluster
+        for session in cluster.hub.sessions.values():
+            if (session.home is None and session.conn is None and session.buffer
+                    and session.peer_id not in self._adopting):
+                done = self._copied.get(session.peer_id, 0)
+                if len(session.buffer) > done:
+                    self._copied[session.peer_id] = len(session.buffer)
+                    cluster.enqueue("copy", (session.peer_id, list(itertools.islice(session.buffer, done, None))))
+
+    def resumed_here(self, peer_id: str) -> None:
+        """A session resumed (or ended) here: its buffer was delivered here, so the copy in Redis goes."""
+        if self._copied.pop(peer_id, None) is not None:
+            self.cluster.enqueue("discard", peer_id)
+
+    async def copy(self, peer_id: str, messages: list[dict[str, Any]]) -> None:
+        """Append ``messages`` buffered here for ``peer_id`` to its kept messages in Redis."""
+        await self._stash(peer_id, "", [json.dumps(m, separators=(",", ":")) for m in messages])
+
+    async def discard(self, peer_id: str) -> None:
+        """Drop the kept messages of ``peer_id`` (delivered here)."""
+        await self.cluster.link.script("drain", peer_id)
+
+    async def forget(self, peer_id: str) -> None:
+        """A session this hub held ended for good: it can no longer be resumed on any hub."""
+        await self.cluster.link.script("forget", self.cluster.hub_id, peer_id)
+
+    # -- takeover -----------------------------------------------------------------------------------
+    async def adopt(self, token: str) -> None:
+        """Before ``hello {resume: token}`` with a token this hub does not know: take the session over from the
+        hub that holds it (or held it, if that hub was lost) so the core resumes it; nothing when the token
+        resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis."""
+        cluster = self.cluster
+        # What this hub already queued for that peer's old hub is kept in Redis before the takeover, so it is
+        # drained below, ahead of anything newer.
+        await cluster.flush()
+        result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id)
+        if not result:
+            return
+        raw, previous, alive, members = result
+        record = json.loads(raw)
+        peer_id = str(record["peer_id"])
+        self._adopting.add(peer_id)  # what arrives here meanwhile is newer than what is kept in Redis
+        try:
+            await self._adopt(token, record, previous, int(alive), members)
+        finally:
+            self._adopting.discard(peer_id)
+
+    async def _adopt(self, token: str, record: dict[str, Any], previous: str, alive: int, members: list[str]) -> None:
+        cluster, hub = self.cluster, self.cluster.hub
+        peer_id, lobby_id = str(record["peer_id"]), record.get("lobby_id")
+        if lobby_id is not None:
+            cluster.hold(lobby_id)
+        try:
+            if lobby_id is not None:
+                await cluster.lobbies.ensure_lobby(lobby_id)
+            session = Session(peer_id, str(record["name"]), record["kind"], token_hash(token), None,
+                              lobby_id=lobby_id, admin=bool(record["admin"]), session_id=str(record["session_id"]))
+            now = trio.current_time()
+            adopt(hub, session, now + hub.config.resume_grace)
+            lobby = hub.lobbies.get(lobby_id or "")
+            if lobby is not None and session.lobby_id == lobby.id:
+                cluster.sync_members(lobby, members, exclude=peer_id)
+        finally:
+            if lobby_id is not None:
+                cluster.unhold(lobby_id)
+        if previous != cluster.hub_id and alive:
+            handed = self._handed[peer_id] = trio.Event()
+            try:
+                if await cluster.send_to(previous, {"from": cluster.hub_id, "takeover": peer_id}):
+                    with trio.move_on_after(cluster.link.call_timeout):  # a hub that does not answer is lost
+                        await handed.wait()
+            finally:
+                self._handed.pop(peer_id, None)
+        kept = await cluster.link.script("drain", peer_id)
+        early = self._early.pop(peer_id, (0, []))[1]  # sent here after the takeover, before the session was
+        prepend(session, [json.loads(message) for message in kept] + early)
+        self.adopted += 1
+        others = {json.loads(members[i + 1])["hub"] for i in range(0, len(members), 2)}
+        for other in sorted(others - {cluster.hub_id}):
+            await cluster.send_to(other, {"from": cluster.hub_id, "moved": peer_id, "home": cluster.hub_id})
+
+    def on_control(self, envelope: dict[str, Any]) -> bool:
+        """Handle a control message from another hub (``takeover``/``handed``/``moved``); False for others."""
+        cluster, hub = self.cluster, self.cluster.hub
+        if "takeover" in envelope:  # another hub resumed one of our sessions: give it away
+            peer_id, home = str(envelope["takeover"]), str(envelope["from"])
+            session = hub.sessions.get(peer_id)
+            lobby_id = session.lobby_id if session is not None else None
+            buffered, actions = hand_off(hub, peer_id, home)
+            buffered = buffered[self._copied.pop(peer_id, 0):]  # the rest is in Redis already
+            if actions:
+                cluster.apply(actions)
+                self.handed_off += 1
+            lobby = hub.lobbies.get(lobby_id or "")
+            if lobby is not None:
+                cluster.drop_if_unused(lobby)
+            cluster.enqueue("handoff", (peer_id, home, buffered))
+            return True
+        if "handed" in envelope:
+            event = self._handed.get(str(envelope["handed"]))
+            if event is not None:
+                event.set()
+            return True
+        if "moved" in envelope:
+            ghost = hub.sessions.get(str(envelope["moved"]))
+            if ghost is not None and ghost.home is not None:
+                ghost.home = str(envelope["home"])
+            return True
+        return False
+
+    async def hand_over(self, peer_id: str, home: str, buffered: list[dict[str, Any]]) -> None:
+        """Pass on what this hub buffered for a session another hub took over, then tell that hub."""
+        if buffered:
+            await self._stash(peer_id, "", [json.dumps(m, separators=(",", ":")) for m in buffered])
+        await self.cluster.send_to(home, {"from": self.cluster.hub_id, "handed": peer_id})
+
+    # -- messages for a lost hub ----------------------------------------------------------------------
+    async def keep(self, action: Forward) -> int:
+        """``action`` found no subscriber (its hub is gone): keep it for each peer whose session can still be
+        resumed, or re-send it to the hub that took the session over. Returns how many peers it reached."""
+        cluster = self.cluster
+        payload = json.dumps(action.message, separators=(",", ":"))
+        reached = 0
+        for peer_id in action.peer_ids:
+            result = await self._stash(peer_id, action.home, [payload])
+            if result[0] == "ok":
+                self.stashed += 1
+                reached += 1
+            elif result[0] == "moved" and result[1] == cluster.hub_id:  # it moved here
+                self.arrived(peer_id, action.message)
+                reached += 1
+            elif result[0] == "moved":
+                ghost = cluster.hub.sessions.get(peer_id)
+                if ghost is not None and ghost.home is not None:
+                    ghost.home = str(result[1])
+                envelope = {"from": cluster.hub_id, "to": [peer_id], "msg": action.message}
+                reached += await cluster.send_to(str(result[1]), envelope) > 0
+        return reached
+
+    async def _stash(self, peer_id: str, expected: str, payloads: list[str]) -> list[Any]:
+        config = self.cluster.hub.config
+        result: list[Any] = await self.cluster.link.script(
+            "stash", peer_id, expected, config.resume_buffer, config.resume_buffer_bytes, *payloads)
+        return result
+
+    def snapshot(self) -> dict[str, int]:
+        """Counters for ``admin.stats``."""
+        return {"adopted": self.adopted, "handed_off": self.handed_off, "stashed": self.stashed}
