@@ -13,8 +13,8 @@ def test_hand_off_closes_the_socket_keeps_a_remote_member_and_returns_the_buffer
     hub = make_hub()
     ada, bob = hello(hub, 1, "ada"), hello(hub, 2, "bob")
     lid = lobby(hub, 1)
-    hub.join(1, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
-    hub.join(2, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=lid), 0.0)
     hub.disconnect(2, 1.0)
     hub.request(1, Chat(text="one"), 2.0)
     hub.request(1, Chat(text="two"), 3.0)
@@ -37,7 +37,7 @@ def test_adopt_replaces_the_remote_member_and_resumes_with_the_older_messages_fi
     hub = make_hub()
     cy = hello(hub, 1, "cy")
     lid = lobby(hub, 1)
-    hub.join(1, LobbyJoin(lobby_id=lid), 0.0, password_ok=None)
+    hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
     ghost = Session("p_bob", "bob", "user", "", None, lobby_id=lid, home="hub-a")
     hub.sessions["p_bob"] = ghost
     hub.lobbies[lid].members["p_bob"] = None
