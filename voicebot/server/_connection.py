@@ -1,13 +1,15 @@
-"""One client WebSocket: reader, writer (bounded outbox) and heartbeat in the connection's own nursery.
+"""One client WebSocket: reader and writer (bounded outbox) in the connection's own nursery.
 
-Every failure in any of the three tasks goes through the server's ErrorHandler; none escapes to the
-server or to other connections. Closing is decided once (first decision wins), flushed when possible,
-and carried out shielded with a deadline.
+The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it starts a
+short ping task here at each interval. Every failure in any of these tasks goes through the server's
+ErrorHandler; none escapes to the server or to other connections. Closing is decided once (first decision
+wins), flushed when possible, and carried out shielded with a deadline.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -64,6 +66,7 @@ class Connection:
         self._scope = trio.CancelScope()
         self._send_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        self._pong_round = 0
         self.in_flight = 0
         self._broken = False
         self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
@@ -77,11 +80,12 @@ class Connection:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._guarded, "writer", self._writer)
-                    nursery.start_soon(self._guarded, "heartbeat", self._heartbeat)
                     nursery.start_soon(self._hello_deadline)
+                    self.server.heartbeats.start(self)
                     await self._guarded("reader", self._reader)
                     nursery.cancel_scope.cancel()
         finally:
+            self._nursery = None
             await self._finish()
 
     def request_close(self, code: int, reason: str, *, flush: bool = True) -> None:
@@ -248,16 +252,27 @@ class Connection:
                     return
         self._scope.cancel()
 
-    async def _heartbeat(self) -> None:
-        interval = self.server.settings.heartbeat_interval
-        while True:
-            await trio.sleep(interval)
-            with trio.move_on_after(2 * interval):
-                await faults.point("heartbeat.ping", conn=self.id)
-                await self.ws.ping()
-                continue
-            self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
-            return
+    # -- heartbeat (driven by the server's shared timer) ---------------------------------------------
+    def send_ping(self, round_: int) -> bool:
+        """Start ping ``round_`` in this connection's nursery; False once the connection is ending."""
+        if self._nursery is None or self.close_decision is not None:
+            return False
+        self._nursery.start_soon(self._guarded, "heartbeat", functools.partial(self._ping, round_))
+        return True
+
+    async def _ping(self, round_: int) -> None:
+        await faults.point("heartbeat.ping", conn=self.id)
+        await self.ws.ping()
+        self._pong_round = round_
+        self.server.heartbeats.answered(self)
+
+    def ping_answered(self, round_: int) -> bool:
+        """Whether ping ``round_`` got its pong (always True once the connection is ending)."""
+        return self._pong_round >= round_ or self._nursery is None or self.close_decision is not None
+
+    def ping_missed(self) -> None:
+        """No pong within two heartbeat intervals: close 4002 without flushing (the client is not reading)."""
+        self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
 
     async def _hello_deadline(self) -> None:
         with trio.move_on_after(self.server.settings.hello_timeout):

@@ -33,6 +33,7 @@ from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
 from ._connection import CLOSE_GOING_AWAY, Connection
+from ._heartbeat import Heartbeats
 from ._http import HttpSurface
 from ._persistence import Persistence
 from ._quotas import Quotas, QuotaSettings, refuse_stream
@@ -157,6 +158,11 @@ class Server:
         self.stopped = trio.Event()
         """Set when :meth:`run` has finished."""
 
+    @functools.cached_property
+    def heartbeats(self) -> Heartbeats:
+        """Every connection's ping schedule: one timer task (started by :meth:`run`), not one per connection."""
+        return Heartbeats(self.settings.heartbeat_interval)
+
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until :meth:`shutdown`; ``task_status.started(self)`` once listening."""
@@ -181,6 +187,7 @@ class Server:
             conns: trio.Nursery = await root.start(_hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)
+            root.start_soon(self.heartbeats.run)
             if self.cluster is not None:
                 await root.start(self.cluster.run)
             listen_scope = trio.CancelScope()
