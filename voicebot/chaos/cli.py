@@ -14,7 +14,6 @@ import collections
 import contextlib
 import functools
 import logging
-import multiprocessing
 import os
 import sys
 import time
@@ -103,6 +102,8 @@ def main_chaos(
         results: Iterator[SeedResult]
         seeds = range(start, start + count)
         if jobs > 1 and count >= POOL_MIN_SEEDS:
+            import multiprocessing  # noqa: PLC0415 - only a parallel chaos run needs it, not every voicebot command
+
             pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs, initializer=_quiet))
             results = pool.imap(functools.partial(_run_one, plan=plan, config=config, plan_path=plan_path), seeds,
                                 chunksize=4)

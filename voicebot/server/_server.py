@@ -9,7 +9,7 @@ import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -17,7 +17,6 @@ import trio_websocket
 
 from .. import __version__, faults, protocol
 from ..auth import Passwords, address_key, resolve_admin_token
-from ..cluster import Cluster, cluster_unavailable
 from ..errors import (
     AuthError,
     ErrorContext,
@@ -38,6 +37,9 @@ from ._http import HttpSurface
 from ._persistence import Persistence
 from ._quotas import Quotas, QuotaSettings, refuse_stream
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
 
 __all__ = ["CloseHook", "Handler", "PasswordHashing", "Server"]
 
@@ -131,13 +133,8 @@ class Server:
         self.request_types: dict[str, type[protocol.Request]] = dict(protocol.REQUEST_TYPES)
         """What this server decodes: the core types plus those its extensions added (:meth:`add_handler`)."""
         self.auth = Auth(self, self.admin_token)
-        self.cluster: Cluster | None = None
+        self.cluster: Cluster | None = _join_cluster(self) if s.cluster else None
         """Cluster mode (``--cluster``): lobbies shared with other hubs through Redis (None: a single hub)."""
-        if s.cluster:
-            self.cluster = Cluster(s.cluster, self.hub, self.apply, self.errors, self.breakers,
-                                   lobby_ttl=s.empty_lobby_ttl)
-            self.notice_listeners.append(self.cluster.on_notice)
-            self.stats_sources["cluster"] = self.cluster.snapshot
         self.counters = HubCounters(self.request_types)
         """Hot-path metric counters (exposed at ``/metrics`` by :attr:`http`)."""
         self.ssl_context = _server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None
@@ -380,7 +377,11 @@ class Server:
         await self.cluster.register_created(actions)  # before lobby.created is sent
         dropped = self.cluster.dropped
         self.apply(actions, rctx)
-        return cluster_unavailable("delivered to peers on this hub only") if self.cluster.dropped > dropped else None
+        if self.cluster.dropped > dropped:
+            from ..cluster import cluster_unavailable  # noqa: PLC0415 - loaded with cluster mode only
+
+            return cluster_unavailable("delivered to peers on this hub only")
+        return None
 
     async def _cluster_request(
         self, conn: Connection, req: protocol.LobbyJoin | protocol.LobbyList, rctx: RequestContext
@@ -533,6 +534,19 @@ def _journal_notice(action: Notice | SessionGone) -> None:
         faults.record("session", event=action.event, fields=action.fields)
     else:
         faults.record("session", event="session.gone", peer_id=action.peer_id, reason=action.reason)
+
+
+def _join_cluster(server: Server) -> Cluster:
+    """The server's :class:`~voicebot.cluster.Cluster`, wired to its notices and ``admin.stats``; the cluster
+    package (and its Redis client) loads only here, so a single hub never imports it."""
+    from ..cluster import Cluster  # noqa: PLC0415
+
+    s = server.settings
+    cluster = Cluster(s.cluster, server.hub, server.apply, server.errors, server.breakers,
+                      lobby_ttl=s.empty_lobby_ttl)
+    server.notice_listeners.append(cluster.on_notice)
+    server.stats_sources["cluster"] = cluster.snapshot
+    return cluster
 
 
 def _server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
