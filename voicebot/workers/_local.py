@@ -13,7 +13,7 @@ from ..errors import VoiceBotError
 from ..media import MediaConfig
 from ..server import Server
 from ._hub import BotHub
-from ._worker import Worker, WorkerConfig, memory_connector
+from ._worker import Worker, WorkerConfig, socket_connector
 
 __all__ = ["run_local_worker"]
 
@@ -30,7 +30,7 @@ async def run_local_worker(
     reconnect_delay: float = 1.0,
     task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a worker inside the server's process, connected through in-memory streams, until the server stops.
+    """Run a worker inside the server's process, connected through a Unix socket pair, until the server stops.
 
     ``bots`` defaults to the built-ins (``echo``, ``speaker``) with ``media``'s peer-connection settings.
     ``task_status.started(worker)`` once the first registration succeeded. If the control connection is lost
@@ -45,9 +45,9 @@ async def run_local_worker(
         worker = Worker(specs, config)
         try:
             if first:
-                await worker.run(memory_connector(server), task_status=task_status)
+                await worker.run(socket_connector(server), task_status=task_status)
             else:
-                await worker.run(memory_connector(server))
+                await worker.run(socket_connector(server))
         except VoiceBotError as exc:
             if server.stopping:
                 return
