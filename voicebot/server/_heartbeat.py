@@ -4,7 +4,9 @@ Each connection is pinged ``interval`` seconds after it starts and ``interval`` 
 with no pong within ``2 * interval`` of its start closes the connection (4002). The schedule is one heap of
 ``(due, seq, round, connection)`` entries served by one task: an idle connection holds no task and no Trio
 deadline of its own, only the ping task that :meth:`Beating.send_ping` starts for the time a ping is in flight.
-Entries are removed lazily, when they come due: a connection has at most three queued (its next ping and the
+Ping times are rounded up to a multiple of ``interval / 64`` (0.23 s for 15 s), so connections that started
+close together are pinged in one batch (one wake-up of the timer, and their pongs read in the same few passes
+of the event loop) instead of one wake-up each. Entries are removed lazily, when they come due: a connection has at most three queued (its next ping and the
 pong deadlines of its last two pings) and those of a connection that ended are dropped.
 """
 
@@ -38,6 +40,8 @@ class Beating(Protocol):
 
 
 _PING = 0  # ``round`` of a ping-due entry; a positive round is the pong deadline of that ping
+#: Ping times are rounded up to a multiple of ``interval / BATCHES`` (see the module docs).
+BATCHES = 64
 
 
 class Heartbeats:
@@ -47,6 +51,7 @@ class Heartbeats:
         if not interval > 0:
             raise ValueError("heartbeat interval must be > 0")
         self.interval = interval
+        self._granule = interval / BATCHES
         self._heap: list[tuple[float, int, int, Beating]] = []
         self._seq = itertools.count()
         self._rounds = itertools.count(1)
@@ -58,12 +63,16 @@ class Heartbeats:
         return len(self._heap)
 
     def start(self, conn: Beating) -> None:
-        """Schedule ``conn``'s first ping one interval from now."""
-        self._push(trio.current_time() + self.interval, _PING, conn)
+        """Schedule ``conn``'s first ping one interval from now (rounded up to the batch granule)."""
+        self._push(self._ping_time(), _PING, conn)
 
     def answered(self, conn: Beating) -> None:
-        """``conn`` got the pong of its ping: the next one goes out one interval from now."""
-        self._push(trio.current_time() + self.interval, _PING, conn)
+        """``conn`` got the pong of its ping: the next one goes out one interval from now (rounded up)."""
+        self._push(self._ping_time(), _PING, conn)
+
+    def _ping_time(self) -> float:
+        slots = (trio.current_time() + self.interval) / self._granule
+        return math.ceil(slots - 1e-9) * self._granule  # a time on a multiple (up to float error) stays put
 
     def _push(self, due: float, round_: int, conn: Beating) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), round_, conn))
