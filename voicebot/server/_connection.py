@@ -46,6 +46,11 @@ class _Marker(enum.Enum):
 class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
+    # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
+    __slots__ = ("_broken", "_nursery", "_out_recv", "_out_send", "_pong_round", "_scope", "_send_scope", "bucket",
+                 "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight", "out_bytes", "remote",
+                 "server", "ws")
+
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str
     ) -> None:
@@ -69,7 +74,6 @@ class Connection:
         self._pong_round = 0
         self.in_flight = 0
         self._broken = False
-        self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
         answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -221,7 +225,7 @@ class Connection:
         if decision.close is not None:
             self.request_close(*decision.close)
             return
-        await self.server.errors.recover(decision, self._recoveries)
+        await self.server.errors.recover(decision, {"resend_state": self._resend_state, "retry_later": _noop})
         if self.budget.spend(trio.current_time()):
             self.server.errors.note_close(CLOSE_POLICY)
             self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")

@@ -6,8 +6,9 @@ with no pong within ``2 * interval`` of its start closes the connection (4002). 
 deadline of its own, only the ping task that :meth:`Beating.send_ping` starts for the time a ping is in flight.
 Ping times are rounded up to a multiple of ``interval / 64`` (0.23 s for 15 s), so connections that started
 close together are pinged in one batch (one wake-up of the timer, and their pongs read in the same few passes
-of the event loop) instead of one wake-up each. Entries are removed lazily, when they come due: a connection has at most three queued (its next ping and the
-pong deadlines of its last two pings) and those of a connection that ended are dropped.
+of the event loop) instead of one wake-up each. Entries are removed lazily, when they come due: a connection
+has at most three queued (its next ping and the pong deadlines of its last two pings) and those of a
+connection that ended are dropped.
 """
 
 from __future__ import annotations
