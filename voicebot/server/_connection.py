@@ -20,6 +20,7 @@ import trio_websocket
 
 from .. import faults, protocol
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
+from ._batching import BatchingStream
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
 
@@ -47,15 +48,18 @@ class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
-    __slots__ = ("_broken", "_nursery", "_out_recv", "_out_send", "_pong_round", "_scope", "_send_scope", "bucket",
-                 "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight", "out_bytes", "remote",
-                 "server", "ws")
+    __slots__ = ("_batch", "_broken", "_nursery", "_out_recv", "_out_send", "_pong_round", "_scope", "_send_scope",
+                 "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight", "out_bytes",
+                 "remote", "server", "ws")
 
     def __init__(
-        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str
+        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
+        batch: BatchingStream | None = None,
     ) -> None:
         self.server = server
         self.ws = ws
+        self._batch = batch
+        """The stream under ``ws`` when the writer may batch frames into one write (see :mod:`._batching`)."""
         self.id = conn_id
         self.remote = remote
         settings = server.settings
@@ -240,15 +244,21 @@ class Connection:
                 break
             queued, size = item
             self.out_bytes -= size
+            batch = self._batch
             for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + timeout
                     self._send_scope = scope
                     await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
+                    more = self._out_recv.statistics().current_buffer_used > 0
+                    if batch is not None and more:
+                        batch.hold()  # more queued: this frame goes out with the next ones, in one write
                     try:
                         await self.ws.send_message(text)
                     except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
                         await self.ws.send_message(protocol.sendable(text))
+                    if batch is not None and not more:
+                        await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self._broken = True
@@ -294,6 +304,8 @@ class Connection:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.server.close_timeout
             try:
+                if self._batch is not None:
+                    await self._batch.flush()  # frames held by a writer that stopped mid-batch go first
                 await self.ws.aclose(code, reason or None)
             except Exception as exc:  # a broken socket while closing: count it, the connection is gone anyway
                 self.server.errors.capture(exc, attrs.evolve(self.ctx, component="close"))

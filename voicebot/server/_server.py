@@ -31,6 +31,7 @@ from ..hub import Action, Close, Forward, Hub, HubConfig, Lobby, Notice, Send, S
 from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
+from ._batching import BatchingStream
 from ._connection import CLOSE_GOING_AWAY, Connection
 from ._heartbeat import Heartbeats
 from ._http import HttpSurface
@@ -263,9 +264,10 @@ class Server:
         try:
             async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
                 upgrade = await self.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
-                ws = await self._handshake(ws_nursery, upgrade[0]) if upgrade is not None else None
+                batch = BatchingStream(upgrade[0]) if upgrade is not None else None
+                ws = await self._handshake(ws_nursery, batch) if batch is not None else None
                 if ws is not None:
-                    conn = Connection(self, ws, next(self._ids), remote)
+                    conn = Connection(self, ws, next(self._ids), remote, batch)
                     self.connections[conn.id] = conn
                     self._idle = trio.Event()
                     await conn.run()
