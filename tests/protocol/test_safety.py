@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voicebot import protocol
 from voicebot.errors import ValidationError
-from voicebot.protocol._safety import MAX_DEPTH, MAX_INT, dumps, loads, sendable
+from voicebot.protocol._safety import MAX_DEPTH, MAX_INT, _loads_reference, dumps, loads, sendable
 from voicebot.testing._corpus import VALID_MESSAGES, all_request_models
 
 MODELS = all_request_models()
@@ -158,3 +160,41 @@ def test_encode_is_always_sendable() -> None:
     assert sendable("ok \U0001f600") == "ok \U0001f600"
     assert sendable("\ud83d\ude00") == "\U0001f600"  # a raw pair is joined, not replaced
     assert dumps({"n": float("inf")}) == '{"n":null}'
+
+
+# -- the fast path (orjson) agrees with the reference parser ------------------------------------------------
+_EDGE_TEXTS = [
+    '{"type":"ping","id":1}', '{"a":9007199254740991}', '{"a":9007199254740992}', '{"a":-9007199254740992}',
+    '{"a":18446744073709551616}', '{"a":1e19}', '{"a":1e999}', '{"a":NaN}', '{"a":-Infinity}', '{"a":1e-400}',
+    '{"a":"\\ud800"}', '{"a":"\\ud83d\\ude00"}', '{"\\udc00":1}', '[' * 40 + ']' * 40, '{"a":0.' + '0' * 70 + '1}',
+    '{"a":"' + '1' * 80 + '"}', '{"a":1,"a":2}', '{"a":true,"b":null,"c":[1.5,-0,"x"]}', '{"a":', '"\x01"', '',
+    '{"id":"' + 'x' * 70 + '","a":99999999999999999}', '{"id":7,"n":12345678901234567890}',
+]
+
+
+def _outcome(parse: Any, text: str) -> Any:
+    try:
+        return ("ok", parse(text))
+    except ValidationError as exc:
+        return ("error", exc.code, exc.message, exc.field, exc.context)
+
+
+@pytest.mark.parametrize("text", _EDGE_TEXTS)
+def test_fast_path_matches_reference_on_edge_cases(text: str) -> None:
+    assert _outcome(loads, text) == _outcome(_loads_reference, text)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+@settings(max_examples=300, deadline=None)
+def test_fast_path_matches_reference(value: Any) -> None:
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):  # \u escapes, then raw UTF-8
+        assert _outcome(loads, text) == _outcome(_loads_reference, text)
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value))

@@ -16,6 +16,7 @@ import functools
 import json
 import unicodedata
 from importlib import resources
+from typing import Any
 
 __all__ = [
     "RESERVED_NAMES",
@@ -67,19 +68,32 @@ def strip_unsafe(text: str) -> str:
 
 
 @functools.cache
-def _confusables() -> dict[str, list[str]]:
-    raw = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
-    return {char: [h["c"] for h in entries] for char, entries in raw.items()}
+def _prototypes() -> dict[str, str]:
+    """Each character whose confusable set's representative is another character → that representative.
+
+    Built once from Unicode's confusables data: the member of ``[char, *look-alikes]`` with the most look-alikes
+    (Unicode's prototype, e.g. ``l`` for ``I``, ``1`` and ``|``), ties to the smallest code point. Only the
+    look-alike characters are read from the data (not their names), and only the result is kept: ~6,000 pairs
+    instead of the whole table (a server's idle memory is mostly what it keeps)."""
+
+    def entry(pairs: list[tuple[str, Any]]) -> Any:
+        if len(pairs) <= 2 and pairs[0][0] == "c":  # {"c": look-alike, "n": its Unicode name}
+            return pairs[0][1]
+        return dict(pairs)
+
+    data = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    table: dict[str, list[str]] = json.loads(data, object_pairs_hook=entry)
+    out: dict[str, str] = {}
+    for char, alikes in table.items():
+        best = max([char, *alikes], key=lambda c: (len(table.get(c, ())), -ord(c[0]) if c else 0))
+        if best != char:
+            out[char] = best
+    return out
 
 
-@functools.lru_cache(maxsize=4096)
 def _prototype(char: str) -> str:
-    """The representative of ``char``'s confusable set: the member with the most look-alikes (Unicode's
-    prototype, e.g. ``l`` for ``I``, ``1`` and ``|``); ties go to the smallest code point."""
-    table = _confusables()
-    group = [char, *table.get(char, ())]
-    best: str = max(group, key=lambda c: (len(table.get(c, ())), -ord(c[0]) if c else 0))
-    return best
+    """The representative of ``char``'s confusable set (see :func:`_prototypes`)."""
+    return _prototypes().get(char, char)
 
 
 def _fold(char: str) -> str:

@@ -16,10 +16,11 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._api import Bot, BotFactory, BotSpec
-    from ._builtin import EchoBot, SpeakerBot, builtin_bots
+    from ._builtin import EchoBot, SpeakerBot
     from ._human import HumanPeer
     from ._peers import MediaBot, PeerLink, PeerStats
     from ._session import BOT_GONE_CLOSE, BotSession, LobbyGone
+    from ._specs import builtin_bots
     from ._speech import SPEECH_BACKEND, synthesize
 
 __all__ = [
@@ -46,7 +47,7 @@ __getattr__ = lazy_exports(__name__, {
     "BotSpec": "._api",
     "EchoBot": "._builtin",
     "SpeakerBot": "._builtin",
-    "builtin_bots": "._builtin",
+    "builtin_bots": "._specs",
     "HumanPeer": "._human",
     "MediaBot": "._peers",
     "PeerLink": "._peers",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import av
 import numpy as np
@@ -11,15 +11,11 @@ import trio
 
 from ..errors import ValidationError
 from ..media import FRAME_SAMPLES, SAMPLE_RATE, FrameConverter, MediaConfig
-from ._api import BotSpec
 from ._peers import MediaBot, PeerLink
 from ._session import BotSession
-from ._speech import SPEECH_BACKEND, frames_of, synthesize_off_loop
+from ._speech import frames_of, synthesize_off_loop
 
-if TYPE_CHECKING:
-    from .assistant import AssistantConfig
-
-__all__ = ["EchoBot", "SpeakerBot", "builtin_bots"]
+__all__ = ["EchoBot", "SpeakerBot"]
 
 
 def _fast_mono(frame: av.AudioFrame) -> np.ndarray[Any, np.dtype[np.int16]] | None:
@@ -91,26 +87,3 @@ class SpeakerBot(MediaBot):
             if self.repeat is None:
                 return
             await trio.sleep(self.repeat)
-
-
-def builtin_bots(media: MediaConfig | None = None, assistant: AssistantConfig | None = None) -> dict[str, BotSpec]:
-    """The built-in bot specs, using ``media`` for their peer connections and ``assistant`` (endpointing,
-    barge-in, providers) for the ``assistant`` bot (defaults when None)."""
-
-    def echo(options: Mapping[str, Any]) -> EchoBot:
-        return EchoBot(media)
-
-    def speaker(options: Mapping[str, Any]) -> SpeakerBot:
-        return SpeakerBot.from_options(options, media)
-
-    def assistant_bot(options: Mapping[str, Any]) -> Any:
-        from .assistant import AssistantBot, AssistantOptions  # noqa: PLC0415 - speech stack loads on first use
-
-        return AssistantBot(AssistantOptions.from_options(options), assistant, media)
-
-    return {
-        "assistant": BotSpec("assistant", "a voice assistant you can talk to (speech in, speech out, captions)",
-                             assistant_bot),
-        "echo": BotSpec("echo", "returns each member's own audio to that member", echo),
-        "speaker": BotSpec("speaker", f"says the given text ({SPEECH_BACKEND})", speaker),
-    }

@@ -15,7 +15,7 @@ POINTS: dict[str, str] = {
     "ws.recv": "message: each received frame (server/_connection.py _reader)",
     "writer.send": "message: each outgoing message (server/_connection.py _writer)",
     "ws.send": "point: before each WebSocket send, inside the bounded send scope (_writer)",
-    "heartbeat.ping": "point: before each ping, inside the pong deadline (_heartbeat)",
+    "heartbeat.ping": "point: before each ping, inside the pong deadline (server/_connection.py _ping)",
     "hub.dispatch": "point: start of Server.dispatch (every validated request)",
     "store.write": "point: each write attempt, inside the store guard (store/_sqlite.py _write)",
     "store.read": "point: each read attempt, inside the read guard (store/_sqlite.py _read)",

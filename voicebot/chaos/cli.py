@@ -14,13 +14,12 @@ import collections
 import contextlib
 import functools
 import logging
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
@@ -116,7 +115,7 @@ def main_chaos(
         results: Iterator[SeedResult]
         seeds = range(start, start + count)
         if jobs > 1 and count >= POOL_MIN_SEEDS:
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs, initializer=_quiet))
+            pool = stack.enter_context(_spawn_pool(jobs))
             results = pool.imap(functools.partial(_run_one, plan=plan, config=config, plan_path=plan_path), seeds,
                                 chunksize=4)
         else:
@@ -192,3 +191,10 @@ def render_summary(
     if not errors:
         lines.append("  (none)")
     return "\n".join(lines) + "\n\n"
+
+
+def _spawn_pool(jobs: int) -> Any:
+    """A pool of ``jobs`` spawned processes for a parallel chaos run (multiprocessing loads only for one)."""
+    import multiprocessing  # noqa: PLC0415 - only a parallel chaos run needs it, not every voicebot command
+
+    return multiprocessing.get_context("spawn").Pool(jobs, initializer=_quiet)

@@ -45,7 +45,7 @@ _BAD_VALUE = "plan_value"  # our validators' error type; the context's ``text`` 
 class _Schema(BaseModel):
     """Strict (no coercion: ``"3"`` is not an int, ``true`` is not a number) and closed (unknown keys fail)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class _RaiseSpec(_Schema):

@@ -50,7 +50,7 @@ Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 class Request(BaseModel):
     """Base of every client request: carries the optional ``id`` echoed back as ``reply_to``."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", defer_build=True)
     TYPE: ClassVar[str] = ""
 
     id: RequestId | None = None
@@ -116,7 +116,7 @@ class LobbyLeave(Request):
 class Candidate(BaseModel):
     """An ICE candidate as browsers produce it (``RTCIceCandidateInit``)."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", defer_build=True)
     candidate: Annotated[str, StringConstraints(max_length=2048)]
     sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
     sdpMLineIndex: Annotated[int, Field(ge=0, le=1024)] | None = None

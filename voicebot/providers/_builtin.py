@@ -1,17 +1,23 @@
 """Registration of the built-in providers (imported by the package ``__init__``).
 
 Factories import their modules lazily, so a worker that never names ``openai`` never imports httpx, and one
-without the speech extra still starts with chains that do not need it.
+without the speech extra still starts with chains that do not need it. Each registers a check
+(:mod:`voicebot.providers._checks`) so start-up validation imports no engine.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._checks import check_espeak, check_llama, check_piper, check_whisper
 from ._config import ProviderConfig
 from ._registry import register_provider
 
 __all__: list[str] = []
+
+
+def _always(config: ProviderConfig) -> None:
+    """``responder`` and ``openai`` need only core dependencies: they can always be built."""
 
 
 def _responder(config: ProviderConfig) -> Any:
@@ -54,11 +60,11 @@ def _openai(kind: str) -> Any:
     return factory
 
 
-register_provider("llm", "responder", _responder)
-register_provider("llm", "llama", _llama)
-register_provider("stt", "openai", _openai("stt"))
-register_provider("llm", "openai", _openai("llm"))
-register_provider("tts", "openai", _openai("tts"))
-register_provider("tts", "espeak", _espeak)
-register_provider("tts", "piper", _piper)
-register_provider("stt", "whisper", _whisper)
+register_provider("llm", "responder", _responder, check=_always)
+register_provider("llm", "llama", _llama, check=check_llama)
+register_provider("stt", "openai", _openai("stt"), check=_always)
+register_provider("llm", "openai", _openai("llm"), check=_always)
+register_provider("tts", "openai", _openai("tts"), check=_always)
+register_provider("tts", "espeak", _espeak, check=check_espeak)
+register_provider("tts", "piper", _piper, check=check_piper)
+register_provider("stt", "whisper", _whisper, check=check_whisper)

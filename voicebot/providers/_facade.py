@@ -31,7 +31,7 @@ from voicebot.resilience import BreakerRegistry
 from ._api import ChatMessage, ProviderKind
 from ._chain import ProviderChain, Reply
 from ._config import ProviderConfig
-from ._registry import ProviderUnavailable, create_provider, expand_chain, provider_known
+from ._registry import ProviderUnavailable, check_provider, create_provider, expand_chain, provider_known
 from ._stats import PROVIDER_STATS, ProviderStats
 
 __all__ = ["APOLOGY", "PROVIDER_BREAKERS", "Providers", "Transcript", "configure_providers", "current_config"]
@@ -59,8 +59,10 @@ def configure_providers(config: ProviderConfig, *, instantiate: bool = True) -> 
     process's default (:func:`current_config`). ``voicebot serve`` and ``voicebot worker`` call it at start-up so
     a typo or a missing package stops the command with a message naming the setting (``ValueError``).
 
-    ``instantiate=False`` checks the names only: a process that runs no bot (``serve --local-worker 0``) then
-    never loads the providers' engines (numpy, av, speech), which would be most of its memory."""
+    Each named provider is checked with :func:`~voicebot.providers._registry.check_provider`: the built-ins look
+    for their packages and model files without importing their engines (numpy, speech, HTTP clients), which load
+    when a bot first uses them; a provider registered without a check is built once. ``instantiate=False``
+    checks the names only (a process that runs no bot: ``serve --local-worker 0``)."""
     for kind in ("stt", "llm", "tts"):
         for name in expand_chain(kind, config.chain(kind)):
             if not instantiate:
@@ -68,7 +70,7 @@ def configure_providers(config: ProviderConfig, *, instantiate: bool = True) -> 
                     raise ValueError(f"--{kind}: unknown {kind} provider {name!r}")
                 continue
             try:
-                create_provider(kind, name, config)
+                check_provider(kind, name, config)
             except ProviderUnavailable as exc:
                 raise ValueError(f"--{kind}: provider {name!r} cannot run here: {exc.message}") from exc
     uses_openai = any("openai" in config.chain(kind) for kind in ("stt", "llm", "tts"))

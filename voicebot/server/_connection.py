@@ -1,13 +1,15 @@
-"""One client WebSocket: reader, writer (bounded outbox) and heartbeat in the connection's own nursery.
+"""One client WebSocket: reader and writer (bounded outbox) in the connection's own nursery.
 
-Every failure in any of the three tasks goes through the server's ErrorHandler; none escapes to the
-server or to other connections. Closing is decided once (first decision wins), flushed when possible,
-and carried out shielded with a deadline.
+The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it starts a
+short ping task here at each interval. Every failure in any of these tasks goes through the server's
+ErrorHandler; none escapes to the server or to other connections. Closing is decided once (first decision
+wins), flushed when possible, and carried out shielded with a deadline.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ from .. import faults, protocol
 from ..auth import address_key
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
 from ._auth import client_host
+from ._batching import BatchingStream
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
 
@@ -46,12 +49,19 @@ class _Marker(enum.Enum):
 class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
+    # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
+    __slots__ = ("_batch", "_broken", "_nursery", "_out_recv", "_out_send", "_pong_round", "_scope", "_send_scope",
+                 "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
+                 "out_bytes", "paused", "remote", "server", "ws")
+
     def __init__(
-        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str, *,
-        trusted: bool = False,
+        self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
+        batch: BatchingStream | None = None, *, trusted: bool = False,
     ) -> None:
         self.server = server
         self.ws = ws
+        self._batch = batch
+        """The stream under ``ws`` when the writer may batch frames into one write (see :mod:`._batching`)."""
         self.id = conn_id
         self.remote = remote
         settings = server.settings
@@ -73,9 +83,9 @@ class Connection:
         self._scope = trio.CancelScope()
         self._send_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        self._pong_round = 0
         self.in_flight = 0
         self._broken = False
-        self._recoveries = {"resend_state": self._resend_state, "retry_later": _noop}
         answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -86,11 +96,12 @@ class Connection:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._guarded, "writer", self._writer)
-                    nursery.start_soon(self._guarded, "heartbeat", self._heartbeat)
                     nursery.start_soon(self._hello_deadline)
+                    self.server.heartbeats.start(self)
                     await self._guarded("reader", self._reader)
                     nursery.cancel_scope.cancel()
         finally:
+            self._nursery = None
             await self._finish()
 
     def request_close(self, code: int, reason: str, *, flush: bool = True) -> None:
@@ -230,7 +241,7 @@ class Connection:
         if decision.close is not None:
             self.request_close(*decision.close)
             return
-        await self.server.errors.recover(decision, self._recoveries)
+        await self.server.errors.recover(decision, {"resend_state": self._resend_state, "retry_later": _noop})
         if self.budget.spend(trio.current_time()):
             self.server.errors.note_close(CLOSE_POLICY)
             self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")
@@ -246,15 +257,21 @@ class Connection:
             queued, size = item
             self.out_bytes -= size
             self.server.quotas.outboxes.remove(self.address, size)
+            batch = self._batch
             for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + timeout
                     self._send_scope = scope
                     await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
+                    more = self._out_recv.statistics().current_buffer_used > 0
+                    if batch is not None and more:
+                        batch.hold()  # more queued: this frame goes out with the next ones, in one write
                     try:
                         await self.ws.send_message(text)
                     except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
                         await self.ws.send_message(protocol.sendable(text))
+                    if batch is not None and not more:
+                        await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self._broken = True
@@ -293,16 +310,27 @@ class Connection:
             self.server.errors.note_close(CLOSE_POLICY)
         self.request_close(CLOSE_POLICY, f"outbox full: client did not read for {timeout:g} s", flush=False)
 
-    async def _heartbeat(self) -> None:
-        interval = self.server.settings.heartbeat_interval
-        while True:
-            await trio.sleep(interval)
-            with trio.move_on_after(2 * interval):
-                await faults.point("heartbeat.ping", conn=self.id)
-                await self.ws.ping()
-                continue
-            self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
-            return
+    # -- heartbeat (driven by the server's shared timer) ---------------------------------------------
+    def send_ping(self, round_: int) -> bool:
+        """Start ping ``round_`` in this connection's nursery; False once the connection is ending."""
+        if self._nursery is None or self.close_decision is not None:
+            return False
+        self._nursery.start_soon(self._guarded, "heartbeat", functools.partial(self._ping, round_))
+        return True
+
+    async def _ping(self, round_: int) -> None:
+        await faults.point("heartbeat.ping", conn=self.id)
+        await self.ws.ping()
+        self._pong_round = round_
+        self.server.heartbeats.answered(self)
+
+    def ping_answered(self, round_: int) -> bool:
+        """Whether ping ``round_`` got its pong (always True once the connection is ending)."""
+        return self._pong_round >= round_ or self._nursery is None or self.close_decision is not None
+
+    def ping_missed(self) -> None:
+        """No pong within two heartbeat intervals: close 4002 without flushing (the client is not reading)."""
+        self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
 
     async def _hello_deadline(self) -> None:
         with trio.move_on_after(self.server.settings.hello_timeout):
@@ -322,6 +350,8 @@ class Connection:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.server.close_timeout
             try:
+                if self._batch is not None:
+                    await self._batch.flush()  # frames held by a writer that stopped mid-batch go first
                 await self.ws.aclose(code, reason or None)
             except Exception as exc:  # a broken socket while closing: count it, the connection is gone anyway
                 self.server.errors.capture(exc, attrs.evolve(self.ctx, component="close"))

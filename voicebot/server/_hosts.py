@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..hub import Action, Hub, Notice, SessionGone
     from ..metrics import HubCounters
     from ._connection import Connection
+    from ._heartbeat import Heartbeats
     from ._persistence import Persistence
     from ._quotas import Quotas
     from ._server import Handler
@@ -58,6 +59,8 @@ class ConnectionHost(Protocol):
     def request_types(self) -> Mapping[str, type[protocol.Request]]: ...
     @property
     def quotas(self) -> Quotas: ...
+    @property
+    def heartbeats(self) -> Heartbeats: ...
 
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
         """Run one validated request."""

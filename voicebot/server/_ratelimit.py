@@ -8,6 +8,8 @@ __all__ = ["TokenBucket"]
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; each request takes one."""
 
+    __slots__ = ("_at", "_tokens", "burst", "rate")
+
     def __init__(self, rate: float, burst: int, now: float) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")

@@ -18,7 +18,6 @@ import trio
 
 from .. import protocol
 from ..auth import address_key
-from ..cluster import cluster_unavailable
 from ..errors import RequestContext, VoiceBotError
 from ..hub import (
     Action,
@@ -187,7 +186,11 @@ class CoreRequests:
         await cluster.lobbies.register_created(batch)
         dropped = cluster.dropped
         self.server.apply(batch, rctx)
-        return cluster_unavailable("delivered to peers on this hub only") if cluster.dropped > dropped else None
+        if cluster.dropped > dropped:
+            from ..cluster import cluster_unavailable  # noqa: PLC0415 - loaded with cluster mode only
+
+            return cluster_unavailable("delivered to peers on this hub only")
+        return None
 
     async def _cluster_list(self, conn: Connection, req: protocol.LobbyList) -> list[Action]:
         """``lobby.list`` across the cluster (``partial: true`` when Redis is unreachable: this hub's only)."""

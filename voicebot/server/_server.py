@@ -8,7 +8,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -16,7 +16,6 @@ import trio_websocket
 
 from .. import __version__, faults, protocol
 from ..auth import Passwords, resolve_admin_token
-from ..cluster import Cluster
 from ..errors import (
     ErrorHandler,
     ErrorRecord,
@@ -29,7 +28,9 @@ from ..hub import Action, Close, Effect, Forward, Greeted, Hub, HubConfig, Notic
 from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
+from ._batching import BatchingStream
 from ._connection import CLOSE_GOING_AWAY, Connection
+from ._heartbeat import Heartbeats
 from ._hosts import PasswordHashing
 from ._http import HttpSurface
 from ._persistence import Persistence
@@ -37,6 +38,9 @@ from ._quotas import Quotas, QuotaSettings
 from ._requests import CoreRequests
 from ._settings import Settings
 from ._streams import WS_PATH, accept_stream, hold_nursery, listen, server_ssl_context
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
 
 __all__ = ["WS_PATH", "CloseHook", "Handler", "PasswordHashing", "Server"]
 
@@ -121,13 +125,8 @@ class Server:
         self.auth = Auth(self, self.admin_token)
         self.core = CoreRequests(self)
         """Carries out ``hello`` and the core requests (the hub decides, it performs the effects)."""
-        self.cluster: Cluster | None = None
+        self.cluster: Cluster | None = _join_cluster(self) if s.cluster else None
         """Cluster mode (``--cluster``): lobbies shared with other hubs through Redis (None: a single hub)."""
-        if s.cluster:
-            self.cluster = Cluster(s.cluster, self.hub, self.apply, self.errors, self.breakers,
-                                   lobby_ttl=s.empty_lobby_ttl, on_name=self.persistence.learn_name)
-            self.notice_listeners.append(self.cluster.on_notice)
-            self.stats_sources["cluster"] = self.cluster.snapshot
         self.counters = HubCounters(self.request_types)
         """Hot-path metric counters (exposed at ``/metrics`` by :attr:`http`)."""
         self.ssl_context = server_ssl_context(s.tls_cert, s.tls_key) if s.tls_cert else None
@@ -145,6 +144,11 @@ class Server:
         self._idle.set()
         self.stopped = trio.Event()
         """Set when :meth:`run` has finished."""
+
+    @functools.cached_property
+    def heartbeats(self) -> Heartbeats:
+        """Every connection's ping schedule: one timer task (started by :meth:`run`), not one per connection."""
+        return Heartbeats(self.settings.heartbeat_interval)
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
@@ -172,6 +176,7 @@ class Server:
             conns: trio.Nursery = await root.start(hold_nursery)
             self._nursery = conns
             root.start_soon(self._expiry_loop)
+            root.start_soon(self.heartbeats.run)
             if self.cluster is not None:
                 await root.start(self.cluster.run)
             listen_scope = trio.CancelScope()
@@ -227,10 +232,11 @@ class Server:
         other connections (``trusted``: see :meth:`connect_stream`)."""
         await accept_stream(self, stream, remote, trusted=trusted)
 
-    def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str, *,
-                        trusted: bool = False) -> Connection:
-        """Register a connection for an accepted WebSocket (its caller runs it)."""
-        conn = Connection(self, ws, next(self._ids), remote, trusted=trusted)
+    def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str, *, trusted: bool = False,
+                        batch: BatchingStream | None = None) -> Connection:
+        """Register a connection for an accepted WebSocket (its caller runs it); ``batch``: the stream under
+        ``ws`` when the writer may batch frames into one write."""
+        conn = Connection(self, ws, next(self._ids), remote, batch, trusted=trusted)
         self.connections[conn.id] = conn
         self._idle = trio.Event()
         return conn
@@ -385,3 +391,16 @@ def _journal_notice(action: Notice | SessionGone) -> None:
         faults.record("session", event=action.event, fields=action.fields)
     else:
         faults.record("session", event="session.gone", peer_id=action.peer_id, reason=action.reason)
+
+
+def _join_cluster(server: Server) -> Cluster:
+    """The server's :class:`~voicebot.cluster.Cluster`, wired to its notices and ``admin.stats``; the cluster
+    package (and its Redis client) loads only here, so a single hub never imports it."""
+    from ..cluster import Cluster  # noqa: PLC0415
+
+    s = server.settings
+    cluster = Cluster(s.cluster, server.hub, server.apply, server.errors, server.breakers,
+                      lobby_ttl=s.empty_lobby_ttl, on_name=server.persistence.learn_name)
+    server.notice_listeners.append(cluster.on_notice)
+    server.stats_sources["cluster"] = cluster.snapshot
+    return cluster

@@ -14,6 +14,7 @@ import trio_websocket
 
 from ..errors import ErrorContext
 from ._auth import client_host
+from ._batching import BatchingStream
 from ._linger import LINGER_CODES, DeferredCloseStream, linger
 from ._quotas import refuse_stream
 
@@ -81,10 +82,13 @@ async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *,
     try:
         async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
             upgrade = await server.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
-            if upgrade is not None:  # trio-websocket's own close of the stream is deferred to the finally below
-                ws = await _handshake(server, ws_nursery, DeferredCloseStream(upgrade[0]))
+            batch = None
+            if upgrade is not None:  # trio-websocket's own close of the stream is deferred to the finally below;
+                # its writes may be batched (held while more messages are queued, see _batching)
+                batch = BatchingStream(DeferredCloseStream(upgrade[0]))
+                ws = await _handshake(server, ws_nursery, batch)
             if ws is not None:
-                await server.open_connection(ws, remote, trusted=trusted).run()
+                await server.open_connection(ws, remote, trusted=trusted, batch=batch).run()
             ws_nursery.cancel_scope.cancel()
     except BaseException as exc:
         server.errors.capture(exc, ctx)

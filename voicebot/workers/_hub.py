@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 import trio
 
-from ..cluster import error_from_wire
 from ..errors import (
     AuthError,
     LobbyError,
@@ -186,7 +185,7 @@ class BotHub:
             timeout = self.settings.start_timeout * self.settings.max_attempts + 5.0
             reply = await cluster.bots.add(request, timeout)
             if reply is not None and not reply["ok"]:
-                raise error_from_wire(reply)
+                raise _error_from_wire(reply)
             if reply is not None:
                 conn.send(self._reply(req, {"type": "bot.added", "peer_id": reply["peer_id"], "bot": req.bot,
                                             "lobby_id": lobby_id, "job_id": reply["job_id"]}))
@@ -289,7 +288,7 @@ class BotHub:
         if self.scheduler.job_of_peer(req.peer_id) is None and cluster is not None:  # another hub's bot?
             reply = await cluster.bots.remove(req.peer_id, request, self.settings.start_timeout)
             if reply is not None and not reply["ok"]:
-                raise error_from_wire(reply)
+                raise _error_from_wire(reply)
             if reply is not None:
                 conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
                 return
@@ -385,3 +384,10 @@ class BotHub:
 def install_bot_hub(server: Server, settings: BotHubSettings | None = None) -> BotHub:
     """Install bots and workers onto ``server`` (call before it serves); returns the :class:`BotHub`."""
     return BotHub(server, settings).install()
+
+
+def _error_from_wire(reply: dict[str, Any]) -> VoiceBotError:
+    """The error another hub relayed (cluster mode only: the cluster package loads here, not at start)."""
+    from ..cluster import error_from_wire  # noqa: PLC0415
+
+    return error_from_wire(reply)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..errors import VoiceBotError, WebSocketError, classify, split_passthrough
 from ..resilience import Policy, RestartBudgetExceeded, Supervisor
 from ..server import Server
 
-__all__ = ["Connector", "Worker", "WorkerConfig", "memory_connector", "url_connector"]
+__all__ = ["Connector", "Worker", "WorkerConfig", "memory_connector", "socket_connector", "url_connector"]
 
 log = logging.getLogger("voicebot.workers")
 
@@ -58,6 +59,20 @@ def memory_connector(server: Server, remote: str = "local-worker") -> Connector:
     return open_one
 
 
+def socket_connector(server: Server, remote: str = "local-worker") -> Connector:
+    """Connect to an in-process ``server`` through a connected pair of Unix stream sockets (no TCP port, and
+    unlike :func:`memory_connector` nothing from ``trio.testing``, which imports pytest where it is installed)."""
+
+    @asynccontextmanager
+    async def open_one() -> AsyncIterator[Client]:
+        client_sock, server_sock = trio.socket.socketpair()
+        server.connect_stream(trio.SocketStream(server_sock), remote, trusted=True)
+        async with connect_stream(trio.SocketStream(client_sock)) as client:
+            yield client
+
+    return open_one
+
+
 @attrs.frozen(kw_only=True)
 class WorkerConfig:
     """How a worker behaves."""
@@ -76,6 +91,34 @@ class WorkerConfig:
     """Seconds before a crashed bot restarts."""
     request_timeout: float = 10.0
     """Deadline of hello/register/join requests."""
+
+
+class _MediaLoop:
+    """Runs media jobs inside the process's media loop (aiortc under trio-asyncio), opened at the first one and
+    kept until the worker stops: a worker whose bots have not started holds no asyncio loop and has not
+    imported aiortc or av. Jobs are started by the task that owns the loop, so they run in its context (where
+    :func:`~voicebot.media.current_media_runtime` finds it)."""
+
+    def __init__(self, nursery: trio.Nursery, capacity: int) -> None:
+        self._nursery = nursery
+        # at most ``capacity`` jobs exist (Worker._start refuses more), so a start never finds it full
+        self._send, self._recv = trio.open_memory_channel[tuple[Callable[..., Awaitable[None]], tuple[Any, ...], str]](
+            capacity)
+        self._opened = False
+
+    def start_soon(self, fn: Callable[..., Awaitable[None]], *args: Any, name: str) -> None:
+        """Start ``fn(*args)`` in the media loop's nursery (opening the loop first if this is the first job)."""
+        self._send.send_nowait((fn, args, name))
+        if not self._opened:
+            self._opened = True
+            self._nursery.start_soon(self._serve, name="media-loop")
+
+    async def _serve(self) -> None:
+        from ..media import open_media_loop  # noqa: PLC0415 - aiortc, av and asyncio load with the first media bot
+
+        async with open_media_loop(), trio.open_nursery() as jobs:
+            async for fn, args, name in self._recv:
+                jobs.start_soon(fn, *args, name=name)
 
 
 @attrs.define(eq=False)
@@ -111,12 +154,6 @@ class Worker:
                   ) -> None:
         """Connect, register, serve jobs until the control connection closes (then raise ``WebSocketError``)."""
         async with AsyncExitStack() as stack:
-            if any(spec.needs_media for spec in self.bots.values()):
-                from ..media import current_media_runtime, open_media_loop  # noqa: PLC0415 - aiortc only if needed
-                try:
-                    current_media_runtime()
-                except VoiceBotError:
-                    await stack.enter_async_context(open_media_loop())
             control = await stack.enter_async_context(connector())
             with trio.fail_after(self.config.request_timeout):
                 await control.hello(self.config.name, kind="bot", worker_token=self.config.token)
@@ -127,12 +164,13 @@ class Worker:
             self.worker_id = reply["worker_id"]
             self.registered.set()
             async with trio.open_nursery() as nursery:
+                media = _MediaLoop(nursery, self.config.capacity) if self._needs_media_loop() else None
                 nursery.start_soon(self._writer, control)
                 task_status.started(self)
                 async for event in control.events:
                     kind = event.get("type")
                     if kind == "worker.start":
-                        self._start(nursery, connector, event.get("job") or {})
+                        self._start(nursery, media, connector, event.get("job") or {})
                     elif kind == "worker.stop":
                         job = self.jobs.get(str(event.get("job_id")))
                         if job is not None:
@@ -151,7 +189,23 @@ class Worker:
             with trio.fail_after(self.config.request_timeout):
                 await control.send(message)
 
-    def _start(self, nursery: trio.Nursery, connector: Connector, wire: Mapping[str, Any]) -> None:
+    def _needs_media_loop(self) -> bool:
+        """Whether media bots need a loop of their own: none is open around the worker (a caller, e.g. a test,
+        may have opened the process's loop already; if its module is not even loaded, none is open)."""
+        if not any(spec.needs_media for spec in self.bots.values()):
+            return False
+        if "voicebot.media._runtime" not in sys.modules:
+            return True
+        from ..media import current_media_runtime  # noqa: PLC0415 - loaded already (checked above)
+
+        try:
+            current_media_runtime()
+        except VoiceBotError:
+            return True
+        return False
+
+    def _start(self, nursery: trio.Nursery, media: _MediaLoop | None, connector: Connector,
+               wire: Mapping[str, Any]) -> None:
         job_id = str(wire.get("job_id", ""))
         spec = self.bots.get(str(wire.get("bot", "")))
         if spec is None:
@@ -165,7 +219,10 @@ class Worker:
         job = _Job(job_id, spec, str(wire.get("lobby_id", "")), dict(wire.get("options") or {}),
                    ticket=str(wire["ticket"]) if wire.get("ticket") else None)
         self.jobs[job_id] = job
-        nursery.start_soon(self._job, connector, job, name=f"job:{job_id}")
+        if media is not None and spec.needs_media:
+            media.start_soon(self._job, connector, job, name=f"job:{job_id}")
+        else:
+            nursery.start_soon(self._job, connector, job, name=f"job:{job_id}")
 
     async def _job(self, connector: Connector, job: _Job) -> None:
         try:

@@ -1,0 +1,110 @@
+"""The shared heartbeat timer: one task for all connections, same cadence and 4002 rule as before."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from voicebot.server import Server
+from voicebot.server._heartbeat import Heartbeats
+from voicebot.testing import open_client
+
+
+def _tasks_under(nursery: trio.Nursery) -> int:
+    count = 0
+    for task in nursery.child_tasks:
+        count += 1
+        for child in task.child_nurseries:
+            count += _tasks_under(child)
+    return count
+
+
+async def test_idle_connection_holds_no_heartbeat_task(server: Server, autojump_clock: object) -> None:
+    """Between pings a greeted connection runs its reader, its writer and trio-websocket's reader: no sleeper."""
+    conns = server._nursery
+    assert conns is not None
+    async with AsyncExitStack() as stack:
+        for i in range(20):
+            await stack.enter_async_context(open_client(server, f"c{i}"))
+        await trio.sleep(server.settings.heartbeat_interval * 3.5)  # between pings, after several rounds
+        # per connection: handle_stream (which runs the connection's reader), the websocket reader, the writer
+        assert _tasks_under(conns) == 20 * 3
+        assert len(server.heartbeats) == 20 * 3  # each: the next ping, the two last pings' pong deadlines
+
+
+@attrs.define(eq=False)
+class _Peer:
+    """A connection stand-in that records pings and answers them when told to."""
+
+    beats: Heartbeats
+    answer: bool = True
+    running: bool = True
+    sent: list[tuple[float, int]] = attrs.field(factory=list)
+    answered: int = 0
+    missed_at: float | None = None
+
+    def send_ping(self, round_: int) -> bool:
+        if not self.running:
+            return False
+        self.sent.append((trio.current_time(), round_))
+        if self.answer:
+            self.answered = round_
+            self.beats.answered(self)
+        return True
+
+    def ping_answered(self, round_: int) -> bool:
+        return self.answered >= round_
+
+    def ping_missed(self) -> None:
+        self.missed_at = trio.current_time()
+        self.running = False
+
+
+async def test_cadence_and_missed_pong(autojump_clock: trio.testing.MockClock) -> None:
+    beats = Heartbeats(12.8)  # pings fall on multiples of 12.8 / 64 = 0.2 s
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(beats.run)
+        await trio.sleep(100 - trio.current_time())
+        start = trio.current_time()
+        live, silent, gone = _Peer(beats), _Peer(beats, answer=False), _Peer(beats)
+        beats.start(live)
+        await trio.sleep(3.05)
+        beats.start(silent)  # due at 15.85: pinged at 16.0, the next multiple of 0.2 s
+        beats.start(gone)
+        await trio.sleep(2)
+        gone.running = False  # ended before its first ping: dropped from the schedule
+        await trio.sleep(128)
+        assert [round(t - start, 6) for t, _ in live.sent] == [round(12.8 * k, 6) for k in range(1, 11)]
+        assert live.missed_at is None
+        assert [round(t - start, 6) for t, _ in silent.sent] == [16.0]  # no pong: closed 2 intervals later
+        assert silent.missed_at is not None and round(silent.missed_at - start, 6) == 16.0 + 25.6
+        assert gone.sent == [] and gone.missed_at is None
+        assert len(beats) == 3  # the live peer's next ping and its last two pong deadlines
+        nursery.cancel_scope.cancel()
+
+
+async def test_many_connections_one_timer(autojump_clock: trio.testing.MockClock) -> None:
+    """10,000 connections: every one pinged once per interval by the same task."""
+    beats = Heartbeats(15.0)
+    peers = [_Peer(beats) for _ in range(10_000)]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(beats.run)
+        for i, peer in enumerate(peers):
+            beats.start(peer)
+            if i % 100 == 99:
+                await trio.sleep(0.01)  # connections arrive over 1 s: pinged in a few batches, not 10,000
+        await trio.sleep(15 * 4 + 1)
+        assert {len(p.sent) for p in peers} == {4}
+        assert len({t for p in peers for t, _ in p.sent}) <= 4 * 6
+        assert len(beats) == 3 * 10_000
+        nursery.cancel_scope.cancel()
+
+
+async def test_rejects_non_positive_interval() -> None:
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="interval"):
+            Heartbeats(bad)
