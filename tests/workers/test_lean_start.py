@@ -1,4 +1,5 @@
-"""A server with its in-process worker, before any bot starts, has loaded no media, speech or test stack."""
+"""A server with its in-process worker (on its own thread, as ``voicebot serve`` runs it), before any bot starts,
+has loaded no media, speech or test stack."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ async def main():
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         worker = await nursery.start(lambda task_status: run_local_worker(
-            server, hub, media=media, bots=builtin_bots(media, AssistantConfig()), task_status=task_status))
+            server, hub, media=media, bots=builtin_bots(media, AssistantConfig()), own_thread=True,
+            task_status=task_status))
         assert worker.registered.is_set()
         print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
         server.shutdown()
