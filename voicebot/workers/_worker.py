@@ -101,9 +101,10 @@ class _MediaLoop:
 
     def __init__(self, nursery: trio.Nursery, capacity: int) -> None:
         self._nursery = nursery
-        # at most ``capacity`` jobs exist (Worker._start refuses more), so a start never finds it full
+        # at most ``capacity`` running jobs plus as many stopping ones exist (Worker._start refuses more), so a
+        # start never finds it full
         self._send, self._recv = trio.open_memory_channel[tuple[Callable[..., Awaitable[None]], tuple[Any, ...], str]](
-            capacity)
+            2 * capacity)
         self._opened = False
 
     def start_soon(self, fn: Callable[..., Awaitable[None]], *args: Any, name: str) -> None:
@@ -143,6 +144,10 @@ class Worker:
         self.bots = dict(bots)
         self.config = config
         self.jobs: dict[str, _Job] = {}
+        self._stopping: set[str] = set()
+        """Jobs the hub stopped that are still closing (their connection's close handshake): not counted against
+        the capacity, because the hub freed their place when it sent ``worker.stop`` and may start another bot
+        at once (a ``bot.remove`` followed by a ``bot.add``)."""
         """Running jobs by id."""
         self.worker_id: str | None = None
         """Assigned by the hub at registration."""
@@ -174,6 +179,7 @@ class Worker:
                     elif kind == "worker.stop":
                         job = self.jobs.get(str(event.get("job_id")))
                         if job is not None:
+                            self._stopping.add(job.job_id)
                             job.scope.cancel()
                 nursery.cancel_scope.cancel()
         raise WebSocketError("worker lost its hub connection", code="worker_connection_lost", retryable=True)
@@ -212,7 +218,8 @@ class Worker:
             self._report({"type": "worker.failed", "job_id": job_id, "code": "bot_unknown",
                           "message": "this worker does not run that bot", "retryable": True})
             return
-        if len(self.jobs) >= self.config.capacity or job_id in self.jobs:
+        running = len(self.jobs) - len(self._stopping)
+        if running >= self.config.capacity or len(self.jobs) >= 2 * self.config.capacity or job_id in self.jobs:
             self._report({"type": "worker.failed", "job_id": job_id, "code": "worker_full",
                           "message": "worker at capacity", "retryable": True})
             return
@@ -242,6 +249,7 @@ class Worker:
                 raise passthrough from None
         finally:
             self.jobs.pop(job.job_id, None)
+            self._stopping.discard(job.job_id)
         if not job.scope.cancelled_caught and job.started:
             self._report({"type": "worker.stopped", "job_id": job.job_id, "reason": "ended"})
 
