@@ -28,18 +28,16 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import trio
 from benchmarks.cluster import CONFIGS, render, run_config
-from benchmarks.report import machine_info
+from benchmarks.report import emit, machine_info
 from benchmarks.servers import raise_nofile
 
 from voicebot.testing import EngineUnavailable, PostgresEngine, RedisEngine, run_postgres, run_redis
@@ -138,16 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench_cluster: {exc}", file=sys.stderr)
         return 2
     report["machine"]["loadavg_after"] = os.getloadavg()
-    table = render(report)
-    if args.json == "-":
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    failed = any(r.get("failed") for r in report["results"])
-    return 1 if failed else 0
+    return emit(report, render(report), args.json)
 
 
 if __name__ == "__main__":

@@ -41,25 +41,22 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any, TextIO
 
 import trio
 from benchmarks.common import LISTEN_RE, SCRIPT
 from benchmarks.load import LoadRun, Target, describe
 from benchmarks.procstats import system_busy_seconds
-from benchmarks.report import compare, fault_point_calls, machine_info, render_table
-from benchmarks.servers import raise_nofile, run_echo_server, run_hub_server
+from benchmarks.report import compare, emit, fault_point_calls, machine_info, render_table
+from benchmarks.servers import raise_nofile, run_echo_server, run_hub_server, stop_process
 
 
 # -- orchestration -----------------------------------------------------------------------------------------
@@ -82,14 +79,7 @@ async def run_target(target: Target, args: argparse.Namespace, log: TextIO) -> d
             except Exception as exc:
                 result["failed"] = describe(exc)
             finally:
-                with trio.CancelScope(shield=True):
-                    if proc.returncode is None:
-                        proc.send_signal(signal.SIGTERM)
-                        with trio.move_on_after(10):
-                            await proc.wait()
-                        if proc.returncode is None:
-                            proc.kill()
-                            await proc.wait()
+                await stop_process(proc)
         result["server_exit_code"] = proc.returncode
         stderr_file.seek(0)
         lines = stderr_file.read().splitlines()
@@ -255,16 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"RLIMIT_NOFILE is {soft} (hard limit too); raise it with `ulimit -n`", file=sys.stderr)
         return 2
     report = trio.run(bench, args)
-    table = render_table(report)
-    if args.json == "-":
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    failed = any(r.get("failed") for r in report["results"])
-    return 1 if failed else 0
+    return emit(report, render_table(report), args.json)
 
 
 if __name__ == "__main__":

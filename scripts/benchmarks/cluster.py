@@ -4,14 +4,10 @@ the hub processes, readiness, and the printed table."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -20,8 +16,11 @@ from typing import Any
 
 import trio
 
+from voicebot.testing import readyz_reasons
+
 from .common import LISTEN_RE, SCRIPT
 from .load import BenchClient, LoadRun, describe
+from .servers import stop_process
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ async def start_hub(command: list[str], nursery: trio.Nursery, stack: AsyncExitS
     stderr_file = stack.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115 - closed by the stack
     proc: trio.Process = await nursery.start(partial(
         trio.run_process, command, stdout=subprocess.PIPE, stderr=stderr_file, check=False))
-    stack.push_async_callback(_stop, proc)
+    stack.push_async_callback(stop_process, proc)
     assert proc.stdout is not None
     buffer = b""
     with trio.fail_after(30):
@@ -120,35 +119,12 @@ async def start_hub(command: list[str], nursery: trio.Nursery, stack: AsyncExitS
                 return proc, match.group(1)
 
 
-async def _stop(proc: trio.Process) -> None:
-    with trio.CancelScope(shield=True):
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(10):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
-
-def readyz(ws_url: str) -> list[str]:
-    """The reasons the hub's ``/readyz`` gives for not being ready (``[]`` when ready)."""
-    url = ws_url.replace("ws://", "http://").removesuffix("/ws") + "/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-    reasons: list[str] = json.loads(body).get("reasons", [])
-    return reasons
-
-
 async def wait_ready(urls: Sequence[str], timeout: float = 30.0) -> None:
     """Until every hub's ``/readyz`` is ready (in cluster mode: Redis reached, subscription up); the hubs run
     without a bot worker (``--local-worker 0``), so ``no_bot_worker`` does not count."""
     with trio.fail_after(timeout):
         for url in urls:
-            while set(await trio.to_thread.run_sync(readyz, url)) - {"no_bot_worker"}:  # noqa: ASYNC110 - polling
+            while set(await trio.to_thread.run_sync(readyz_reasons, url)) - {"no_bot_worker"}:  # noqa: ASYNC110 - polling
                 await trio.sleep(0.2)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import resource
 import statistics
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -151,3 +154,16 @@ def render_table(report: dict[str, Any]) -> str:
         for key, v in comparison.items():
             lines.append(f"  {key:24} {v['hub']!s:>10} {v['hub-stubbed']!s:>12}   diff {v['diff_pct']!s} %")
     return "\n".join(lines)
+
+
+def emit(report: dict[str, Any], table: str, json_to: str | None) -> int:
+    """Print ``table`` (to stderr when the JSON goes to stdout: ``json_to == "-"``), write the report as JSON to
+    ``json_to`` if given; the exit status: 1 when any result failed, else 0."""
+    if json_to == "-":
+        print(table, file=sys.stderr)
+        print(json.dumps(report, indent=2))
+    else:
+        print(table)
+        if json_to:
+            Path(json_to).write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if any(r.get("failed") for r in report["results"]) else 0

@@ -151,3 +151,15 @@ def raise_nofile(need: int = 0) -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+async def stop_process(proc: trio.Process, timeout: float = 10.0) -> None:
+    """Stop a server process (shielded): SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    with trio.CancelScope(shield=True):
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            with trio.move_on_after(timeout):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

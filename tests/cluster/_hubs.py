@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -45,18 +42,6 @@ def hubs(redis: RedisEngine, postgres: PostgresEngine, *extra: str, count: int =
 def two_hubs(redis: RedisEngine, postgres: PostgresEngine, *extra: str) -> Any:
     """Two hubs (resume grace 2 s)."""
     return hubs(redis, postgres, *extra)
-
-
-def readyz(ws_url: str) -> list[str]:
-    """The reasons ``/readyz`` gives (``[]`` when ready)."""
-    url = ws_url.replace("ws://", "http://").removesuffix("/ws") + "/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-    reasons: list[str] = json.loads(body)["reasons"]
-    return reasons
 
 
 async def wait_for(predicate: Any, timeout: float = 20.0) -> None:

@@ -16,8 +16,9 @@ import trio
 
 from voicebot.client import RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine, serve_process
+from voicebot.testing import readyz_reasons as readyz
 
-from ._hubs import HUBS, readyz, two_hubs, wait_for
+from ._hubs import HUBS, two_hubs, wait_for
 
 pytestmark = pytest.mark.slow
 

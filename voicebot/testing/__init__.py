@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
     from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
     from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
-    from ._process import serve_process
+    from ._process import readyz_reasons, serve_process
     from ._wer import SPEECH_SENTENCES, normalise_words, word_error_rate
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "open_client",
     "open_fake_openai",
     "open_test_server",
+    "readyz_reasons",
     "run_postgres",
     "run_redis",
     "serve_process",
@@ -71,6 +72,7 @@ __getattr__ = lazy_exports(__name__, {
     "open_client": "._harness",
     "open_test_server": "._harness",
     "settings_for_tests": "._harness",
+    "readyz_reasons": "._process",
     "serve_process": "._process",
     "normalise_words": "._wer",
     "word_error_rate": "._wer",

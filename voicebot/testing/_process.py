@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-__all__ = ["serve_process"]
+__all__ = ["readyz_reasons", "serve_process"]
 
 
 @contextmanager
@@ -49,3 +52,16 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
             proc.kill()
             raise RuntimeError(f"voicebot serve printed nothing within {timeout} s")
     return proc.stdout.readline()
+
+
+def readyz_reasons(ws_url: str) -> list[str]:
+    """The reasons a running hub's ``/readyz`` gives for not being ready (``[]`` when ready); ``ws_url`` is its
+    WebSocket URL (``ws://host:port/ws``). Blocking (urllib, 5 s timeout): call it from a thread in async code."""
+    url = ws_url.replace("ws://", "http://").removesuffix("/ws") + "/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:  # 503 when not ready: the body still says why
+        body = exc.read()
+    reasons: list[str] = json.loads(body).get("reasons", [])
+    return reasons
