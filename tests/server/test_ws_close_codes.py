@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import trio
 
 from voicebot.server import Server
-from voicebot.testing import settings_for_tests
 from voicebot.testing._rawws import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, frame
 
-MAX = 4096
-
-
-@pytest.fixture
-async def tcp_server() -> AsyncIterator[Server]:
-    server = Server(settings_for_tests(max_message_size=MAX, host="127.0.0.1"))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        yield server
-        server.shutdown()
+from .conftest import MAX_MESSAGE_SIZE as MAX
 
 
 def _fragmented(total: int, piece: int, opcode: int = OP_TEXT) -> bytes:

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import trio
 import trio.testing
 
 from voicebot.server import Server
 from voicebot.server._linger import DeferredCloseStream, linger
-from voicebot.testing import settings_for_tests
 from voicebot.testing._rawws import OP_BINARY, OP_TEXT, RawWebSocket, frame
 
-MAX = 4096
-
-
-@pytest.fixture
-async def tcp_server() -> AsyncIterator[Server]:
-    server = Server(settings_for_tests(max_message_size=MAX, host="127.0.0.1"))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        yield server
-        server.shutdown()
-
+from .conftest import MAX_MESSAGE_SIZE as MAX
 
 AFTER_CLOSE = 256 * 1024
 CASES = {
