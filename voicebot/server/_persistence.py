@@ -64,8 +64,6 @@ class Persistence:
         self.wall_clock = wall_clock
         self.store: Store | None = None
         self.names: dict[str, NameRecord] = {}
-        self.saved_at: dict[str, float] = {}
-        """Wall time each connected session's row was last built for the store (the janitor refreshes old ones)."""
         self._skeletons: dict[str, NameRecord] = {}
         self.dropped_jobs = 0
         self.audit_waits = 0
@@ -169,8 +167,6 @@ class Persistence:
         lobby_id = joining if joining is not None else session.lobby_id
         lobby = hub.lobbies.get(lobby_id) if lobby_id else None
         wall = self.wall_clock()
-        if connected:
-            self.saved_at[session.session_id] = wall
         return SessionRecord(
             session_id=session.session_id, peer_id=session.peer_id, name=session.name,
             lobby_id=lobby.id if lobby is not None and lobby.persistent else None,
@@ -218,7 +214,6 @@ class Persistence:
             return
         if isinstance(action, SessionGone):
             if action.session_id:
-                self.saved_at.pop(action.session_id, None)
                 self.submit(lambda: store.delete_session(action.session_id))
             self.audit("disconnect", peer_id=action.peer_id, reason=action.reason)
         elif action.event in _AUDITED:
@@ -298,9 +293,9 @@ class Persistence:
                 self.errors.handle(exc, self._ctx)
 
     async def janitor(self, *, interval: float, audit_retention: float, hub: Hub | None = None) -> None:
-        """Every ``interval`` seconds: refresh the rows of ``hub``'s connected sessions stored more than half of
-        ``CONNECTED_TTL`` ago (a session is saved at hello, join and leave, not per message, so a long call must
-        not age out of the store and lose its resume across a restart), then delete expired session rows and
+        """Every ``interval`` seconds: refresh the stored rows of ``hub``'s connected sessions that have less than
+        half of ``CONNECTED_TTL`` left (a session is saved at hello, join and leave, not per message, so a long call
+        must not age out of the store and lose its resume across a restart), then delete expired session rows and
         audit rows older than ``audit_retention`` seconds (0 keeps the audit log forever). Failures are
         classified and counted; the loop goes on."""
         while True:
@@ -311,9 +306,10 @@ class Persistence:
             wall = self.wall_clock()
             try:
                 if hub is not None:
-                    for session in list(hub.sessions.values()):
-                        if session.conn is not None and self.saved_at.get(session.session_id, wall) < (
-                                wall - CONNECTED_TTL / 2):
+                    for row in await store.list_sessions(now=wall):
+                        session = hub.sessions.get(row.peer_id)
+                        if (row.disconnected_at is None and row.expires_at < wall + CONNECTED_TTL / 2
+                                and session is not None and session.conn is not None):
                             await store.save_session(self.session_record(hub, session, connected=True))
                 sessions = await store.purge_expired(wall)
                 audits = await store.prune_audit(wall - audit_retention) if audit_retention > 0 else 0
