@@ -33,24 +33,14 @@ from ._config import ProviderConfig
 __all__ = ["WhisperSTT", "whisper_model_dir"]
 
 _lock = threading.Lock()
-_models: dict[str, Any] = {}
+_models: dict[str, tuple[Any, Any]] = {}
+"""The loaded model and its English transcription tokenizer, by model directory (one per process)."""
 
 
 _FULL_WINDOW = 3000
 """Mel frames in whisper's full 30 s window."""
 _MAX_PIECE = 28
 """Seconds of audio transcribed in one window at most (see :func:`_pieces`)."""
-
-
-def _tokenizer(model: Any) -> Any:
-    """faster-whisper's tokenizer for English transcription (tiny.en is English-only), cached on the model."""
-    tokenizer = getattr(model, "_voicebot_tokenizer", None)
-    if tokenizer is None:
-        from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 - optional (speech extra)
-
-        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
-        model._voicebot_tokenizer = tokenizer
-    return tokenizer
 
 
 def _pieces(audio: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
@@ -70,15 +60,19 @@ def _pieces(audio: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
     return pieces
 
 
-def _model(path: Path, threads: int) -> Any:
+def _model(path: Path, threads: int) -> tuple[Any, Any]:
+    """faster-whisper's model for ``path`` and its tokenizer for English transcription (tiny.en is English-only),
+    loaded once per process."""
     with _lock:
-        model = _models.get(str(path))
-        if model is None:
+        loaded = _models.get(str(path))
+        if loaded is None:
             from faster_whisper import WhisperModel  # noqa: PLC0415 - optional (speech extra), heavy import
+            from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415
 
-            model = _models[str(path)] = WhisperModel(str(path), device="cpu", compute_type="int8",
-                                                      cpu_threads=threads)
-        return model
+            model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+            tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+            loaded = _models[str(path)] = (model, tokenizer)
+        return loaded
 
 
 class WhisperSTT:
@@ -101,17 +95,16 @@ class WhisperSTT:
         await trio.to_thread.run_sync(_model, self.path, self.threads)
 
     def _run(self, pcm: npt.NDArray[np.int16]) -> str:
-        model = _model(self.path, self.threads)
+        model, tokenizer = _model(self.path, self.threads)
         audio = pcm.astype(np.float32) / 32768.0
-        return " ".join(filter(None, (self._window(model, piece) for piece in _pieces(audio)))).strip()
+        return " ".join(filter(None, (self._window(model, tokenizer, piece) for piece in _pieces(audio)))).strip()
 
-    def _window(self, model: Any, audio: npt.NDArray[np.float32]) -> str:
+    def _window(self, model: Any, tokenizer: Any, audio: npt.NDArray[np.float32]) -> str:
         features = model.feature_extractor(audio)  # (80 mel bands, 100 frames per second)
         frames = features.shape[-1]
         window = min(max(int(self.window * 100), frames + 100), _FULL_WINDOW)
         padded = np.zeros((features.shape[0], window), dtype=np.float32)
         padded[:, :min(frames, window)] = features[:, :window]
-        tokenizer = _tokenizer(model)
         result = model.model.generate(
             model.encode(padded), [[*tokenizer.sot_sequence, tokenizer.no_timestamps]], beam_size=1,
             max_length=int(16 + 8 * audio.size / STT_SAMPLE_RATE), suppress_blank=True, suppress_tokens=[-1])
