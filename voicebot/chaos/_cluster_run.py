@@ -32,7 +32,7 @@ from ._cluster_checks import (
     undelivered_chats,
 )
 from ._cluster_plan import ClusterChaosConfig, ClusterSchedule, ClusterStep, cluster_schedule
-from ._invariants import check_end
+from ._invariants import SeedVerdict, check_end
 
 __all__ = ["ClusterSeedResult", "run_cluster_seed"]
 
@@ -40,11 +40,10 @@ _SLEEPS = (0.1, 0.3, 1.0, 2.5)
 
 
 @attrs.frozen(kw_only=True)
-class ClusterSeedResult:
+class ClusterSeedResult(SeedVerdict):
     """What one multi-hub seed did and whether every invariant held."""
 
     seed: int
-    violations: tuple[str, ...]
     schedule: str
     """:meth:`ClusterSchedule.describe` of the seed (equal for every run of the seed)."""
     journal: str
@@ -52,16 +51,6 @@ class ClusterSeedResult:
     checks: dict[str, int]
     """How often each kind of check ran (membership checkpoints, chat deliveries owed and verified, ...)."""
     seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """True when no invariant was violated."""
-        return not self.violations
-
-    @property
-    def first_violation(self) -> str | None:
-        """The first violated invariant (``name: fields``), if any."""
-        return self.violations[0] if self.violations else None
 
 
 def run_cluster_seed(

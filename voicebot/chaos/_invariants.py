@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+import attrs
 import trio
 
 from voicebot import faults
@@ -17,7 +18,25 @@ from voicebot.hub import Action, Send
 from voicebot.server import Connection, Server
 from voicebot.testing._determinism import make_deterministic
 
-__all__ = ["LOBBY_SCOPED", "ChaosServer", "check_end", "check_error_accounting", "check_state"]
+__all__ = ["LOBBY_SCOPED", "ChaosServer", "SeedVerdict", "check_end", "check_error_accounting", "check_state"]
+
+
+@attrs.frozen(kw_only=True)
+class SeedVerdict:
+    """The invariants one chaos seed violated (single-hub and multi-hub results both carry it)."""
+
+    violations: tuple[str, ...]
+    """Each violated invariant as ``name: fields``, in the order found."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no invariant was violated."""
+        return not self.violations
+
+    @property
+    def first_violation(self) -> str | None:
+        """The first violated invariant (``name: fields``), if any."""
+        return self.violations[0] if self.violations else None
 
 #: Messages that belong to one lobby: they may only reach members of that lobby.
 LOBBY_SCOPED = frozenset({"chat", "signal", "peer.joined", "peer.left"})

@@ -28,7 +28,7 @@ from voicebot.testing._determinism import deterministic_scheduling
 
 from ._clients import SimClient
 from ._defaults import DEFAULT_CLIENTS, DEFAULT_STEPS
-from ._invariants import ChaosServer, check_end, check_error_accounting, check_state
+from ._invariants import ChaosServer, SeedVerdict, check_end, check_error_accounting, check_state
 from ._persist import AuditRecorder
 from ._plan import default_plan
 
@@ -66,11 +66,10 @@ class ChaosConfig:
 
 
 @attrs.frozen(kw_only=True)
-class SeedResult:
+class SeedResult(SeedVerdict):
     """What one seed did and whether every invariant held."""
 
     seed: int
-    violations: tuple[str, ...]
     journal: str
     injections: dict[tuple[str, str], int]
     errors: dict[str, int]
@@ -79,16 +78,6 @@ class SeedResult:
     replay: str
     traceback: str | None = None
     """Formatted traceback of an exception that escaped the server (kept out of the journal)."""
-
-    @property
-    def ok(self) -> bool:
-        """True when no invariant was violated."""
-        return not self.violations
-
-    @property
-    def first_violation(self) -> str | None:
-        """The first violated invariant (``name: fields``), if any."""
-        return self.violations[0] if self.violations else None
 
 
 def run_seed(
