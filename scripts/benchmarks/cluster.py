@@ -20,6 +20,7 @@ from voicebot.testing import readyz_reasons
 
 from .common import LISTEN_RE, SCRIPT
 from .load import BenchClient, LoadRun, describe
+from .report import column_table, problems
 from .servers import stop_process
 
 
@@ -208,13 +209,7 @@ def render(report: dict[str, Any]) -> str:
         ("load avg 1m after", lambda r: load(r, "loadavg_after")),
         ("errors", lambda r: sum(r.get("errors", {}).values()) + r.get("misrouted", 0)),
     ]
-    width = max(16, *(len(r["target"]) + 2 for r in results))
-    lines.append(f"{'':20}" + "".join(f"{r['target']:>{width}}" for r in results))
-    for label, get in rows:
-        lines.append(f"{label:20}" + "".join(f"{get(r)!s:>{width}}" for r in results))
+    lines += column_table(rows, results, min_width=16)
     for r in results:
-        if r.get("failed"):
-            lines.append(f"{r['target']}: FAILED: {r['failed']}")
-        if r.get("errors"):
-            lines.append(f"{r['target']} errors: {r['errors']}")
+        lines += problems(r)
     return "\n".join(lines)

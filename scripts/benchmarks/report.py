@@ -88,6 +88,24 @@ def _bottleneck(r: dict[str, Any]) -> str:
     return "+".join(busy) if busy else "none"
 
 
+def column_table(rows: list[tuple[str, Any]], results: list[dict[str, Any]], *, min_width: int) -> list[str]:
+    """One column per result (headed by its ``target``), one line per ``(label, getter)`` row."""
+    width = max(min_width, *(len(r["target"]) + 2 for r in results))
+    lines = [f"{'':20}" + "".join(f"{r['target']:>{width}}" for r in results)]
+    lines += [f"{label:20}" + "".join(f"{get(r)!s:>{width}}" for r in results) for label, get in rows]
+    return lines
+
+
+def problems(r: dict[str, Any]) -> list[str]:
+    """The lines saying that result ``r`` failed or counted errors (none when it did neither)."""
+    lines = []
+    if r.get("failed"):
+        lines.append(f"{r['target']}: FAILED: {r['failed']}")
+    if r.get("errors"):
+        lines.append(f"{r['target']} errors: {r['errors']}")
+    return lines
+
+
 def render_table(report: dict[str, Any]) -> str:
     results: list[dict[str, Any]] = report["results"]
     p = report["parameters"]
@@ -124,16 +142,9 @@ def render_table(report: dict[str, Any]) -> str:
         ("errors", lambda r: sum(r.get("errors", {}).values()) + r.get("misrouted", 0)),
         ("bottleneck", _bottleneck),
     ]
-    names = [r["target"] for r in results]
-    width = max(15, *(len(n) + 2 for n in names))
-    lines = [head, f"{'':20}" + "".join(f"{n:>{width}}" for n in names)]
-    for label, get in rows:
-        lines.append(f"{label:20}" + "".join(f"{get(r)!s:>{width}}" for r in results))
+    lines = [head, *column_table(rows, results, min_width=15)]
     for r in results:
-        if r.get("failed"):
-            lines.append(f"{r['target']}: FAILED: {r['failed']}")
-        if r.get("errors"):
-            lines.append(f"{r['target']} errors: {r['errors']}")
+        lines += problems(r)
         for stage in r.get("sweep", []):
             stage_lat = stage["latency_ms"]
             lines.append(f"{r['target']} sweep: rate {stage['rate']:g}/client: offered {stage['offered_msg_s']}, "
