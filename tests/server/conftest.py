@@ -9,6 +9,7 @@ import trio
 
 from voicebot.server import Server
 from voicebot.testing import settings_for_tests
+from voicebot.testing._rawws import RawWebSocket
 
 MAX_MESSAGE_SIZE = 4096
 """``max_message_size`` of :func:`tcp_server` (small, so oversized frames are cheap to send)."""
@@ -22,3 +23,11 @@ async def tcp_server() -> AsyncIterator[Server]:
         await nursery.start(server.run)
         yield server
         server.shutdown()
+
+
+async def assert_answers_ping(ws: RawWebSocket, request_id: int) -> None:
+    """``ws`` still gets a ``pong`` for a ``ping`` within 5 s (a neighbour untouched by another client's close)."""
+    await ws.send_text(f'{{"type":"ping","id":{request_id}}}')
+    with trio.fail_after(5):
+        got = await ws.read()
+    assert got is not None and b"pong" in got[1]

@@ -9,6 +9,7 @@ from voicebot.server import Server
 from voicebot.testing._rawws import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, frame
 
 from .conftest import MAX_MESSAGE_SIZE as MAX
+from .conftest import assert_answers_ping
 
 
 def _fragmented(total: int, piece: int, opcode: int = OP_TEXT) -> bytes:
@@ -58,10 +59,7 @@ async def test_protocol_error_gets_its_close_code(tcp_server: Server, case: str)
             closed, _ = await ws.read_close()
         assert closed == code, case
         # the neighbour is untouched
-        await neighbour.send_text('{"type":"ping","id":2}')
-        with trio.fail_after(5):
-            got = await neighbour.read()
-        assert got is not None and b"pong" in got[1]
+        await assert_answers_ping(neighbour, 2)
     finally:
         await ws.aclose()
         await neighbour.aclose()

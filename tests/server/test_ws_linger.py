@@ -11,6 +11,7 @@ from voicebot.server._linger import DeferredCloseStream, linger
 from voicebot.testing._rawws import OP_BINARY, OP_TEXT, RawWebSocket, frame
 
 from .conftest import MAX_MESSAGE_SIZE as MAX
+from .conftest import assert_answers_ping
 
 AFTER_CLOSE = 256 * 1024
 CASES = {
@@ -51,10 +52,7 @@ async def test_lingering_is_bounded_for_a_client_that_never_closes(tcp_server: S
             while (await ws.read()) is not None:
                 pass
         assert trio.current_time() - started <= tcp_server.close_timeout + 3
-        await neighbour.send_text('{"type":"ping","id":1}')
-        with trio.fail_after(5):
-            got = await neighbour.read()
-        assert got is not None and b"pong" in got[1]
+        await assert_answers_ping(neighbour, 1)
     finally:
         await ws.aclose()
         await neighbour.aclose()
