@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._local import run_local_worker, thread_connector
     from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
     from ._scheduler import Job, JobState, Scheduler, WorkerInfo
-    from ._worker import Connector, Worker, WorkerConfig, memory_connector, socket_connector, url_connector
+    from ._worker import Connector, Worker, WorkerConfig, memory_connector, url_connector
 
 __all__ = [
     "BotAdd",
@@ -37,7 +37,6 @@ __all__ = [
     "install_bot_hub",
     "memory_connector",
     "run_local_worker",
-    "socket_connector",
     "thread_connector",
     "url_connector",
 ]
@@ -63,6 +62,5 @@ __getattr__ = lazy_exports(__name__, {
     "Worker": "._worker",
     "WorkerConfig": "._worker",
     "memory_connector": "._worker",
-    "socket_connector": "._worker",
     "url_connector": "._worker",
 })

@@ -30,7 +30,7 @@ from ..errors import VoiceBotError, WebSocketError, classify, split_passthrough
 from ..resilience import Policy, RestartBudgetExceeded, Supervisor
 from ..server import Server
 
-__all__ = ["Connector", "Worker", "WorkerConfig", "memory_connector", "socket_connector", "url_connector"]
+__all__ = ["Connector", "Worker", "WorkerConfig", "memory_connector", "url_connector"]
 
 log = logging.getLogger("voicebot.workers")
 
@@ -54,20 +54,6 @@ def memory_connector(server: Server, remote: str = "local-worker") -> Connector:
         client_end, server_end = memory_stream_pair()
         server.connect_stream(server_end, remote, trusted=True)
         async with connect_stream(client_end) as client:
-            yield client
-
-    return open_one
-
-
-def socket_connector(server: Server, remote: str = "local-worker") -> Connector:
-    """Connect to an in-process ``server`` through a connected pair of Unix stream sockets (no TCP port, and
-    unlike :func:`memory_connector` nothing from ``trio.testing``, which imports pytest where it is installed)."""
-
-    @asynccontextmanager
-    async def open_one() -> AsyncIterator[Client]:
-        client_sock, server_sock = trio.socket.socketpair()
-        server.connect_stream(trio.SocketStream(server_sock), remote, trusted=True)
-        async with connect_stream(trio.SocketStream(client_sock)) as client:
             yield client
 
     return open_one
