@@ -90,3 +90,37 @@ async def test_writes_from_other_tasks_never_overlap_a_flush(autojump_clock: tri
         await trio.sleep(2)
         await stream.flush()
     assert inner.writes == [b"12", b"34"]
+
+
+async def test_write_nowait_goes_straight_to_the_socket_only_when_safe() -> None:
+    """A ping written without a task: at once when nothing is held or being written; never ahead of held frames;
+    a partial write holds the rest for the next flush, so frames stay whole and in order."""
+    a, b = trio.socket.socketpair()
+    with a, b:
+        stream = BatchingStream(trio.SocketStream(a), a.fileno())
+        assert stream.write_nowait(b"p1") == 2
+        assert await b.recv(10) == b"p1"
+        stream.hold()
+        await stream.send_all(b"m1")
+        assert stream.write_nowait(b"p2") == 0  # frames are held: it would overtake them
+        await stream.flush()
+        assert await b.recv(10) == b"m1"
+        big = b"x" * (1 << 22)  # far more than the socket buffers hold: only part is taken
+        sent = stream.write_nowait(big)
+        assert 0 < sent < len(big)
+        await stream.send_all(b"after")  # queued behind the held rest of ``big``
+        received = bytearray()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream.flush)
+            while len(received) < len(big) + 5:
+                received += await b.recv(1 << 16)
+        assert bytes(received) == big + b"after"
+        assert BatchingStream(_Recorder()).write_nowait(b"p") == 0  # no socket: the caller writes it the usual way
+
+
+async def test_received_at_notes_the_last_arrival(autojump_clock: trio.testing.MockClock) -> None:
+    stream = BatchingStream(_Recorder())
+    created = stream.received_at
+    await trio.sleep(5)
+    assert await stream.receive_some() == b"in"
+    assert stream.received_at == created + 5

@@ -11,7 +11,8 @@ from __future__ import annotations
 import email.utils
 import http
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import h11
 import trio
@@ -29,6 +30,11 @@ SEND_TIMEOUT = 10.0
 _RECEIVE_CHUNK = 16384
 
 
+async def _replayed(chunk: bytes) -> bytes:
+    await trio.lowlevel.checkpoint()
+    return chunk
+
+
 class ReplayStream(trio.abc.Stream):
     """``inner`` with ``prefix`` returned by the first receives: hands an already-read request to another parser."""
 
@@ -36,14 +42,14 @@ class ReplayStream(trio.abc.Stream):
         self.inner = inner
         self._prefix = prefix
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """The replayed bytes first, then the inner stream's."""
+    def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes | bytearray]:
+        """The replayed bytes first, then the inner stream's (its own coroutine, handed over: a connection waiting
+        for bytes holds no frame of this layer)."""
         if self._prefix:
             n = len(self._prefix) if max_bytes is None else max_bytes
             chunk, self._prefix = self._prefix[:n], self._prefix[n:]
-            await trio.lowlevel.checkpoint()
-            return chunk
-        return bytes(await self.inner.receive_some(max_bytes))
+            return _replayed(chunk)
+        return self.inner.receive_some(max_bytes)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send on the inner stream."""

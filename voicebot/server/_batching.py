@@ -6,9 +6,15 @@ last one (:meth:`BatchingStream.flush`); frames written by other tasks meanwhile
 frame) join the batch in order. Nothing is held once the writer's queue is empty. Writes to the inner stream
 take one FIFO lock, so a flush never overlaps a frame that trio-websocket writes (it locks only its own sends),
 and bytes go out in the order their frames were made.
+
+It also serves the heartbeat: :attr:`BatchingStream.received_at` is when bytes last arrived (any frame counts
+as a sign of life), and :meth:`BatchingStream.write_nowait` writes a small frame (a ping) straight to the
+socket without a task or a wait when nothing else is being written and the socket has room.
 """
 
 from __future__ import annotations
+
+import os
 
 import trio
 
@@ -18,13 +24,18 @@ __all__ = ["BatchingStream"]
 class BatchingStream(trio.abc.Stream):
     """``inner`` with held writes: while held, :meth:`send_all` only appends; :meth:`flush` writes them at once."""
 
-    __slots__ = ("_held", "_lock", "_parts", "inner")
+    __slots__ = ("_fd", "_held", "_lock", "_parts", "inner", "received_at")
 
-    def __init__(self, inner: trio.abc.Stream) -> None:
+    def __init__(self, inner: trio.abc.Stream, fd: int | None = None) -> None:
         self.inner = inner
+        self._fd = fd
+        """The socket under ``inner`` when ``inner`` writes bytes to it unchanged (plain TCP, not TLS); None
+        otherwise."""
         self._held = False
         self._parts: list[bytes] = []
         self._lock = trio.StrictFIFOLock()
+        self.received_at = trio.current_time()
+        """Trio time at which the last bytes were received (creation time before any)."""
 
     def hold(self) -> None:
         """Keep writes in memory until :meth:`flush`."""
@@ -51,9 +62,27 @@ class BatchingStream(trio.abc.Stream):
                 return
             await self.inner.send_all(data)
 
+    def write_nowait(self, data: bytes) -> int:
+        """Write ``data`` directly to the socket if that cannot reorder or wait: nothing held, no write in progress,
+        the socket has room. Returns the bytes written: ``len(data)``; 0 when it could not (nothing written; use
+        :meth:`send_all`); in between when the socket took only part of it, in which case the rest is held and the
+        caller must :meth:`flush` soon. Socket errors are left to the next ordinary write to report."""
+        if self._fd is None or self._held or self._lock.locked():
+            return 0
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # would block, or the socket is broken: the ordinary write path finds out
+            return 0
+        if sent < len(data):
+            self._held = True
+            self._parts.append(data[sent:])
+        return sent
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Read from the inner stream."""
-        return await self.inner.receive_some(max_bytes)
+        """Read from the inner stream, noting the time of arrival in :attr:`received_at`."""
+        data = await self.inner.receive_some(max_bytes)
+        self.received_at = trio.current_time()
+        return data
 
     async def wait_send_all_might_not_block(self) -> None:
         """Delegate to the inner stream."""

@@ -1,15 +1,15 @@
 """One client WebSocket: reader and writer (bounded outbox) in the connection's own nursery.
 
-The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it starts a
-short ping task here at each interval. Every failure in any of these tasks goes through the server's
-ErrorHandler; none escapes to the server or to other connections. Closing is decided once (first decision
-wins), flushed when possible, and carried out shielded with a deadline.
+The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it reads when
+bytes last arrived and has a ping frame written here, straight to the socket when nothing else is being written.
+Every failure in any of these tasks goes through the server's ErrorHandler; none escapes to the server or to other
+connections. Closing is decided once (first decision wins), flushed when possible, and carried out shielded with
+a deadline.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 import trio_websocket
+from wsproto.frame_protocol import FrameProtocol
 
 from .. import faults, protocol
 from ..auth import address_key
@@ -40,6 +41,8 @@ CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
 #: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
 MAX_IN_FLIGHT = 4
+#: The heartbeat's ping: a server frame (unmasked) with an empty payload, as wsproto encodes it.
+PING_FRAME = bytes(FrameProtocol(client=False, extensions=[]).ping(b""))
 
 
 class _Marker(enum.Enum):
@@ -50,18 +53,19 @@ class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
-    __slots__ = ("_batch", "_broken", "_nursery", "_out_recv", "_out_send", "_pong_round", "_scope", "_send_scope",
+    __slots__ = ("_batch", "_broken", "_nursery", "_out_recv", "_out_send", "_scope", "_send_scope",
                  "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
                  "out_bytes", "paused", "remote", "server", "ws")
 
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
-        batch: BatchingStream | None = None, *, trusted: bool = False,
+        batch: BatchingStream, *, trusted: bool = False,
     ) -> None:
         self.server = server
         self.ws = ws
         self._batch = batch
-        """The stream under ``ws`` when the writer may batch frames into one write (see :mod:`._batching`)."""
+        """The stream under ``ws``: the writer batches frames into one write through it; the heartbeat reads when
+        bytes last arrived and writes pings through it (see :mod:`._batching`)."""
         self.id = conn_id
         self.remote = remote
         settings = server.settings
@@ -83,7 +87,6 @@ class Connection:
         self._scope = trio.CancelScope()
         self._send_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
-        self._pong_round = 0
         self.in_flight = 0
         self._broken = False
         answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
@@ -264,13 +267,13 @@ class Connection:
                     self._send_scope = scope
                     await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
                     more = self._out_recv.statistics().current_buffer_used > 0
-                    if batch is not None and more:
+                    if more:
                         batch.hold()  # more queued: this frame goes out with the next ones, in one write
                     try:
                         await self.ws.send_message(text)
                     except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
                         await self.ws.send_message(protocol.sendable(text))
-                    if batch is not None and not more:
+                    if not more:
                         await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
@@ -311,25 +314,46 @@ class Connection:
         self.request_close(CLOSE_POLICY, f"outbox full: client did not read for {timeout:g} s", flush=False)
 
     # -- heartbeat (driven by the server's shared timer) ---------------------------------------------
-    def send_ping(self, round_: int) -> bool:
-        """Start ping ``round_`` in this connection's nursery; False once the connection is ending."""
-        if self._nursery is None or self.close_decision is not None:
+    @property
+    def last_received(self) -> float:
+        """Trio time at which bytes last arrived from the client (any frame, a pong or a message)."""
+        return self._batch.received_at
+
+    def send_ping(self) -> bool:
+        """Send a ping frame: written at once when the socket is free and has room, else by a short task in this
+        connection's nursery (also whenever a fault plan is active, so ``heartbeat.ping`` can delay or hang it).
+        False once the connection is ending."""
+        if self._nursery is None or self.close_decision is not None or self.ws.closed is not None:
             return False
-        self._nursery.start_soon(self._guarded, "heartbeat", functools.partial(self._ping, round_))
+        written = 0 if faults.current_run() is not None else self._batch.write_nowait(PING_FRAME)
+        if written < len(PING_FRAME):
+            self._nursery.start_soon(self._guarded, "heartbeat", self._ping_later if written else self._ping_task)
         return True
 
-    async def _ping(self, round_: int) -> None:
+    async def _ping_task(self) -> None:
         await faults.point("heartbeat.ping", conn=self.id)
-        await self.ws.ping()
-        self._pong_round = round_
-        self.server.heartbeats.answered(self)
+        await self._send_ping_part(PING_FRAME)
 
-    def ping_answered(self, round_: int) -> bool:
-        """Whether ping ``round_`` got its pong (always True once the connection is ending)."""
-        return self._pong_round >= round_ or self._nursery is None or self.close_decision is not None
+    async def _ping_later(self) -> None:
+        await self._send_ping_part(None)
+
+    async def _send_ping_part(self, frame: bytes | None) -> None:
+        """Write ``frame`` (None: the rest of a ping held by :meth:`BatchingStream.write_nowait`), shielded under a
+        deadline like the writer's sends (a cut frame leaves the stream unusable)."""
+        timeout = 2 * self.server.settings.heartbeat_interval
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + timeout
+            if frame is None:
+                await self._batch.flush()
+            elif self.ws.closed is None:  # no close frame went out meanwhile
+                await self._batch.send_all(frame)
+        if scope.cancelled_caught:
+            self._broken = True
+            self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
 
     def ping_missed(self) -> None:
-        """No pong within two heartbeat intervals: close 4002 without flushing (the client is not reading)."""
+        """No bytes within two heartbeat intervals of a ping: close 4002 without flushing (the client is not
+        reading)."""
         self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
 
     async def _hello_deadline(self) -> None:
@@ -350,8 +374,7 @@ class Connection:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.server.close_timeout
             try:
-                if self._batch is not None:
-                    await self._batch.flush()  # frames held by a writer that stopped mid-batch go first
+                await self._batch.flush()  # frames held by a writer that stopped mid-batch go first
                 await self.ws.aclose(code, reason or None)
             except Exception as exc:  # a broken socket while closing: count it, the connection is gone anyway
                 self.server.errors.capture(exc, attrs.evolve(self.ctx, component="close"))

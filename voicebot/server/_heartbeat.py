@@ -1,14 +1,16 @@
 """One timer for every connection's heartbeat, instead of one sleeping task per connection.
 
-Each connection is pinged ``interval`` seconds after it starts and ``interval`` seconds after each pong; a ping
-with no pong within ``2 * interval`` of its start closes the connection (4002). The schedule is one heap of
-``(due, seq, round, connection)`` entries served by one task: an idle connection holds no task and no Trio
-deadline of its own, only the ping task that :meth:`Beating.send_ping` starts for the time a ping is in flight.
-Ping times are rounded up to a multiple of ``interval / 64`` (0.23 s for 15 s), so connections that started
-close together are pinged in one batch (one wake-up of the timer, and their pongs read in the same few passes
-of the event loop) instead of one wake-up each. Entries are removed lazily, when they come due: a connection
-has at most three queued (its next ping and the pong deadlines of its last two pings) and those of a
-connection that ended are dropped.
+A connection is alive while bytes arrive from its client. One ``interval`` after the last bytes arrived (or after
+it started) it is pinged; a ping with no bytes received within ``2 * interval`` of its start closes the connection
+(4002). A pong is bytes received, and so is any other frame: a connection whose client keeps sending is never
+pinged. An idle client is pinged about once per interval, each ping one interval after the previous pong.
+
+The schedule is one heap of ``(due, seq, ping_sent_at, connection)`` entries served by one task, one entry per
+connection: an idle connection holds no task and no Trio deadline of its own, and sending a ping is a call
+(:meth:`Beating.send_ping`) that normally writes the frame at once. Due times are rounded up to a multiple of
+``interval / 64`` (0.23 s for 15 s), so connections that started close together are pinged in one batch (one
+wake-up of the timer) instead of one wake-up each. Entries of a connection that ended are dropped when they come
+due.
 """
 
 from __future__ import annotations
@@ -26,22 +28,21 @@ __all__ = ["Beating", "Heartbeats"]
 class Beating(Protocol):
     """What the timer needs from a connection."""
 
-    def send_ping(self, round_: int) -> bool:
-        """Start ping number ``round_`` (it runs in the connection's own nursery and calls
-        :meth:`Heartbeats.answered` on its pong); False when the connection no longer runs."""
+    @property
+    def last_received(self) -> float:
+        """Trio time at which bytes last arrived from the client (the connection's start before any)."""
         ...
 
-    def ping_answered(self, round_: int) -> bool:
-        """Whether ping ``round_`` got its pong (or the connection no longer runs)."""
+    def send_ping(self) -> bool:
+        """Send a ping frame now (or as soon as the socket allows); False when the connection no longer runs."""
         ...
 
     def ping_missed(self) -> None:
-        """No pong within two intervals: close the connection."""
+        """No bytes within two intervals of a ping: close the connection."""
         ...
 
 
-_PING = 0  # ``round`` of a ping-due entry; a positive round is the pong deadline of that ping
-#: Ping times are rounded up to a multiple of ``interval / BATCHES`` (see the module docs).
+#: Due times are rounded up to a multiple of ``interval / BATCHES`` (see the module docs).
 BATCHES = 64
 
 
@@ -53,32 +54,46 @@ class Heartbeats:
             raise ValueError("heartbeat interval must be > 0")
         self.interval = interval
         self._granule = interval / BATCHES
-        self._heap: list[tuple[float, int, int, Beating]] = []
+        self._heap: list[tuple[float, int, float | None, Beating]] = []
         self._seq = itertools.count()
-        self._rounds = itertools.count(1)
         self._wakeup = trio.Event()
         self._sleeping_until = math.inf
+        self.pings = 0
+        """Pings sent so far (for tests and statistics)."""
 
     def __len__(self) -> int:
-        """Entries queued (pings due and pong deadlines), stale ones included."""
+        """Entries queued (one per running connection, and those of ended connections not yet due)."""
         return len(self._heap)
 
     def start(self, conn: Beating) -> None:
-        """Schedule ``conn``'s first ping one interval from now (rounded up to the batch granule)."""
-        self._push(self._ping_time(), _PING, conn)
+        """Schedule ``conn``'s first check one interval after its last received bytes (rounded up)."""
+        self._push(self._round_up(conn.last_received + self.interval), None, conn)
 
-    def answered(self, conn: Beating) -> None:
-        """``conn`` got the pong of its ping: the next one goes out one interval from now (rounded up)."""
-        self._push(self._ping_time(), _PING, conn)
+    def _round_up(self, t: float) -> float:
+        return math.ceil(t / self._granule - 1e-9) * self._granule  # a time on a multiple (up to float error) stays
 
-    def _ping_time(self) -> float:
-        slots = (trio.current_time() + self.interval) / self._granule
-        return math.ceil(slots - 1e-9) * self._granule  # a time on a multiple (up to float error) stays put
-
-    def _push(self, due: float, round_: int, conn: Beating) -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), round_, conn))
+    def _push(self, due: float, ping_sent_at: float | None, conn: Beating) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), ping_sent_at, conn))
         if due < self._sleeping_until:
             self._wakeup.set()
+
+    def _beat(self, now: float, ping_sent_at: float | None, conn: Beating) -> None:
+        """One due entry: wait on, ping, or close; re-queue unless the connection is done."""
+        received = conn.last_received
+        if ping_sent_at is not None and received < ping_sent_at:  # the ping is not answered yet
+            deadline = ping_sent_at + 2 * self.interval
+            if now >= deadline:
+                conn.ping_missed()
+            else:
+                self._push(deadline, ping_sent_at, conn)
+            return
+        due = self._round_up(received + self.interval)
+        if due > now:  # bytes arrived recently: nothing to ask yet
+            self._push(due, None, conn)
+        elif conn.send_ping():
+            self.pings += 1
+            # The pong normally arrives within one granule: the next ping is due one interval after it.
+            self._push(now + self.interval + self._granule, now, conn)
 
     async def run(self) -> None:
         """Serve the schedule until cancelled."""
@@ -86,13 +101,8 @@ class Heartbeats:
         while True:
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                _, _, round_, conn = heapq.heappop(heap)
-                if round_ == _PING:
-                    round_ = next(self._rounds)
-                    if conn.send_ping(round_):
-                        self._push(now + 2 * self.interval, round_, conn)
-                elif not conn.ping_answered(round_):
-                    conn.ping_missed()
+                _, _, ping_sent_at, conn = heapq.heappop(heap)
+                self._beat(now, ping_sent_at, conn)
             self._sleeping_until = heap[0][0] if heap else math.inf
             if self._wakeup.is_set():
                 self._wakeup = trio.Event()

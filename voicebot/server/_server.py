@@ -232,10 +232,10 @@ class Server:
         other connections (``trusted``: see :meth:`connect_stream`)."""
         await accept_stream(self, stream, remote, trusted=trusted)
 
-    def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str, *, trusted: bool = False,
-                        batch: BatchingStream | None = None) -> Connection:
+    def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str, batch: BatchingStream, *,
+                        trusted: bool = False) -> Connection:
         """Register a connection for an accepted WebSocket (its caller runs it); ``batch``: the stream under
-        ``ws`` when the writer may batch frames into one write."""
+        ``ws`` (the writer batches frames through it, the heartbeat reads liveness from it)."""
         conn = Connection(self, ws, next(self._ids), remote, batch, trusted=trusted)
         self.connections[conn.id] = conn
         self._idle = trio.Event()

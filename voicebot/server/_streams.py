@@ -82,13 +82,12 @@ async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *,
     try:
         async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
             upgrade = await server.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
-            batch = None
             if upgrade is not None:  # trio-websocket's own close of the stream is deferred to the finally below;
                 # its writes may be batched (held while more messages are queued, see _batching)
-                batch = BatchingStream(DeferredCloseStream(upgrade[0]))
+                batch = BatchingStream(DeferredCloseStream(upgrade[0]), socket_fd(stream))
                 ws = await _handshake(server, ws_nursery, batch)
-            if ws is not None:
-                await server.open_connection(ws, remote, trusted=trusted, batch=batch).run()
+                if ws is not None:
+                    await server.open_connection(ws, remote, batch, trusted=trusted).run()
             ws_nursery.cancel_scope.cancel()
     except BaseException as exc:
         server.errors.capture(exc, ctx)
@@ -101,6 +100,12 @@ async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *,
                 await linger(stream, timeout=server.close_timeout,
                              max_bytes=max(LINGER_MAX_BYTES, 2 * server.settings.max_message_size))
             await trio.aclose_forcefully(stream)
+
+
+def socket_fd(stream: trio.abc.Stream) -> int | None:
+    """The file descriptor of a plain TCP stream (whose bytes reach the socket unchanged); None for TLS or
+    in-memory streams."""
+    return stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
 
 
 async def _handshake(
