@@ -24,7 +24,7 @@ def _tasks_under(nursery: trio.Nursery) -> int:
 
 
 async def test_idle_connection_holds_no_heartbeat_task(server: Server, autojump_clock: object) -> None:
-    """Between pings a greeted connection runs its reader, its writer and trio-websocket's reader: no sleeper,
+    """Between pings a greeted connection runs its reader and trio-websocket's reader: no sleeper, no idle writer,
     and one timer entry each."""
     conns = server._nursery
     assert conns is not None
@@ -32,8 +32,8 @@ async def test_idle_connection_holds_no_heartbeat_task(server: Server, autojump_
         for i in range(20):
             await stack.enter_async_context(open_client(server, f"c{i}"))
         await trio.sleep(server.settings.heartbeat_interval * 3.5)  # between pings, after several rounds
-        # per connection: handle_stream (which runs the connection's reader), the websocket reader, the writer
-        assert _tasks_under(conns) == 20 * 3
+        # per connection: handle_stream (which runs the connection's reader) and the websocket reader; no writer
+        assert _tasks_under(conns) == 20 * 2
         assert len(server.heartbeats) == 20
         assert server.heartbeats.pings >= 20 * 3
 

@@ -1,5 +1,8 @@
 """One client WebSocket: reader and writer (bounded outbox) in the connection's own nursery.
 
+The writer runs only while the outbox holds something: the first message queued starts it, and it ends once the
+outbox is empty, so an idle connection holds no writer task and no outbox (both cost memory, times thousands).
+
 The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it reads when
 bytes last arrived and has a ping frame written here, straight to the socket when nothing else is being written.
 Every failure in any of these tasks goes through the server's ErrorHandler; none escapes to the server or to other
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -53,9 +57,9 @@ class Connection:
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
-    __slots__ = ("_batch", "_broken", "_nursery", "_out_recv", "_out_send", "_scope", "_send_scope",
+    __slots__ = ("_batch", "_broken", "_ended", "_nursery", "_outbox", "_scope", "_send_scope",
                  "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
-                 "out_bytes", "paused", "remote", "server", "ws")
+                 "out_bytes", "paused", "remote", "server", "writing", "ws")
 
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
@@ -69,7 +73,12 @@ class Connection:
         self.id = conn_id
         self.remote = remote
         settings = server.settings
-        self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, int] | _Marker](settings.outbox_size)
+        self._outbox: deque[tuple[str, int] | _Marker] | None = None
+        """Messages to send (at most ``outbox_size``); None while empty and no writer runs."""
+        self.writing = False
+        """True while the writer task runs (from the first queued message until the outbox is empty)."""
+        self._ended = False
+        """Nothing more is queued or sent: the close frame is next (or the connection finished)."""
         self.out_bytes = 0
         """UTF-8 bytes queued in the outbox (bounded by ``settings.outbox_bytes``)."""
         self.address = f"{remote}#{conn_id}" if trusted else address_key(client_host(remote))
@@ -98,10 +107,14 @@ class Connection:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    nursery.start_soon(self._guarded, "writer", self._writer)
+                    if self._outbox:
+                        self._start_writer()
                     nursery.start_soon(self._hello_deadline)
                     self.server.heartbeats.start(self)
-                    await self._guarded("reader", self._reader)
+                    try:
+                        await self._guarded("reader", self._reader)
+                    finally:
+                        self._nursery = None  # closed to new tasks from here on
                     nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
@@ -112,12 +125,8 @@ class Connection:
         if self.close_decision is not None:
             return
         self.close_decision = (code, reason)
-        if flush:
-            try:
-                self._out_send.send_nowait(_Marker.CLOSE)
-                return
-            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-                pass
+        if flush and self._put(_Marker.CLOSE):
+            return
         if self._send_scope is not None:  # let the frame in flight finish, but only briefly
             self._send_scope.deadline = min(
                 self._send_scope.deadline, trio.current_time() + self.server.close_timeout
@@ -168,15 +177,33 @@ class Connection:
             if self.out_bytes and (self.out_bytes + size > self.server.settings.outbox_bytes
                                    or ledger.would_overflow(self.address, size)):
                 raise trio.WouldBlock
-            self._out_send.send_nowait((text, size))
+            if self._ended:
+                return  # the connection is finishing; nothing more goes out
+            if not self._put((text, size)):
+                raise trio.WouldBlock
             self.out_bytes += size
             ledger.add(self.address, size)
         except trio.WouldBlock:
             if self.close_decision is None:
                 self.server.errors.note_close(CLOSE_POLICY)
             self.request_close(CLOSE_POLICY, "outbox full: client is not reading fast enough", flush=False)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # the connection is finishing; nothing more goes out
+
+    def _put(self, item: tuple[str, int] | _Marker) -> bool:
+        """Queue ``item`` and make sure the writer runs; False when the outbox is full or the connection ended."""
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        elif len(outbox) >= self.server.settings.outbox_size or self._ended:
+            return False
+        outbox.append(item)
+        if not self.writing and self._nursery is not None:
+            self._start_writer()
+        return True
+
+    def _start_writer(self) -> None:
+        assert self._nursery is not None
+        self.writing = True
+        self._nursery.start_soon(self._guarded, "writer", self._writer)
 
     def send(self, message: dict[str, Any]) -> None:
         """Encode and queue ``message``."""
@@ -253,10 +280,22 @@ class Connection:
         # A send is never cancelled half-way by the connection's scope (trio-websocket cannot send again,
         # not even a close frame, after a cut frame): each runs shielded under its own deadline, which
         # request_close() shortens. A send cut by that deadline leaves the stream unusable (``_broken``).
+        try:
+            await self._write_outbox()
+        finally:
+            self.writing = False
+            if not self._outbox:
+                self._outbox = None  # idle: no deque kept (the next message makes a new one)
+
+    async def _write_outbox(self) -> None:
         timeout = 2 * self.server.settings.heartbeat_interval
-        async for item in self._out_recv:
+        outbox = self._outbox
+        while outbox:
+            item = outbox.popleft()
             if item is _Marker.CLOSE:
-                break
+                self._ended = True
+                self._scope.cancel()
+                return
             queued, size = item
             self.out_bytes -= size
             self.server.quotas.outboxes.remove(self.address, size)
@@ -266,7 +305,7 @@ class Connection:
                     scope.deadline = trio.current_time() + timeout
                     self._send_scope = scope
                     await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
-                    more = self._out_recv.statistics().current_buffer_used > 0
+                    more = bool(outbox)
                     if more:
                         batch.hold()  # more queued: this frame goes out with the next ones, in one write
                     try:
@@ -280,14 +319,12 @@ class Connection:
                     self._broken = True
                     self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
                     return
-        self._scope.cancel()
 
     def _must_pause(self, mark: int) -> bool:
         """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
         s = self.server.settings
         ledger = self.server.quotas.outboxes
-        own = self.out_bytes > s.outbox_bytes // mark or self._out_send.statistics().current_buffer_used > (
-            s.outbox_size // mark)
+        own = self.out_bytes > s.outbox_bytes // mark or len(self._outbox or ()) > s.outbox_size // mark
         if own:
             return True
         return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
@@ -363,7 +400,8 @@ class Connection:
         self.request_close(CLOSE_HELLO_TIMEOUT, "hello timeout: send hello first")
 
     async def _finish(self) -> None:
-        self._out_send.close()
+        self._ended = True
+        self._outbox = None
         self.server.quotas.outboxes.remove(self.address, self.out_bytes)  # what was never sent is dropped with us
         self.out_bytes = 0
         code, reason = self.close_decision or (CLOSE_NORMAL, "")
