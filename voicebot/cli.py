@@ -14,11 +14,9 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import __version__
-from .chaos.cli import add_parser as add_chaos_subcommand
 from .providers import ProviderConfig, configure_providers
 from .server import Server, Settings, add_arguments, settings_from
 from .workers import BotHubSettings, install_bot_hub
-from .workers.cli import add_worker_subcommand
 
 __all__ = ["main", "serve", "tune_gc"]
 
@@ -44,18 +42,34 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Each entry adds one subcommand: it calls ``sub.add_parser(...)`` and sets ``run=`` (args -> exit code).
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
-    _add_serve, add_worker_subcommand, add_chaos_subcommand,
-]
+def _add_worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .workers.cli import add_worker_subcommand  # noqa: PLC0415 (the bot worker's modules: not for serve)
+
+    add_worker_subcommand(sub)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .chaos.cli import add_parser  # noqa: PLC0415 (the chaos suite: not for serve)
+
+    add_parser(sub)
+
+
+#: Subcommand name -> the function that adds it: it calls ``sub.add_parser(name, ...)`` and sets ``run=`` (args ->
+#: exit code). Each imports its own module when called, so running one subcommand loads none of the others'.
+SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
+    "serve": _add_serve, "worker": _add_worker, "chaos": _add_chaos,
+}
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``voicebot`` parser; with ``command`` the name of a subcommand, only that subcommand is added (the
+    others' modules stay unloaded: ``serve`` starts leaner); otherwise (help, a typo) all of them."""
     parser = argparse.ArgumentParser(prog="voicebot", description="Real-time AI voice-bot server on Trio.")
     parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in SUBCOMMANDS:
-        add(sub)
+    for name, add in SUBCOMMANDS.items():
+        if command not in SUBCOMMANDS or name == command:
+            add(sub)
     return parser
 
 
@@ -78,12 +92,29 @@ def tune_gc() -> None:
     1,000 connections the defaults gave full collections of up to ~190 ms and a relay p99 in the hundreds of ms),
     while young collections stay small (every 5,000 allocations: at 50,000, a young pass while bots were being
     started took up to ~90 ms of CPU; see README "Benchmarks"). ``VOICEBOT_GC=default`` keeps CPython's defaults.
+    Either way, the heap memory start-up freed is handed back to the system (:func:`release_free_memory`).
     """
-    if os.environ.get("VOICEBOT_GC", "").lower() == "default":
-        return
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    if os.environ.get("VOICEBOT_GC", "").lower() != "default":
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+    release_free_memory()
+
+
+def release_free_memory() -> bool:
+    """Return free heap memory to the system (glibc's ``malloc_trim``); False where that is not available.
+
+    Start-up (imports, building validators, restoring state) frees about 1 MiB that the C allocator would
+    otherwise keep mapped, counted in the idle server's resident size.
+    """
+    import ctypes  # noqa: PLC0415 (loaded by trio already)
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # not glibc
+        return False
+    trim(0)
+    return True
 
 
 async def serve(settings: Settings) -> None:
@@ -143,7 +174,8 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicebot`` console script."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv[0] if argv else None).parse_args(argv)
     code: int = args.run(args)
     return code
 

@@ -39,7 +39,9 @@ def test_core_together_imports_no_io() -> None:
 def test_the_check_sees_io_imports() -> None:
     """The probe is not blind: modules known to load the I/O stack are reported."""
     assert "trio" in loaded_io_modules("voicebot.server")
-    assert "argon2" in loaded_io_modules("voicebot.auth._passwords")
+    assert "trio" in loaded_io_modules("voicebot.auth._passwords")
+    assert "argon2" not in loaded_io_modules("voicebot.auth._passwords")  # loaded at the first hash
+    assert "argon2" in loaded_io_modules("argon2")
     assert {"sqlite3", "trio_websocket"} <= set(loaded_io_modules("voicebot.errors._classify"))
 
 

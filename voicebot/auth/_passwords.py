@@ -14,26 +14,39 @@ Budget per caller: ``hash``/``verify`` take a ``key`` (the server passes the cli
 may have ``per_key_concurrent`` hashes running and ``per_key_queue`` more waiting; beyond that it is refused at
 once with ``auth_busy``. So one address can hold at most ``per_key_concurrent`` places in the shared queue, and
 a real login from elsewhere never waits behind hundreds of an attacker's hashes.
+
+argon2-cffi (about 0.5 MiB resident) is imported at the first hash or verify, not with this module: a server
+that no one asks for a password never loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import argon2
-import argon2.exceptions
 import trio
 
 from voicebot._cpu import CpuPool
 from voicebot.errors import AuthError, RateLimitError
 
+if TYPE_CHECKING:
+    import argon2
+
+    DEFAULT_PARAMETERS: argon2.Parameters
+
 __all__ = ["DEFAULT_PARAMETERS", "Passwords"]
 
 _T = TypeVar("_T")
 
-#: Argon2id, t=3, m=64 MiB, p=4 (RFC 9106 "low memory" recommendation); see the module docstring.
-DEFAULT_PARAMETERS = argon2.profiles.RFC_9106_LOW_MEMORY
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_PARAMETERS: Argon2id, t=3, m=64 MiB, p=4 (RFC 9106 "low memory" recommendation); see the module
+    # docstring. Looked up on first use, so that importing this module does not load argon2.
+    if name != "DEFAULT_PARAMETERS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import argon2  # noqa: PLC0415
+
+    return argon2.profiles.RFC_9106_LOW_MEMORY
 
 # Hashed once so that verifying an unknown name costs as much as a real verify; never accepted.
 _DUMMY_PASSWORD = "voicebot-dummy-password"
@@ -59,7 +72,7 @@ class Passwords:
             raise ValueError("max_concurrent must be at least 1")
         if queue_timeout <= 0:
             raise ValueError("queue_timeout must be positive")
-        self._hasher = hasher if hasher is not None else argon2.PasswordHasher.from_parameters(DEFAULT_PARAMETERS)
+        self._hasher = hasher
         self._limiter = trio.CapacityLimiter(max_concurrent)
         # Own low-priority threads (as many as the limiter admits, so never waited on): hashing neither competes
         # with other to_thread users nor takes the cores from the event loop (see voicebot._cpu).
@@ -75,7 +88,12 @@ class Passwords:
 
     @property
     def hasher(self) -> argon2.PasswordHasher:
-        """The underlying argon2 hasher (its parameters decide :meth:`needs_rehash`)."""
+        """The underlying argon2 hasher (its parameters decide :meth:`needs_rehash`); the default one is made (and
+        argon2 imported) at first use."""
+        if self._hasher is None:
+            import argon2  # noqa: PLC0415
+
+            self._hasher = argon2.PasswordHasher.from_parameters(argon2.profiles.RFC_9106_LOW_MEMORY)
         return self._hasher
 
     def pending(self, key: str) -> int:
@@ -127,7 +145,7 @@ class Passwords:
     async def hash(self, password: str, *, key: str | None = None) -> str:
         """Return the encoded Argon2id hash (salt and parameters included) of ``password``; ``key``: see the
         module docs (per-caller budget)."""
-        return await self._run(self._hasher.hash, password, key=key)
+        return await self._run(self.hasher.hash, password, key=key)
 
     async def verify(self, password_hash: str | None, password: str, *, key: str | None = None) -> bool:
         """True if ``password`` matches ``password_hash`` (argon2's comparison is constant time).
@@ -145,8 +163,10 @@ class Passwords:
         return await self._run(self._verify_quiet, password_hash, password, key=key)
 
     def _verify_quiet(self, password_hash: str, password: str) -> bool:
+        import argon2.exceptions  # noqa: PLC0415 (loaded with the hasher)
+
         try:
-            return self._hasher.verify(password_hash, password)
+            return self.hasher.verify(password_hash, password)
         except argon2.exceptions.VerifyMismatchError:
             return False
         except argon2.exceptions.InvalidHashError as exc:
@@ -163,7 +183,9 @@ class Passwords:
         After a successful :meth:`verify`, re-hash the plaintext and store it (e.g. with
         ``Store.update_name_password``). Cheap: it only parses the encoded parameters.
         """
+        import argon2.exceptions  # noqa: PLC0415 (loaded with the hasher)
+
         try:
-            return self._hasher.check_needs_rehash(password_hash)
+            return self.hasher.check_needs_rehash(password_hash)
         except (argon2.exceptions.InvalidHashError, ValueError):
             return True

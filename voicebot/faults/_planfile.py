@@ -23,7 +23,6 @@ of modules. Unknown keys are errors, so typos fail loudly with the offending loc
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -227,6 +226,8 @@ def load_plan(path: str | Path) -> Plan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanError(f"{path}: cannot read plan file: {exc.strerror or exc}") from None
+    import tomllib  # noqa: PLC0415 (a server that never reads a TOML plan does not load the parser)
+
     try:
         data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:

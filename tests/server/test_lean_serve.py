@@ -1,0 +1,45 @@
+"""``voicebot serve --local-worker 0``, started and idle, has not loaded what only a later request, another
+subcommand or a bot needs (each costs resident memory in every idle server)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+#: Password hashing (first password), TOML plan files (chaos), the other subcommands and the bot worker.
+NOT_AT_IDLE = ("argon2", "tomllib", "voicebot.chaos", "voicebot.workers.cli", "voicebot.workers._worker",
+               "voicebot.client", "voicebot.bots._session", "numpy", "aiortc", "av", "_pytest")
+
+PROGRAM = f"""
+import json, signal, sys
+from voicebot.cli import main
+
+def report(signum, frame):
+    print(json.dumps(sorted(m for m in {NOT_AT_IDLE!r} if m in sys.modules)), flush=True)
+
+signal.signal(signal.SIGUSR1, report)
+sys.exit(main(["serve", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:", "--local-worker", "0",
+               "--log-level", "warning"]))
+"""
+
+
+def test_idle_serve_has_not_loaded_what_it_does_not_need() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", PROGRAM], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on" in line, line + (proc.stderr.read() if proc.stderr else "")
+        proc.send_signal(signal.SIGUSR1)
+        line = proc.stdout.readline()
+        while line and not line.startswith("["):  # e.g. the generated admin token
+            line = proc.stdout.readline()
+        loaded = json.loads(line)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert loaded == []
