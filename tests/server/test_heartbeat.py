@@ -11,7 +11,8 @@ import trio.testing
 
 from voicebot.server import Server
 from voicebot.server._heartbeat import Heartbeats
-from voicebot.testing import open_client
+from voicebot.testing import open_client, settings_for_tests
+from voicebot.testing._rawws import RawWebSocket, frame
 
 
 def _tasks_under(nursery: trio.Nursery) -> int:
@@ -135,3 +136,33 @@ async def test_rejects_non_positive_interval() -> None:
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="interval"):
             Heartbeats(bad)
+
+
+async def test_pings_over_tcp_then_4002_when_unanswered() -> None:
+    """Real sockets (pings written straight to the socket by the timer): a client that answers each ping gets the
+    next one an interval later; once it stops answering it is closed 4002 two intervals after the last ping."""
+    server = Server(settings_for_tests(host="127.0.0.1", heartbeat_interval=0.4))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        host, port = server.addresses()[0].rsplit(":", 1)
+        ws = await RawWebSocket.connect(host, int(port))
+        await ws.send_text('{"type":"hello","name":"a"}')
+        with trio.fail_after(5):
+            got = await ws.read()
+            assert got is not None and b"welcome" in got[1]
+            pings = []
+            while len(pings) < 3:
+                got = await ws.read()
+                assert got is not None
+                if got[0] == 0x9:
+                    pings.append(trio.current_time())
+                    await ws.send(frame(0xA, got[1]))
+        gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+        assert all(0.35 <= gap <= 1.2 for gap in gaps), gaps
+        with trio.fail_after(5):
+            code, frames = await ws.read_close()  # no more pongs
+        assert code == 4002
+        assert trio.current_time() - pings[-1] >= 0.8
+        assert [op for op, _ in frames] == [0x9]  # the one unanswered ping, then the close
+        await ws.aclose()
+        server.shutdown()

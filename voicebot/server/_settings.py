@@ -51,7 +51,8 @@ class Settings:
     cluster: str = _opt("", "Redis URL redis://HOST:PORT/DB: run as one of several hubs sharing lobbies through "
                             "that Redis (needs a PostgreSQL --db); empty: a single hub")
     log_level: str = _opt("info", "logging level", validator=attrs.validators.in_(LOG_LEVELS))
-    heartbeat_interval: float = _opt(15.0, "seconds between WebSocket pings; no pong within 2 intervals closes 4002",
+    heartbeat_interval: float = _opt(15.0, "seconds of client silence before a WebSocket ping; no bytes within 2 "
+                                           "intervals of a ping closes 4002",
                                      validator=_positive)
     resume_grace: float = _opt(30.0, "seconds a disconnected peer keeps its place for a resume", validator=_positive)
     resume_buffer: int = _opt(256, "messages kept for a peer in grace; overflow ends its session", validator=_positive)
