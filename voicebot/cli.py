@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -14,13 +12,14 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import __version__
+from ._gc import GC_THRESHOLDS, tune_gc
 from .chaos.cli import add_parser as add_chaos_subcommand
 from .providers import ProviderConfig, configure_providers
 from .server import Server, Settings, add_arguments, settings_from
 from .workers import BotHubSettings, install_bot_hub
 from .workers.cli import add_worker_subcommand
 
-__all__ = ["main", "serve", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "main", "serve", "tune_gc"]
 
 log = logging.getLogger("voicebot")
 
@@ -65,27 +64,6 @@ def _configure_logging(level: str) -> None:
     )
 
 
-#: ``gc.set_threshold`` once start-up is done: young passes every 5,000 allocations, a middle pass every 100 young
-#: ones and a full pass every 10 middle ones (about every 5 million allocations, as with 50,000 / 10 / 10).
-GC_THRESHOLDS = (5_000, 100, 10)
-
-
-def tune_gc() -> None:
-    """GC settings for a long-running server, applied once start-up is done.
-
-    Everything alive after start-up (modules, classes, restored state) is frozen out of the collector's sight, and
-    the thresholds are :data:`GC_THRESHOLDS`: full collections every ~5 million allocations instead of 70,000 (with
-    1,000 connections the defaults gave full collections of up to ~190 ms and a relay p99 in the hundreds of ms),
-    while young collections stay small (every 5,000 allocations: at 50,000, a young pass while bots were being
-    started took up to ~90 ms of CPU; see README "Benchmarks"). ``VOICEBOT_GC=default`` keeps CPython's defaults.
-    """
-    if os.environ.get("VOICEBOT_GC", "").lower() == "default":
-        return
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 async def serve(settings: Settings) -> None:
     """Run a server until SIGINT/SIGTERM, then shut down gracefully (bounded by ``shutdown_timeout``).
 
@@ -115,7 +93,12 @@ async def serve(settings: Settings) -> None:
 
             nursery.start_soon(watch)
             await nursery.start(run)
-            if settings.local_worker > 0:
+            if settings.local_worker > 0 and settings.local_worker_mode == "process":
+                from .workers import run_worker_process  # noqa: PLC0415
+
+                await nursery.start(functools.partial(
+                    run_worker_process, server, bot_hub, settings, capacity=settings.local_worker))
+            elif settings.local_worker > 0:
                 # Loaded only here: the worker's bots bring media and speech, which --local-worker 0 never needs.
                 from .bots import builtin_bots  # noqa: PLC0415
                 from .bots.assistant import AssistantConfig  # noqa: PLC0415

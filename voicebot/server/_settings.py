@@ -84,6 +84,10 @@ class Settings:
                                  "worker can register")
     local_worker: int = _opt(12, "capacity of the in-process bot worker that serve starts (0: none)",
                              validator=attrs.validators.ge(0))
+    local_worker_mode: str = _opt("process", "where serve runs its local worker: 'process' (a supervised child "
+                                             "process, restarted if it dies) or 'thread' (a thread of the hub's "
+                                             "process, sharing its interpreter lock)",
+                                  validator=attrs.validators.in_(("process", "thread")))
     # The assistant bot (voicebot.bots.assistant): endpointing and barge-in.
     vad_silence: float = _opt(0.5, "seconds of silence that end a user's turn (assistant endpointing)",
                               validator=_positive)
