@@ -52,7 +52,7 @@ class Connection:
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
     __slots__ = ("_batch", "_broken", "_nursery", "_out_recv", "_out_send", "_pong_round", "_scope", "_send_scope",
                  "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
-                 "out_bytes", "paused", "remote", "server", "ws")
+                 "out_bytes", "paused", "quota_slot", "remote", "server", "ws")
 
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
@@ -74,6 +74,9 @@ class Connection:
         slow connection never pauses the others."""
         self.paused = False
         """True while the reader waits for outboxes to drain (back-pressure)."""
+        self.quota_slot = not trusted
+        """Whether the connection counts against its address's connection quotas (admitted over the network and
+        not yet proven a worker, see :meth:`spare_worker`); the server releases the slot when it ends."""
         self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)
         self.budget = ErrorBudget(settings.error_limit, settings.error_window)
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst, trio.current_time())
@@ -127,6 +130,13 @@ class Connection:
             self.close_decision = (CLOSE_ABNORMAL, "connection dropped")
         self._broken = True
         self._scope.cancel()
+
+    def spare_worker(self) -> None:
+        """The connection proved the worker token: it stops counting against its address's connection quotas
+        (remote workers behind one address run many bots, each on a connection of its own)."""
+        if self.quota_slot:
+            self.quota_slot = False
+            self.server.quotas.spare_worker(client_host(self.remote))
 
     def run_concurrently(self, body: Callable[[], Awaitable[None]], rctx: RequestContext) -> None:
         """Run a slow request (e.g. ``bot.add``) beside the reader, so the client's next requests are not held up.

@@ -292,7 +292,8 @@ class Server:
             **{name: source() for name, source in self.stats_sources.items()},
             "quotas": {"refused_connections": self.quotas.refused_connections,
                        "addresses_connected": len(self.quotas.connections),
-                       "outbox_pauses": self.quotas.outboxes.pauses},
+                       "outbox_pauses": self.quotas.outboxes.pauses,
+                       "spared_workers": self.quotas.spared_workers},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:

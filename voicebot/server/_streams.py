@@ -19,6 +19,7 @@ from ._linger import LINGER_CODES, DeferredCloseStream, linger
 from ._quotas import refuse_stream
 
 if TYPE_CHECKING:
+    from ._connection import Connection
     from ._server import Server
 
 __all__ = ["WS_PATH", "accept_stream", "hold_nursery", "listen", "server_ssl_context"]
@@ -79,6 +80,7 @@ async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *,
         await refuse_stream(stream, refusal, min(2.0, server.settings.hello_timeout))
         return
     ws: trio_websocket.WebSocketConnection | None = None
+    conn: Connection | None = None
     try:
         async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
             upgrade = await server.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
@@ -88,12 +90,13 @@ async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *,
                 batch = BatchingStream(DeferredCloseStream(upgrade[0]))
                 ws = await _handshake(server, ws_nursery, batch)
             if ws is not None:
-                await server.open_connection(ws, remote, trusted=trusted, batch=batch).run()
+                conn = server.open_connection(ws, remote, trusted=trusted, batch=batch)
+                await conn.run()
             ws_nursery.cancel_scope.cancel()
     except BaseException as exc:
         server.errors.capture(exc, ctx)
     finally:
-        if not trusted:
+        if not trusted and (conn is None or conn.quota_slot):  # a proven worker gave its slot back already
             server.quotas.release(host)
         with trio.CancelScope(shield=True):
             if ws is not None and ws.closed is not None and ws.closed.code in LINGER_CODES:

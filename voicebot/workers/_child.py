@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     media = MediaConfig(allow_loopback=settings.media_allow_loopback, ice_servers=settings.ice_server_list(),
                         ice_deny_networks=settings.ice_deny_networks)
     bots = builtin_bots(media, AssistantConfig.from_settings(settings))
+    log.info("local worker process %d: capacity %d, bots %s", os.getpid(), worker_config.capacity, sorted(bots))
     tune_gc()
     control.setblocking(False)
     trio.run(_run, control, bots, worker_config)

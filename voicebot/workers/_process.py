@@ -108,25 +108,30 @@ async def _run_child(server: Server, bot_hub: BotHub, settings: Settings, capaci
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}))  # provider keys travel in the environment only
             theirs.close()
             assert process.stdout is not None
-            nursery.start_soon(_relay_output, process.stdout)
+            relay = trio.CancelScope(shield=True)
+            nursery.start_soon(_relay_output, process.stdout, relay)
             log.info("local worker process %d started (capacity %d)", process.pid, capacity)
-            await send_config(ours, {"token": bot_hub.local_token, "capacity": capacity, "name": "local",
-                                     "settings": attrs.asdict(settings)})
-            while True:
-                kind, attached = await receive(ours)
-                if not kind:
-                    break  # the child closed its end: it is exiting (or gone)
-                if kind == CONNECT and attached is not None:
-                    _serve_socket(server, attached)
-                elif kind == REGISTERED and not registered:
-                    registered = True
-                    task_status.started()
-            with trio.move_on_after(STOP_TIMEOUT):
+            try:
+                await send_config(ours, {"token": bot_hub.local_token, "capacity": capacity, "name": "local",
+                                         "settings": attrs.asdict(settings)})
+                while True:
+                    kind, attached = await receive(ours)
+                    if not kind:
+                        break  # the child closed its end: it is exiting (or gone)
+                    if kind == CONNECT and attached is not None:
+                        _serve_socket(server, attached)
+                    elif kind == REGISTERED and not registered:
+                        registered = True
+                        task_status.started()
+                with trio.move_on_after(STOP_TIMEOUT):
+                    await process.wait()
+                if process.returncode is None:
+                    log.warning("local worker process %d closed its channel but did not exit; killing it",
+                                process.pid)
+                    process.kill()
                 await process.wait()
-            if process.returncode is None:
-                log.warning("local worker process %d closed its channel but did not exit; killing it", process.pid)
-                process.kill()
-            await process.wait()
+            finally:  # the child has ended or is being stopped (SIGTERM, SIGKILL after STOP_TIMEOUT)
+                relay.deadline = trio.current_time() + STOP_TIMEOUT + 1.0
         return registered, process.returncode
     finally:
         ours.close()
@@ -152,17 +157,20 @@ async def _terminate(process: trio.Process) -> None:
     process.kill()
 
 
-async def _relay_output(stream: trio.abc.ReceiveStream) -> None:
-    """Copy the child's output to our stderr, line by line, each with :data:`LOG_PREFIX`."""
+async def _relay_output(stream: trio.abc.ReceiveStream, scope: trio.CancelScope) -> None:
+    """Copy the child's output to our stderr, line by line, each with :data:`LOG_PREFIX`, until it ends. ``scope``
+    is shielded, so the child's last words while it stops are kept; its owner gives it a deadline once the child
+    is being stopped."""
     out = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else None
     pending = b""
-    async for chunk in stream:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > MAX_LINE:
-            lines.append(pending)
-            pending = b""
-        _write(out, lines)
+    with scope:
+        async for chunk in stream:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if len(pending) > MAX_LINE:
+                lines.append(pending)
+                pending = b""
+            _write(out, lines)
     if pending:
         _write(out, [pending])
 
