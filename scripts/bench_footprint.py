@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import json
 import os
 import re
@@ -98,12 +99,16 @@ class Serve:
 
 
 def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc), e.g. serve's local worker process."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
+    """Direct children of ``pid`` (Linux /proc; each thread lists the children it spawned), e.g. serve's local
+    worker process."""
+    found = []
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            with open(f"{task}/children") as handle:
+                found += [int(p) for p in handle.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 def idle_rss(flags: Sequence[str], settle: float) -> float:

@@ -93,11 +93,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc): serve's local worker process, if it runs one."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """Direct children of ``pid`` (Linux /proc; each thread lists the children it spawned): serve's local worker
+    process, if it runs one."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def rss_mib(pid: int) -> float:

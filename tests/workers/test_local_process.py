@@ -3,6 +3,7 @@ real signals (real clock)."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import signal
@@ -25,11 +26,15 @@ _CHILD = "voicebot.workers._child"
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except FileNotFoundError:
-        return []
+    """Each thread lists the children it spawned (Trio may spawn from a worker thread)."""
+    found = []
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            with open(f"{task}/children") as f:
+                found += [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _cmdline(pid: int) -> str:

@@ -34,6 +34,7 @@ from ._heartbeat import Heartbeats
 from ._hosts import PasswordHashing
 from ._http import HttpSurface
 from ._persistence import Persistence
+from ._proxies import ProxyPolicy
 from ._quotas import Quotas, QuotaSettings
 from ._requests import CoreRequests
 from ._settings import Settings
@@ -104,6 +105,8 @@ class Server:
             max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer,
             request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address,
             outbox_bytes_per_address=s.outbox_bytes_per_address))
+        self.proxies = ProxyPolicy(s.trusted_proxies)
+        """Trusted reverse proxies (``--trusted-proxies``): whose forwarding headers name the client."""
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
@@ -293,7 +296,8 @@ class Server:
             "quotas": {"refused_connections": self.quotas.refused_connections,
                        "addresses_connected": len(self.quotas.connections),
                        "outbox_pauses": self.quotas.outboxes.pauses,
-                       "spared_workers": self.quotas.spared_workers},
+                       "spared_workers": self.quotas.spared_workers,
+                       "forwarded_ignored": self.proxies.malformed},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from ..http import OriginPolicy
+from ._proxies import parse_networks
 
 __all__ = ["Settings", "add_arguments", "settings_from"]
 
@@ -136,6 +137,10 @@ class Settings:
                                      "within hello_timeout", validator=_positive)
     allowed_origins: str = _opt("", "comma list of browser origins allowed to open /ws ('*': any); empty: the "
                                     "server's own origin and localhost; clients without Origin are always allowed")
+    trusted_proxies: str = _opt("", "reverse proxies (comma list of CIDRs) whose X-Forwarded-For / Forwarded "
+                                    "headers name the client for quotas, throttles, audit and logs (the right-most "
+                                    "untrusted address); empty: headers are never read",
+                                validator=lambda _i, _a, v: parse_networks(v))
     tls_cert: str = _opt("", "PEM certificate chain: serve https:// and wss:// on the same port (needs tls_key)")
     tls_key: str = _opt("", "PEM private key for tls_cert")
     ice_servers: str = _opt("", "STUN/TURN servers for browsers (welcome.ice_servers) and the in-process worker's "
