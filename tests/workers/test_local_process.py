@@ -23,6 +23,7 @@ from voicebot.errors import VoiceBotError
 pytestmark = pytest.mark.slow
 
 _CHILD = "voicebot.workers._child"
+ADMIN = "local-process-admin"
 
 
 def _children(pid: int) -> list[int]:
@@ -70,7 +71,7 @@ def _gone(pid: int, timeout: float) -> bool:
 
 @contextmanager
 def _serve(*extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    env = {**os.environ, "VOICEBOT_LOG_LEVEL": "info"}
+    env = {**os.environ, "VOICEBOT_LOG_LEVEL": "info", "VOICEBOT_ADMIN_TOKEN": ADMIN}
     env.pop("VOICEBOT_LOCAL_WORKER_MODE", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", ":memory:", "--local-worker", "2",
@@ -148,3 +149,21 @@ def test_the_token_is_not_on_the_command_line_nor_in_the_environment() -> None:
             environ = f.read().decode(errors="replace")
         assert re.fullmatch(r"\S+ -m voicebot\.workers\._child --control-fd \d+ ", cmdline), cmdline
         assert "TOKEN" not in environ
+
+
+async def test_admin_stats_show_the_worker_process_assistants() -> None:
+    with _serve() as (_proc, url):
+        async with connect(url) as alice, connect(url) as admin:
+            await alice.hello("alice")
+            await admin.hello("boss", admin_token=ADMIN)
+            lobby = await alice.create_lobby("stats")
+            await alice.join(lobby["id"])
+            added = await alice.request("bot.add", bot="assistant", timeout=60)
+            with trio.fail_after(30):
+                while True:
+                    stats = (await admin.request("admin.stats"))["stats"]
+                    job = stats["assistants"].get(added["job_id"])
+                    if job is not None:
+                        break
+                    await trio.sleep(0.5)
+            assert job["peer_id"] == added["peer_id"] and job["lobby_id"] == lobby["id"]

@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -26,7 +27,7 @@ from .._gc import tune_gc
 from ..bots import BotSpec
 from ..client import Client, connect_stream
 from ..errors import VoiceBotError, WebSocketError
-from ._channel import CONNECT, REGISTERED, read_config, send
+from ._channel import CONNECT, REGISTERED, read_config, send, send_stats
 from ._worker import Connector, Worker, WorkerConfig
 
 __all__ = ["channel_connector", "main"]
@@ -39,16 +40,20 @@ CONFIG_TIMEOUT = 30.0
 RECONNECT_DELAY = 1.0
 #: Seconds the child's run has to end once the hub is gone before the process exits regardless.
 ORPHAN_EXIT_TIMEOUT = 10.0
+#: Seconds between checks of the assistant analytics sent to the hub.
+STATS_INTERVAL = 2.0
 
 
-def channel_connector(control: socket.socket) -> Connector:
-    """Open hub connections through the channel: a fresh socket pair per connection, one end handed to the hub."""
+def channel_connector(control: socket.socket, lock: trio.Lock) -> Connector:
+    """Open hub connections through the channel: a fresh socket pair per connection, one end handed to the hub
+    (``lock``: the channel's senders' lock)."""
 
     @asynccontextmanager
     async def open_one() -> AsyncIterator[Client]:
         ours, theirs = socket.socketpair()
         try:
-            await send(control, CONNECT, theirs.fileno())
+            async with lock:
+                await send(control, CONNECT, theirs.fileno())
         except OSError as exc:
             ours.close()
             raise WebSocketError(f"the hub's channel is closed ({exc})", code="worker_connection_lost",
@@ -61,12 +66,12 @@ def channel_connector(control: socket.socket) -> Connector:
     return open_one
 
 
-async def _serve(control: socket.socket, bots: Mapping[str, BotSpec], config: WorkerConfig) -> None:
-    connector = channel_connector(control)
+async def _serve(control: socket.socket, lock: trio.Lock, bots: Mapping[str, BotSpec], config: WorkerConfig) -> None:
+    connector = channel_connector(control, lock)
     while True:
         worker = Worker(bots, config)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_announce, control, worker)
+            nursery.start_soon(_announce, control, lock, worker)
             try:
                 await worker.run(connector)
             except (VoiceBotError, OSError, trio.TooSlowError) as exc:
@@ -75,9 +80,25 @@ async def _serve(control: socket.socket, bots: Mapping[str, BotSpec], config: Wo
         await trio.sleep(RECONNECT_DELAY)
 
 
-async def _announce(control: socket.socket, worker: Worker) -> None:
+async def _announce(control: socket.socket, lock: trio.Lock, worker: Worker) -> None:
     await worker.registered.wait()
-    await send(control, REGISTERED)
+    async with lock:
+        await send(control, REGISTERED)
+
+
+async def _report_stats(control: socket.socket, lock: trio.Lock) -> None:
+    """Send this process's assistant analytics to the hub (``admin.stats``) every :data:`STATS_INTERVAL` seconds
+    when they changed."""
+    from ..bots.assistant import MEMORY  # noqa: PLC0415 - the memory module only, not the assistant's engines
+
+    last: dict[str, Any] | None = None
+    while True:
+        snapshot = MEMORY.snapshot()
+        if snapshot != last:
+            async with lock:
+                await send_stats(control, snapshot)
+            last = snapshot
+        await trio.sleep(STATS_INTERVAL)
 
 
 async def _watch_hub(control: socket.socket, scope: trio.CancelScope) -> None:
@@ -108,10 +129,12 @@ async def _until_sigterm(scope: trio.CancelScope) -> None:
 
 
 async def _run(control: socket.socket, bots: Mapping[str, BotSpec], config: WorkerConfig) -> None:
+    lock = trio.Lock()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_sigterm, nursery.cancel_scope)
         nursery.start_soon(_watch_hub, control, nursery.cancel_scope)
-        nursery.start_soon(_serve, control, bots, config)
+        nursery.start_soon(_serve, control, lock, bots, config)
+        nursery.start_soon(_report_stats, control, lock)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._channel import CONNECT, REGISTERED, receive, send_config
+from ._channel import CONNECT, REGISTERED, STATS, read_stats, receive, send_config
 
 if TYPE_CHECKING:
     from ..server import Server, Settings
@@ -62,12 +62,15 @@ async def run_worker_process(
     and the hub's local worker token. ``task_status.started()`` once the first child registered; if it ends
     before that, :class:`WorkerProcessFailed` is raised. Later deaths are logged and the child restarted.
     """
+    stats: dict[str, Any] = {}  # the current child's assistant analytics, for admin.stats
+    server.stats_sources.setdefault("assistants", lambda: stats)
     failures = 0
     first = True
     while True:
         born = trio.current_time()
         status: Any = task_status if first else trio.TASK_STATUS_IGNORED
-        registered, code = await _run_child(server, bot_hub, settings, capacity, status)
+        registered, code = await _run_child(server, bot_hub, settings, capacity, task_status=status, stats=stats)
+        stats.clear()
         if first and not registered:
             raise WorkerProcessFailed(f"the local worker process exited ({_describe(code)}) before it registered; "
                                       "see its output above (prefixed local-worker|)")
@@ -92,10 +95,11 @@ def _describe(code: int | None) -> str:
     return f"exit code {code}"
 
 
-async def _run_child(server: Server, bot_hub: BotHub, settings: Settings, capacity: int,
-                     task_status: trio.TaskStatus[None]) -> tuple[bool, int | None]:
-    """One child's life: spawn, configure, serve its connections until its end of the channel closes, then reap
-    it. Returns (whether it registered, its exit status)."""
+async def _run_child(server: Server, bot_hub: BotHub, settings: Settings, capacity: int, *,
+                     task_status: trio.TaskStatus[None], stats: dict[str, Any]) -> tuple[bool, int | None]:
+    """One child's life: spawn, configure, serve its connections (and keep ``stats`` up to date) until its end
+    of the channel closes or breaks the channel's rules, then reap it. Returns (whether it registered, its exit
+    status)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setblocking(False)
     registered = False
@@ -123,6 +127,16 @@ async def _run_child(server: Server, bot_hub: BotHub, settings: Settings, capaci
                     elif kind == REGISTERED and not registered:
                         registered = True
                         task_status.started()
+                    elif kind == STATS:
+                        try:
+                            fresh = await read_stats(ours)
+                        except (EOFError, ValueError) as exc:
+                            log.warning("local worker process %d broke its channel (%s); stopping it",
+                                        process.pid, exc)
+                            process.terminate()
+                            break
+                        stats.clear()
+                        stats.update(fresh)
                 with trio.move_on_after(STOP_TIMEOUT):
                     await process.wait()
                 if process.returncode is None:
