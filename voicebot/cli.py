@@ -16,7 +16,7 @@ from ._gc import GC_THRESHOLDS, tune_gc
 from .chaos.cli import add_parser as add_chaos_subcommand
 from .providers import ProviderConfig, configure_providers
 from .server import Server, Settings, add_arguments, settings_from
-from .workers import BotHubSettings, install_bot_hub
+from .workers import BotHubSettings, WorkerProcessFailed, install_bot_hub
 from .workers.cli import add_worker_subcommand
 
 __all__ = ["GC_THRESHOLDS", "main", "serve", "tune_gc"]
@@ -39,7 +39,14 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"voicebot: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
-    trio.run(serve, settings)
+    failed: list[BaseException] = []
+    try:
+        trio.run(serve, settings)
+    except* WorkerProcessFailed as group:  # a broken installation or provider setup, reported without a traceback
+        failed += group.exceptions
+    if failed:
+        print(f"voicebot: {failed[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

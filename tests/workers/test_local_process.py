@@ -19,6 +19,9 @@ import trio
 
 from voicebot.client import Client, connect
 from voicebot.errors import VoiceBotError
+from voicebot.server import Server
+from voicebot.testing import FakePasswordHasher, settings_for_tests
+from voicebot.workers import BotHubSettings, WorkerProcessFailed, install_bot_hub, run_worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -167,3 +170,16 @@ async def test_admin_stats_show_the_worker_process_assistants() -> None:
                         break
                     await trio.sleep(0.5)
             assert job["peer_id"] == added["peer_id"] and job["lobby_id"] == lobby["id"]
+
+
+async def test_a_first_worker_process_that_cannot_start_stops_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_for_tests()
+    server = Server(settings, passwords=FakePasswordHasher(), listen=False)
+    bot_hub = install_bot_hub(server, BotHubSettings())
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once, before registering
+    with trio.fail_after(30), pytest.RaisesGroup(pytest.RaisesExc(WorkerProcessFailed, match="exit code 1"),
+                                                 flatten_subgroups=True):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            await nursery.start(lambda task_status: run_worker_process(
+                server, bot_hub, settings, capacity=1, task_status=task_status))

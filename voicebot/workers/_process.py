@@ -116,27 +116,25 @@ async def _run_child(server: Server, bot_hub: BotHub, settings: Settings, capaci
             nursery.start_soon(_relay_output, process.stdout, relay)
             log.info("local worker process %d started (capacity %d)", process.pid, capacity)
             try:
-                await send_config(ours, {"token": bot_hub.local_token, "capacity": capacity, "name": "local",
-                                         "settings": attrs.asdict(settings)})
-                while True:
-                    kind, attached = await receive(ours)
-                    if not kind:
-                        break  # the child closed its end: it is exiting (or gone)
-                    if kind == CONNECT and attached is not None:
-                        _serve_socket(server, attached)
-                    elif kind == REGISTERED and not registered:
-                        registered = True
-                        task_status.started()
-                    elif kind == STATS:
-                        try:
+                try:
+                    await send_config(ours, {"token": bot_hub.local_token, "capacity": capacity, "name": "local",
+                                             "settings": attrs.asdict(settings)})
+                    while True:
+                        kind, attached = await receive(ours)
+                        if not kind:
+                            break  # the child closed its end: it is exiting (or gone)
+                        if kind == CONNECT and attached is not None:
+                            _serve_socket(server, attached)
+                        elif kind == REGISTERED and not registered:
+                            registered = True
+                            task_status.started()
+                        elif kind == STATS:
                             fresh = await read_stats(ours)
-                        except (EOFError, ValueError) as exc:
-                            log.warning("local worker process %d broke its channel (%s); stopping it",
-                                        process.pid, exc)
-                            process.terminate()
-                            break
-                        stats.clear()
-                        stats.update(fresh)
+                            stats.clear()
+                            stats.update(fresh)
+                except (OSError, EOFError, ValueError) as exc:  # a reset channel, or one that broke its rules
+                    log.warning("local worker process %d: channel failed (%s); stopping it", process.pid, exc)
+                    process.terminate()
                 with trio.move_on_after(STOP_TIMEOUT):
                     await process.wait()
                 if process.returncode is None:
