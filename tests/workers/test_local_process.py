@@ -72,10 +72,15 @@ def _gone(pid: int, timeout: float) -> bool:
     return False
 
 
-@contextmanager
-def _serve(*extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def _serve_env() -> dict[str, str]:
     env = {**os.environ, "VOICEBOT_LOG_LEVEL": "info", "VOICEBOT_ADMIN_TOKEN": ADMIN}
     env.pop("VOICEBOT_LOCAL_WORKER_MODE", None)
+    return env
+
+
+@contextmanager
+def _serve(*extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    env = _serve_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicebot.cli", "serve", "--port", "0", "--db", ":memory:", "--local-worker", "2",
          "--media-allow-loopback", "true", *extra],
@@ -145,13 +150,13 @@ async def test_stopping_serve_stops_the_worker_process_and_a_killed_serve_orphan
 
 
 def test_the_token_is_not_on_the_command_line_nor_in_the_environment() -> None:
-    with _serve("--worker-token", "") as (proc, _url):
+    with _serve() as (proc, _url):
         child = _worker_child(proc.pid)
         cmdline = _cmdline(child)
         with open(f"/proc/{child}/environ", "rb") as f:
-            environ = f.read().decode(errors="replace")
+            environ = dict(item.split("=", 1) for item in f.read().decode().split("\0") if "=" in item)
         assert re.fullmatch(r"\S+ -m voicebot\.workers\._child --control-fd \d+ ", cmdline), cmdline
-        assert "TOKEN" not in environ
+        assert environ == {**_serve_env(), "PYTHONUNBUFFERED": "1"}  # nothing added but unbuffered output
 
 
 async def test_admin_stats_show_the_worker_process_assistants() -> None:

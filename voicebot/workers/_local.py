@@ -149,6 +149,8 @@ async def _serve_in_thread(server: Server, specs: dict[str, BotSpec], config: Wo
                 await ended.wait()
             if not ended.is_set():
                 log.warning("local worker thread did not stop within %g s", THREAD_STOP_TIMEOUT)
+            else:  # its run has ended; the thread itself ends right after (bounded join, off the loop)
+                await trio.to_thread.run_sync(thread.join, 1.0)
     if failure:
         raise failure[0]
 
