@@ -188,3 +188,15 @@ async def test_a_first_worker_process_that_cannot_start_stops_serve(monkeypatch:
             await nursery.start(server.run)
             await nursery.start(lambda task_status: run_worker_process(
                 server, bot_hub, settings, capacity=1, task_status=task_status))
+
+
+async def test_thread_mode_runs_the_worker_inside_serve() -> None:
+    with _serve("--local-worker-mode", "thread") as (proc, url):
+        async with connect(url) as alice:
+            await alice.hello("alice")
+            lobby = await alice.create_lobby("threads")
+            await alice.join(lobby["id"])
+            added = await alice.request("bot.add", bot="echo", timeout=30)
+            joined = await alice.next_event("peer.joined", timeout=15)
+            assert joined["peer"]["peer_id"] == added["peer_id"]
+        assert not [p for p in _children(proc.pid) if _CHILD in _cmdline(p)]
