@@ -40,6 +40,9 @@ CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
 #: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
 MAX_IN_FLIGHT = 4
+#: Most messages, and about the most UTF-8 bytes, the writer takes off the outbox for one batch (one write).
+WRITE_BATCH = 64
+WRITE_BATCH_BYTES = 64 * 1024
 
 
 class _Marker(enum.Enum):
@@ -247,36 +250,56 @@ class Connection:
             self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")
 
     async def _writer(self) -> None:
+        # What is queued when the writer wakes goes out as one batch (at most WRITE_BATCH messages or
+        # WRITE_BATCH_BYTES): one deadline scope, one wake-up and, on a batching stream, one socket write.
         # A send is never cancelled half-way by the connection's scope (trio-websocket cannot send again,
-        # not even a close frame, after a cut frame): each runs shielded under its own deadline, which
-        # request_close() shortens. A send cut by that deadline leaves the stream unusable (``_broken``).
+        # not even a close frame, after a cut frame): each batch runs shielded under its own deadline, which
+        # request_close() shortens. A batch cut by that deadline leaves the stream unusable (``_broken``).
         timeout = 2 * self.server.settings.heartbeat_interval
-        async for item in self._out_recv:
-            if item is _Marker.CLOSE:
-                break
-            queued, size = item
-            self.out_bytes -= size
-            self.server.quotas.outboxes.remove(self.address, size)
-            batch = self._batch
-            for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
+        take = self._out_recv.receive_nowait
+        outboxes = self.server.quotas.outboxes
+        batch = self._batch
+        async for first in self._out_recv:
+            items: list[str] = []
+            closing = first is _Marker.CLOSE
+            item = first
+            size = 0
+            while not closing:
+                assert not isinstance(item, _Marker)
+                text, n = item
+                self.out_bytes -= n
+                outboxes.remove(self.address, n)
+                items.append(text)
+                size += n
+                if len(items) >= WRITE_BATCH or size >= WRITE_BATCH_BYTES:
+                    break
+                try:
+                    item = take()
+                except trio.WouldBlock:
+                    break
+                closing = item is _Marker.CLOSE
+            if items:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + timeout
                     self._send_scope = scope
-                    await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
-                    more = self._out_recv.statistics().current_buffer_used > 0
-                    if batch is not None and more:
-                        batch.hold()  # more queued: this frame goes out with the next ones, in one write
-                    try:
-                        await self.ws.send_message(text)
-                    except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
-                        await self.ws.send_message(protocol.sendable(text))
-                    if batch is not None and not more:
+                    if batch is not None:
+                        batch.hold()  # frames (and pings, pongs) written meanwhile go out together at the flush
+                    for queued in items:
+                        for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate
+                            await faults.point("ws.send", conn=self.id)  # a hang here is cut by the deadline
+                            try:
+                                await self.ws.send_message(text)
+                            except UnicodeEncodeError:  # wsproto encodes before touching its state: resend
+                                await self.ws.send_message(protocol.sendable(text))
+                    if batch is not None:
                         await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self._broken = True
                     self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
                     return
+            if closing:
+                break
         self._scope.cancel()
 
     def _must_pause(self, mark: int) -> bool:
