@@ -306,9 +306,9 @@ class Connection:
         """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
         s = self.server.settings
         ledger = self.server.quotas.outboxes
-        own = self.out_bytes > s.outbox_bytes // mark or self._out_send.statistics().current_buffer_used > (
-            s.outbox_size // mark)
-        if own:
+        # An empty outbox holds 0 bytes (no message encodes to nothing): the count is read only when it may matter.
+        if self.out_bytes and (self.out_bytes > s.outbox_bytes // mark or self._out_send.statistics(
+                ).current_buffer_used > s.outbox_size // mark):
             return True
         return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
 
