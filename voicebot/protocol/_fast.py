@@ -10,13 +10,14 @@ else it returns None and the model decides, so every error (and every rarer shap
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ._requests import MAX_SDP_BYTES, Signal
 
 __all__ = ["fast_signal"]
 
-_SDP_KINDS = frozenset({"offer", "answer"})
+_KINDS: dict[str, Literal["offer", "answer", "bye"]] = {"offer": "offer", "answer": "answer", "bye": "bye"}
+"""The kinds the fast path takes (a ``candidate`` goes to the model), typed as the model's field."""
 _FIELDS = ("id", "to", "kind", "sdp")
 
 
@@ -31,10 +32,13 @@ def fast_signal(data: dict[str, Any]) -> Signal | None:
         return None
     if rid is not None and type(rid) is not str and type(rid) is not int:
         return None
-    if kind in _SDP_KINDS:
-        if type(sdp) is not str or len(sdp.encode()) > MAX_SDP_BYTES or not sdp.startswith("v=0"):
+    plain = _KINDS.get(kind)
+    if plain is None:
+        return None
+    if plain == "bye":
+        if sdp is not None:
             return None
-    elif kind != "bye" or sdp is not None:
+    elif type(sdp) is not str or len(sdp.encode()) > MAX_SDP_BYTES or not sdp.startswith("v=0"):
         return None
     fields = {name for name in _FIELDS if name in data}
-    return Signal.model_construct(fields, id=rid, to=to, kind=kind, sdp=sdp)
+    return Signal.model_construct(fields, id=rid, to=to, kind=plain, sdp=sdp)
