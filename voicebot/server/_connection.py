@@ -279,8 +279,7 @@ class Connection:
                     break
                 closing = item is _Marker.CLOSE
             if items:
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + timeout
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
                     self._send_scope = scope
                     if batch is not None:
                         batch.hold()  # frames (and pings, pongs) written meanwhile go out together at the flush
