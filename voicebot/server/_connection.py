@@ -271,7 +271,8 @@ class Connection:
                 outboxes.remove(self.address, n)
                 items.append(text)
                 size += n
-                if len(items) >= WRITE_BATCH or size >= WRITE_BATCH_BYTES:
+                # 0 bytes queued means an empty outbox (no message encodes to nothing): no WouldBlock to raise
+                if not self.out_bytes or len(items) >= WRITE_BATCH or size >= WRITE_BATCH_BYTES:
                     break
                 try:
                     item = take()
