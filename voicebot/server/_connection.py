@@ -40,6 +40,9 @@ CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
 #: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
 MAX_IN_FLIGHT = 4
+#: Most messages, and about the most UTF-8 bytes, the writer takes off the outbox for one batch (one write).
+WRITE_BATCH = 64
+WRITE_BATCH_BYTES = 64 * 1024
 
 
 class _Marker(enum.Enum):
@@ -257,45 +260,65 @@ class Connection:
             self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")
 
     async def _writer(self) -> None:
+        # What is queued when the writer wakes goes out as one batch (at most WRITE_BATCH messages or
+        # WRITE_BATCH_BYTES): one deadline scope, one wake-up and, on a batching stream, one socket write.
         # A send is never cancelled half-way by the connection's scope (trio-websocket cannot send again,
-        # not even a close frame, after a cut frame): each runs shielded under its own deadline, which
-        # request_close() shortens. A send cut by that deadline leaves the stream unusable (``_broken``).
+        # not even a close frame, after a cut frame): each batch runs shielded under its own deadline, which
+        # request_close() shortens. A batch cut by that deadline leaves the stream unusable (``_broken``).
         timeout = 2 * self.server.settings.heartbeat_interval
-        async for item in self._out_recv:
-            if item is _Marker.CLOSE:
-                break
-            queued, size = item
-            self.out_bytes -= size
-            self.server.quotas.outboxes.remove(self.address, size)
-            batch = self._batch
-            for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + timeout
+        take = self._out_recv.receive_nowait
+        outboxes = self.server.quotas.outboxes
+        batch = self._batch
+        async for first in self._out_recv:
+            items: list[str] = []
+            closing = first is _Marker.CLOSE
+            item = first
+            size = 0
+            while not closing:
+                assert not isinstance(item, _Marker)
+                text, n = item
+                self.out_bytes -= n
+                outboxes.remove(self.address, n)
+                items.append(text)
+                size += n
+                # 0 bytes queued means an empty outbox (no message encodes to nothing): no WouldBlock to raise
+                if not self.out_bytes or len(items) >= WRITE_BATCH or size >= WRITE_BATCH_BYTES:
+                    break
+                try:
+                    item = take()
+                except trio.WouldBlock:
+                    break
+                closing = item is _Marker.CLOSE
+            if items:
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
                     self._send_scope = scope
-                    await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
-                    more = self._out_recv.statistics().current_buffer_used > 0
-                    if batch is not None and more:
-                        batch.hold()  # more queued: this frame goes out with the next ones, in one write
-                    try:
-                        await self.ws.send_message(text)
-                    except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
-                        await self.ws.send_message(protocol.sendable(text))
-                    if batch is not None and not more:
+                    if batch is not None:
+                        batch.hold()  # frames (and pings, pongs) written meanwhile go out together at the flush
+                    for queued in items:
+                        for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate
+                            await faults.point("ws.send", conn=self.id)  # a hang here is cut by the deadline
+                            try:
+                                await self.ws.send_message(text)
+                            except UnicodeEncodeError:  # wsproto encodes before touching its state: resend
+                                await self.ws.send_message(protocol.sendable(text))
+                    if batch is not None:
                         await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self._broken = True
                     self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
                     return
+            if closing:
+                break
         self._scope.cancel()
 
     def _must_pause(self, mark: int) -> bool:
         """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
         s = self.server.settings
         ledger = self.server.quotas.outboxes
-        own = self.out_bytes > s.outbox_bytes // mark or self._out_send.statistics().current_buffer_used > (
-            s.outbox_size // mark)
-        if own:
+        # An empty outbox holds 0 bytes (no message encodes to nothing): the count is read only when it may matter.
+        if self.out_bytes and (self.out_bytes > s.outbox_bytes // mark or self._out_send.statistics(
+                ).current_buffer_used > s.outbox_size // mark):
             return True
         return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
 

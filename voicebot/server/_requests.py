@@ -95,7 +95,10 @@ class CoreRequests:
         In cluster mode a message that could not reach peers on other hubs makes the request end with
         ``cluster_unavailable`` after everything else was done (the request itself went through).
         """
-        if not any(isinstance(a, _AWAITED) for a in actions):  # relayed messages: one batch, nothing to wait for
+        for action in actions:
+            if isinstance(action, _AWAITED):
+                break
+        else:  # relayed messages: one batch, nothing to wait for
             error = await self._flush(actions, rctx)
             if error is not None:
                 raise error
