@@ -76,6 +76,8 @@ class CoreRequests:
             return
         if cluster is not None and isinstance(req, protocol.LobbyJoin):
             async with cluster.lobbies.joining(req.lobby_id):  # a lobby made on another hub is mirrored here first
+                if req.ticket is not None:  # a bot's ticket may have been granted by another hub
+                    await cluster.bots.learn_ticket(req.ticket, req.lobby_id)
                 await self.carry_out(conn, hub.request(conn.id, req, trio.current_time()), rctx)
             return
         if cluster is not None:

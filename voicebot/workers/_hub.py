@@ -31,12 +31,15 @@ from ..hub import BOT_GONE_CLOSE, Action, Send, bot_lobby, check_bot_removal_by
 from ..resilience import BreakerRegistry, CircuitOpenError, CircuitState
 from ..server import Connection, Server
 from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
+from ._quotas import BotQuotas
 from ._scheduler import Job, Scheduler, WorkerInfo
 
 __all__ = ["BOT_GONE_CLOSE", "BotHub", "BotHubSettings", "install_bot_hub"]
 
 log = logging.getLogger("voicebot.workers")
 
+#: Seconds a bot's join ticket stays valid.
+TICKET_TTL = 600.0
 
 
 @attrs.frozen(kw_only=True)
@@ -76,8 +79,9 @@ class BotHub:
         self.local_token = secrets.token_urlsafe(24)
         """Token accepted from the in-process worker (never configured, never logged)."""
         self._pending: dict[str, _Pending] = {}
-        self._owners: dict[str, str] = {}
-        """job id -> peer id of the member who added the bot (only they or an admin may remove it)."""
+        self.quotas = BotQuotas(server, self.scheduler)
+        """Bot quotas and owners (cluster-wide in cluster mode)."""
+        self.scheduler.on_release = self.quotas.released
 
     def install(self) -> BotHub:
         """Register handlers and the close hook on the server."""
@@ -99,6 +103,7 @@ class BotHub:
             s.cluster.bots.offers = self._offers
             s.cluster.bots.add_here = self._remote_add
             s.cluster.bots.remove_here = self._remove_here
+            s.cluster.bots.jobs = self.quotas.entries
         return self
 
     def _offers(self) -> dict[str, list[Any]]:
@@ -109,20 +114,6 @@ class BotHub:
                 entry = offers.setdefault(name, [0, description])
                 entry[0] += worker.free if self._usable(worker) else 0
         return offers
-
-    def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
-        """``bot_quota`` when the lobby or the requesting peer already has its maximum of bots (starting or running);
-        synchronous, so check-then-reserve cannot race."""
-        s = self.server.settings
-        jobs = self.scheduler.jobs
-        for job_id in [j for j in self._owners if j not in jobs]:
-            del self._owners[job_id]
-        if s.max_bots_per_lobby and sum(1 for j in jobs.values() if j.lobby_id == lobby_id) >= s.max_bots_per_lobby:
-            raise RateLimitError(f"this lobby already has {s.max_bots_per_lobby} bots", code="bot_quota",
-                                 retry_after=30.0, context={"per": "lobby"})
-        if s.max_bots_per_peer and sum(1 for o in self._owners.values() if o == owner) >= s.max_bots_per_peer:
-            raise RateLimitError(f"you already have {s.max_bots_per_peer} bots", code="bot_quota",
-                                 retry_after=30.0, context={"per": "peer"})
 
     def _bot_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -213,15 +204,22 @@ class BotHub:
         tried: list[str] = []
         last: VoiceBotError | None = None
         for _ in range(self.settings.max_attempts):
-            self._check_bot_quotas(lobby_id, owner)
+            self.quotas.check(lobby_id, owner)
             job = self.scheduler.reserve(bot, lobby_id, options, requester=requester, exclude=tried,
                                          usable=self._usable)
             if job is None:
                 break
-            self._owners[job.job_id] = owner
-            if password:  # a protected lobby lets its bot in by ticket (the requester is a member)
-                job.ticket = hub.tickets.grant(lobby_id, trio.current_time())
+            self.quotas.owners[job.job_id] = owner
             tried.append(job.worker_id)
+            try:
+                await self.quotas.take(job, owner)  # cluster mode: counted over every hub's bots
+                if password:  # a protected lobby lets its bot in by ticket (the requester is a member)
+                    job.ticket = hub.tickets.grant(lobby_id, trio.current_time(), TICKET_TTL)
+                    if self.server.cluster is not None:  # its bot may connect to any hub
+                        await self.server.cluster.bots.store_ticket(job.ticket, lobby_id, TICKET_TTL)
+            except BaseException:  # a full quota (or no Redis) is the answer: no other worker is tried
+                self._abandon(job)
+                raise
             try:
                 peer_id = await self._start(job)
             except VoiceBotError as exc:
@@ -302,7 +300,7 @@ class BotHub:
         if job is None:
             raise LobbyError(f"no bot {peer_id!r}", code="bot_not_found", field="peer_id")
         check_bot_removal_by(str(request["requester"]), request["lobby_id"], bool(request["admin"]), job.lobby_id,
-                             self._owners.get(job.job_id))
+                             self.quotas.owners.get(job.job_id))
         self.scheduler.release(job.job_id)
         self._stop_on_worker(job)
         self.server.apply(self._end_bot(peer_id, "left"))
