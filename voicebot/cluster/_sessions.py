@@ -10,6 +10,11 @@ peer is now. Each heartbeat copies what a hub buffered for its peers in grace to
 hub's loss too. A message published to a hub that is gone (no subscriber) is kept in Redis for each of its peers
 whose session can still be resumed (bounded like the hub's own resume buffer), or re-sent to the hub that took
 the session over meanwhile.
+
+Order during a move from a live hub: the new hub publishes what it queued for the old hub before asking it (so
+that lands in the buffer handed over); the old hub relays to the new one what other hubs still send it for the
+peer; each other hub, told of the move, sends a fence through the old hub after all it sent there, and the new
+hub holds back what that hub sends it directly for the peer until the fence arrives (or a window passes).
 """
 
 from __future__ import annotations
@@ -209,6 +214,9 @@ class SessionShare:
         if previous != cluster.hub_id and alive:
             handed = self._handed[peer_id] = trio.Event()
             try:
+                # What this hub forwarded to the old hub before it adopted the session goes there first (into
+                # the buffer handed over), not after the hand-over (relayed back, behind newer messages).
+                await cluster.flush()
                 if await cluster.send_to(previous, {"from": cluster.hub_id, "takeover": peer_id}):
                     with trio.move_on_after(cluster.link.call_timeout):  # a hub that does not answer is lost
                         await handed.wait()

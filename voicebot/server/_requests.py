@@ -20,8 +20,10 @@ from .. import protocol
 from ..auth import address_key
 from ..errors import RequestContext, VoiceBotError
 from ..hub import (
+    RESUMED_ELSEWHERE,
     Action,
     Admit,
+    Close,
     Effect,
     HashPassword,
     Membership,
@@ -66,7 +68,7 @@ class CoreRequests:
             if s.cluster is not None and req.resume is not None and hub.find_resumable(req.resume) is None:
                 await s.cluster.sessions.adopt(req.resume)  # a session another hub holds (or held) moves here
             admin = await s.auth.check_hello(conn, req, rctx)
-            await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx)
+            await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx, greeting=True)
             return
         if isinstance(req, protocol.LobbyCreate):
             self.check_lobby_quota(conn)
@@ -91,11 +93,14 @@ class CoreRequests:
         if session is not None and not session.admin:
             self.server.quotas.check_lobby(client_host(conn.remote), session.peer_id)
 
-    async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext) -> None:
+    async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext, *,
+                        greeting: bool = False) -> None:
         """Carry out ``actions`` (and what the hub decides after each effect) in order; see the module docstring.
 
         In cluster mode a message that could not reach peers on other hubs makes the request end with
-        ``cluster_unavailable`` after everything else was done (the request itself went through).
+        ``cluster_unavailable`` after everything else was done (the request itself went through). While a
+        ``hello`` (``greeting``) stores its session, what is sent to that session waits behind ``welcome`` and the
+        messages buffered before it.
         """
         if not any(isinstance(a, _AWAITED) for a in actions):  # relayed messages: one batch, nothing to wait for
             error = await self._flush(actions, rctx)
@@ -115,7 +120,10 @@ class CoreRequests:
                 partly = await self._flush(batch, rctx) or partly
                 batch = []
                 if isinstance(action, SaveSession):
-                    await self._save(conn, action.peer_id)
+                    if greeting:
+                        queue.extend(await self._save_greeted(conn, action.peer_id))
+                    else:
+                        await self._save(conn, action.peer_id)
                     continue
                 if isinstance(action, Admit):
                     place = await self._admit(conn, action)
@@ -169,6 +177,30 @@ class CoreRequests:
             self.server.hub.abandon(action.op)
             raise
         return _Place(session, action.lobby_id)
+
+    async def _save_greeted(self, conn: Connection, peer_id: str) -> list[Action]:
+        """Store a session a ``hello`` just bound to ``conn``; returns what was sent to it meanwhile (to go out
+        after ``welcome`` and the messages buffered before: in order, once). Meanwhile the session buffers as in
+        its resume grace (bounded the same way)."""
+        hub = self.server.hub
+        session = hub.sessions.get(peer_id)
+        if session is None or session.conn != conn.id:
+            await self._save(conn, peer_id)
+            return []
+        session.conn = None
+        try:
+            await self._save(conn, peer_id)
+        finally:
+            if hub.sessions.get(peer_id) is session and session.home is None and session.conn is None:
+                session.conn = conn.id
+        if session.home is not None:  # another hub took it over meanwhile: this socket is not it any more
+            return [Close(conn.id, RESUMED_ELSEWHERE, "session resumed on another hub")]
+        if session.conn != conn.id:  # ended meanwhile (its end was decided and carried out already)
+            return []
+        held: list[Action] = [Send((conn.id,), message) for message in session.buffer]
+        session.buffer.clear()
+        session.buffer_bytes = 0
+        return held
 
     async def _save(self, conn: Connection, peer_id: str) -> None:
         session = self.server.hub.sessions.get(peer_id)
