@@ -20,10 +20,8 @@ from .. import protocol
 from ..auth import address_key
 from ..errors import RequestContext, VoiceBotError
 from ..hub import (
-    RESUMED_ELSEWHERE,
     Action,
     Admit,
-    Close,
     Effect,
     HashPassword,
     Membership,
@@ -32,6 +30,8 @@ from ..hub import (
     Send,
     Session,
     VerifyPassword,
+    hold_delivery,
+    release_delivery,
 )
 from ._auth import client_host
 
@@ -179,28 +179,16 @@ class CoreRequests:
         return _Place(session, action.lobby_id)
 
     async def _save_greeted(self, conn: Connection, peer_id: str) -> list[Action]:
-        """Store a session a ``hello`` just bound to ``conn``; returns what was sent to it meanwhile (to go out
-        after ``welcome`` and the messages buffered before: in order, once). Meanwhile the session buffers as in
-        its resume grace (bounded the same way)."""
+        """Store a session a ``hello`` just bound to ``conn``; returns what was sent to it meanwhile (held back
+        by the hub, bounded as in grace), to go out after ``welcome`` and the messages replayed after it."""
         hub = self.server.hub
-        session = hub.sessions.get(peer_id)
-        if session is None or session.conn != conn.id:
-            await self._save(conn, peer_id)
-            return []
-        session.conn = None
+        hold_delivery(hub, peer_id)
         try:
             await self._save(conn, peer_id)
-        finally:
-            if hub.sessions.get(peer_id) is session and session.home is None and session.conn is None:
-                session.conn = conn.id
-        if session.home is not None:  # another hub took it over meanwhile: this socket is not it any more
-            return [Close(conn.id, RESUMED_ELSEWHERE, "session resumed on another hub")]
-        if session.conn != conn.id:  # ended meanwhile (its end was decided and carried out already)
-            return []
-        held: list[Action] = [Send((conn.id,), message) for message in session.buffer]
-        session.buffer.clear()
-        session.buffer_bytes = 0
-        return held
+        except BaseException:  # cancelled: what waited still goes out (the hello itself is abandoned)
+            self.server.apply(release_delivery(hub, peer_id, conn.id))
+            raise
+        return release_delivery(hub, peer_id, conn.id)
 
     async def _save(self, conn: Connection, peer_id: str) -> None:
         session = self.server.hub.sessions.get(peer_id)
