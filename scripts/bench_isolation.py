@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Isolation under attack: can one address hurt everyone else?
 
-Three processes: ``voicebot serve`` (a temporary SQLite file, the in-process bot worker, default limits and
-quotas), an **attacker** process flooding from 127.0.0.1, and this process, whose **canary** — two clients bound
-to source address 127.0.0.2, in one lobby — keeps chatting at ``--rate`` messages/s. The canary measures the
+Three processes: ``voicebot serve`` (a temporary SQLite file, its local bot worker — a child process, or a thread
+with ``VOICEBOT_LOCAL_WORKER_MODE=thread`` — default limits and quotas), an **attacker** process flooding from
+127.0.0.1, and this process, whose **canary** — two clients bound to source address 127.0.0.2, in one lobby — keeps
+chatting at ``--rate`` messages/s. The canary measures the
 delivery latency of every chat line (sender → the other client; same process clock) and counts lines lost.
 
 The attacker runs four floods at once (each as fast as the server lets it):
@@ -89,6 +90,18 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc; each thread lists the children it spawned): serve's local worker
+    process, if it runs one."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def rss_mib(pid: int) -> float:
@@ -352,7 +365,10 @@ async def bench(url: str, args: argparse.Namespace, server_pid: int | None) -> d
         await started["attack"].wait()
         if server_pid is not None:
             rss["before_attack"] = rss_mib(server_pid)
+            children = child_pids(server_pid)
+            rss["worker_before_attack"] = sum(rss_mib(c) for c in children)
             cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
+            child_cpu0 = sum(cpu_seconds(c) for c in children)
         result = await trio.run_process(
             [sys.executable, __file__, "--attacker", url, "--seconds", str(args.seconds),
              "--attack-conns", str(args.attack_conns), "--floods", args.floods], capture_stdout=True, check=False)
@@ -360,7 +376,11 @@ async def bench(url: str, args: argparse.Namespace, server_pid: int | None) -> d
         attack_stats.update(json.loads(lines[-1]) if lines else {})
         if server_pid is not None:
             rss["after_attack"] = rss_mib(server_pid)
-            cpu["attack_pct_of_one_core"] = round(100 * (cpu_seconds(server_pid) - cpu0) / (time.monotonic() - t0), 1)
+            rss["worker_after_attack"] = sum(rss_mib(c) for c in children)  # a restarted child is not counted
+            wall = time.monotonic() - t0
+            cpu["attack_pct_of_one_core"] = round(100 * (cpu_seconds(server_pid) - cpu0) / wall, 1)
+            cpu["worker_attack_pct_of_one_core"] = round(
+                100 * (sum(cpu_seconds(c) for c in children) - child_cpu0) / wall, 1)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(attacker)

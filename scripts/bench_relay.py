@@ -41,7 +41,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -54,8 +56,9 @@ from typing import Any, TextIO
 import trio
 from benchmarks.common import LISTEN_RE, SCRIPT
 from benchmarks.load import LoadRun, Target, describe
+from benchmarks.peerjs import PEERJS_READY_RE, peerjs_command, peerjs_url, prepare
 from benchmarks.procstats import system_busy_seconds
-from benchmarks.report import compare, emit, fault_point_calls, machine_info, render_table
+from benchmarks.report import compare, emit, fault_point_calls, machine_info, ratios, render_table
 from benchmarks.servers import raise_nofile, run_echo_server, run_hub_server, stop_process
 
 
@@ -70,7 +73,8 @@ async def run_target(target: Target, args: argparse.Namespace, log: TextIO) -> d
                 trio.run_process, target.command, stdout=subprocess.PIPE, stderr=stderr_file, check=False,
             ))
             try:
-                url = await _read_url(proc)
+                url = await _read_url(proc, target.kind)
+                nursery.start_soon(_drain, proc)  # e.g. PeerJS logs every connection: a full pipe would stall it
                 print(f"bench: {target.name}: {url} pid {proc.pid}; {args.clients} clients", file=log, flush=True)
                 load = LoadRun(url, target.kind, args)
                 stages = max(1, len(args.sweep))
@@ -88,22 +92,43 @@ async def run_target(target: Target, args: argparse.Namespace, log: TextIO) -> d
     return result
 
 
-async def _read_url(proc: trio.Process) -> str:
+async def _read_url(proc: trio.Process, kind: str) -> str:
     assert proc.stdout is not None
     buffer = b""
+    pattern = PEERJS_READY_RE if kind == "peerjs" else LISTEN_RE
     with trio.fail_after(20):
         while True:
             chunk = await proc.stdout.receive_some(4096)
             if not chunk:
                 raise RuntimeError(f"server exited before listening (code {await proc.wait()})")
             buffer += chunk
-            match = LISTEN_RE.search(buffer.decode(errors="replace"))
+            match = pattern.search(buffer.decode(errors="replace"))
             if match:
-                return match.group(1)
+                return peerjs_url(match.group(1)) if kind == "peerjs" else match.group(1)
+
+
+async def _drain(proc: trio.Process) -> None:
+    """Read the server's stdout away until it exits."""
+    assert proc.stdout is not None
+    while await proc.stdout.receive_some(65536):
+        pass
+
+
+_PROFILES = itertools.count(1)
+
+
+def _profiled(args: argparse.Namespace, name: str, command: list[str]) -> list[str]:
+    """With ``--profile DIR``: the server runs under cProfile, which writes DIR/NAME-N.prof when it exits (SIGTERM
+    ends every server normally)."""
+    if not args.profile:
+        return command
+    os.makedirs(args.profile, exist_ok=True)
+    out = os.path.join(args.profile, f"{name}-{next(_PROFILES)}.prof")
+    return [command[0], "-m", "cProfile", "-o", out, *command[1:]]
 
 
 def hub_command(args: argparse.Namespace, stub: bool) -> list[str]:
-    command = [sys.executable, str(SCRIPT), "--hub-server"]
+    command = _profiled(args, "hub", [sys.executable, str(SCRIPT), "--hub-server"])
     if stub:
         command.append("--stub-fault-points")
     return [*command, "--host", "127.0.0.1", "--port", "0", "--db", ":memory:", "--log-level", "warning",
@@ -113,8 +138,8 @@ def hub_command(args: argparse.Namespace, stub: bool) -> list[str]:
             "--max-lobbies-per-address", "0", "--request-rate-per-address", "0", *shlex.split(args.hub_args)]
 
 
-def echo_command() -> list[str]:
-    return [sys.executable, str(SCRIPT), "--echo-server", "--port", "0"]
+def echo_command(args: argparse.Namespace) -> list[str]:
+    return _profiled(args, "echo", [sys.executable, str(SCRIPT), "--echo-server", "--port", "0"])
 
 
 def plan_targets(args: argparse.Namespace) -> list[Target]:
@@ -130,9 +155,12 @@ def plan_targets(args: argparse.Namespace) -> list[Target]:
                     label = "hub-stubbed" if args.stub_fault_points else "hub"
                     targets.append(Target(label, "hub", hub_command(args, stub=args.stub_fault_points)))
             elif name == "echo":
-                targets.append(Target("echo", "echo", echo_command()))
+                targets.append(Target("echo", "echo", echo_command(args)))
+            elif name == "peerjs":
+                if args.peerjs_script is not None:
+                    targets.append(Target("peerjs", "peerjs", peerjs_command(args.peerjs_script)))
             else:
-                raise SystemExit(f"bench_relay: unknown target {name!r} (hub, echo)")
+                raise SystemExit(f"bench_relay: unknown target {name!r} (hub, echo, peerjs)")
     return targets
 
 
@@ -168,7 +196,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "outbox_size", "hub_args", "stub_fault_points", "compare_fault_points", "repeat", "wait_quiet", "sweep",
             "slo_p99_ms")},
         "results": results,
+        "peerjs": args.peerjs_note,
     }
+    report["ratios"] = ratios(results)
     if args.compare_fault_points:
         report["fault_point_calls"] = fault_point_calls()
         report["fault_point_comparison"] = compare(results)
@@ -199,7 +229,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=4, help="with --rate 0: messages in flight per client")
     parser.add_argument("--size", type=int, default=400, help="approximate frame size in bytes (default 400)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the clients' random.Random streams")
-    parser.add_argument("--targets", default="hub,echo", help="comma-separated: hub, echo (default both)")
+    parser.add_argument("--targets", default="hub,echo",
+                        help="comma-separated: hub, echo, peerjs (default hub,echo; --peerjs adds peerjs)")
+    parser.add_argument("--peerjs", nargs="?", const="", default=None, metavar="DIR",
+                        help="also run the PeerJS server (npm install peer@1 into DIR, reused if there, or into a "
+                             "temporary folder) under the same load in its message shape; skipped, with the "
+                             "reason printed, when node or npm is missing or the install fails")
     parser.add_argument("--stub-fault-points", action="store_true",
                         help="run the hub with voicebot.faults point/check/message/record replaced by no-ops")
     parser.add_argument("--compare-fault-points", action="store_true",
@@ -213,6 +248,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--connect-concurrency", type=int, default=100, help="simultaneous connection setups")
     parser.add_argument("--setup-timeout", type=float, default=60.0, help="seconds allowed to connect and join")
     parser.add_argument("--request-timeout", type=float, default=20.0, help="seconds per setup request")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="run the hub and echo servers under cProfile: DIR/hub-N.prof, DIR/echo-N.prof")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout)")
     parser.add_argument("--echo-server", action="store_true", help="internal: run the raw echo server")
     parser.add_argument("--port", type=int, default=0, help="internal: echo server port (0 picks one)")
@@ -238,6 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.echo_server:
         return run_echo_server("127.0.0.1", args.port)
     args.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args.peerjs_script, args.peerjs_note = None, None
+    if args.peerjs is not None or "peerjs" in args.targets.split(","):
+        args.peerjs_script, args.peerjs_note = prepare(args.peerjs or None)
+        print(f"bench: {args.peerjs_note}", file=sys.stderr, flush=True)
+        if "peerjs" not in args.targets.split(","):
+            args.targets += ",peerjs"
     need = args.clients + 64
     soft = raise_nofile(need)
     if soft < need:

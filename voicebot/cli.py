@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -14,11 +12,12 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import __version__
+from ._gc import GC_THRESHOLDS, tune_gc
 from .providers import ProviderConfig, configure_providers
 from .server import Server, Settings, add_arguments, settings_from
-from .workers import BotHubSettings, install_bot_hub
+from .workers import BotHubSettings, WorkerProcessFailed, install_bot_hub
 
-__all__ = ["main", "serve", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "main", "serve", "tune_gc"]
 
 log = logging.getLogger("voicebot")
 
@@ -38,7 +37,14 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"voicebot: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
-    trio.run(serve, settings)
+    failed: list[BaseException] = []
+    try:
+        trio.run(serve, settings)
+    except* WorkerProcessFailed as group:  # a broken installation or provider setup, reported without a traceback
+        failed += group.exceptions
+    if failed:
+        print(f"voicebot: {failed[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -79,44 +85,6 @@ def _configure_logging(level: str) -> None:
     )
 
 
-#: ``gc.set_threshold`` once start-up is done: young passes every 5,000 allocations, a middle pass every 100 young
-#: ones and a full pass every 10 middle ones (about every 5 million allocations, as with 50,000 / 10 / 10).
-GC_THRESHOLDS = (5_000, 100, 10)
-
-
-def tune_gc() -> None:
-    """GC settings for a long-running server, applied once start-up is done.
-
-    Everything alive after start-up (modules, classes, restored state) is frozen out of the collector's sight, and
-    the thresholds are :data:`GC_THRESHOLDS`: full collections every ~5 million allocations instead of 70,000 (with
-    1,000 connections the defaults gave full collections of up to ~190 ms and a relay p99 in the hundreds of ms),
-    while young collections stay small (every 5,000 allocations: at 50,000, a young pass while bots were being
-    started took up to ~90 ms of CPU; see README "Benchmarks"). ``VOICEBOT_GC=default`` keeps CPython's defaults.
-    Either way, the heap memory start-up freed is handed back to the system (:func:`release_free_memory`).
-    """
-    if os.environ.get("VOICEBOT_GC", "").lower() != "default":
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
-    release_free_memory()
-
-
-def release_free_memory() -> bool:
-    """Return free heap memory to the system (glibc's ``malloc_trim``); False where that is not available.
-
-    Start-up (imports, building validators, restoring state) frees about 1 MiB that the C allocator would
-    otherwise keep mapped, counted in the idle server's resident size.
-    """
-    import ctypes  # noqa: PLC0415 (loaded by trio already)
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):  # not glibc
-        return False
-    trim(0)
-    return True
-
-
 async def serve(settings: Settings) -> None:
     """Run a server until SIGINT/SIGTERM, then shut down gracefully (bounded by ``shutdown_timeout``).
 
@@ -146,7 +114,12 @@ async def serve(settings: Settings) -> None:
 
             nursery.start_soon(watch)
             await nursery.start(run)
-            if settings.local_worker > 0:
+            if settings.local_worker > 0 and settings.local_worker_mode == "process":
+                from .workers import run_worker_process  # noqa: PLC0415
+
+                await nursery.start(functools.partial(
+                    run_worker_process, server, bot_hub, settings, capacity=settings.local_worker))
+            elif settings.local_worker > 0:
                 # Loaded only here: the worker's bots bring media and speech, which --local-worker 0 never needs.
                 from .bots import builtin_bots  # noqa: PLC0415
                 from .bots.assistant import AssistantConfig  # noqa: PLC0415

@@ -25,7 +25,7 @@ from .procstats import percentiles, proc_cpu_seconds, proc_memory_mb, self_cpu_s
 @dataclass
 class Target:
     name: str
-    kind: str  # "hub" or "echo"
+    kind: str  # "hub", "echo" or "peerjs"
     command: list[str]
 
 
@@ -83,6 +83,8 @@ class LoadRun:
 
     def url_for(self, c: BenchClient) -> str:
         """The server ``c`` connects to (one server here; a cluster run spreads clients over hubs)."""
+        if self.kind == "peerjs":
+            return f"{self.url}?key=peerjs&id={c.peer_id}&token=t{c.idx}"
         return self.url
 
     def trio_to_ns(self, t: float) -> int:
@@ -120,7 +122,7 @@ class LoadRun:
                     continue
                 message = json.loads(text)
                 mtype = message.get("type")
-                if "reply_to" in message:
+                if "reply_to" in message or (mtype == "OPEN" and self.kind == "peerjs"):
                     c.reply = message
                     c.reply_event.set()
                 elif mtype == "error":
@@ -170,7 +172,10 @@ class LoadRun:
                 self.rec.errors[f"connect failed: {type(exc).__name__}: {exc}"[:120]] += 1
                 raise
             nursery.start_soon(self.reader, c)
-            if self.kind == "hub":
+            if self.kind == "peerjs":  # the id was chosen in the URL; OPEN says the server registered it
+                with trio.fail_after(self.args.request_timeout):
+                    await c.reply_event.wait()
+            elif self.kind == "hub":
                 welcome = await self.request(c, {"type": "hello", "name": f"bench-{c.idx}"})
                 c.peer_id = welcome["peer_id"]
 
@@ -196,6 +201,10 @@ class LoadRun:
     # sending
     def frame(self, c: BenchClient, dst: int, sched_ns: int, send_ns: int) -> str:
         to = self.clients[dst].peer_id or "echo"
+        if self.kind == "peerjs":  # what a PeerJS client sends for an answer (the server adds "src")
+            return (f'{{"type":"ANSWER","dst":"{to}","payload":{{"sdp":{{"type":"answer","sdp":"v=0\\r\\n'
+                    f'{MARK}{c.idx} {dst} {c.sent} {sched_ns} {send_ns}\\r\\n{self.padding}"}},'
+                    f'"type":"media","connectionId":"mc_{c.idx}_{dst}"}}}}')
         return (f'{{"type":"signal","to":"{to}","kind":"answer","sdp":"v=0\\r\\n{MARK}{c.idx} {dst} {c.sent} '
                 f'{sched_ns} {send_ns}\\r\\n{self.padding}"}}')
 
@@ -219,7 +228,7 @@ class LoadRun:
                     if trio.current_time() >= stop:
                         return
                     sched_ns = 0
-                dst = c.rng.choice(c.peers) if self.kind == "hub" else c.idx
+                dst = c.rng.choice(c.peers) if self.kind != "echo" else c.idx
                 now = time.perf_counter_ns()
                 if rate == 0:
                     sched_ns = now
@@ -275,6 +284,9 @@ class LoadRun:
         if self.kind == "echo":
             for c in self.clients:
                 c.peers = [c.idx]
+        if self.kind == "peerjs":  # PeerJS has no lobbies: the same groups, kept by the clients
+            for c in self.clients:
+                c.peer_id = f"bench{c.idx}"
         t_setup = trio.current_time()
         limit = trio.CapacityLimiter(args.connect_concurrency)
         with trio.fail_after(args.setup_timeout):

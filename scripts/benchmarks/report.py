@@ -79,6 +79,56 @@ def compare(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_RATIO_METRICS = (("msg/s", "throughput_msg_s"), ("p50 ms", "latency_p50"), ("p99 ms", "latency_p99"),
+                  ("CPU us/msg", "server_cpu_us_per_msg"), ("RSS KiB/conn", "rss_kib_per_conn"))
+
+
+def _metric(r: dict[str, Any], key: str) -> float | None:
+    if key.startswith("latency_"):
+        value = r.get("latency_ms", {}).get(key.removeprefix("latency_"))
+    elif key == "rss_kib_per_conn":  # the whole process over its connections (its idle baseline included)
+        rss, conns = r.get("server_rss_mb_peak_window"), r.get("connected")
+        value = 1024 * rss / conns if isinstance(rss, int | float) and conns else None
+    else:
+        value = r.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def ratios(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per target (over ``--repeat`` runs) and the hub's ratio to each other target (hub / other)."""
+    medians: dict[str, dict[str, float | None]] = {}
+    for name in dict.fromkeys(r["target"] for r in results if not r.get("failed")):
+        rows = [r for r in results if r["target"] == name and not r.get("failed")]
+        medians[name] = {}
+        for _, key in _RATIO_METRICS:
+            values = [v for r in rows if (v := _metric(r, key)) is not None]
+            medians[name][key] = round(statistics.median(values), 2) if values else None
+    hub = medians.get("hub")
+    out: dict[str, Any] = {"medians": medians, "hub_over": {}}
+    for name, other in medians.items():
+        if hub is None or name == "hub":
+            continue
+        out["hub_over"][name] = {key: (round(hub[key] / other[key], 2) if hub[key] is not None and other[key]
+                                       else None) for _, key in _RATIO_METRICS}
+    return out
+
+
+def _ratio_lines(report: dict[str, Any]) -> list[str]:
+    r = report.get("ratios") or {}
+    medians, over = r.get("medians", {}), r.get("hub_over", {})
+    if not medians:
+        return []
+    runs = max(sum(1 for x in report["results"] if x["target"] == name) for name in medians)
+    lines = [f"medians{f' of {runs} runs' if runs > 1 else ''} and ratio hub / other (throughput: >= 1 is better, "
+             "latency, CPU, RSS: <= 1 is better):",
+             f"{'':16}" + "".join(f"{label:>14}" for label, _ in _RATIO_METRICS)]
+    for name, values in medians.items():
+        lines.append(f"{name:16}" + "".join(f"{values[key]!s:>14}" for _, key in _RATIO_METRICS))
+    for name, values in over.items():
+        lines.append(f"{'hub / ' + name:16}" + "".join(f"{values[key]!s:>14}" for _, key in _RATIO_METRICS))
+    return lines
+
+
 def _bottleneck(r: dict[str, Any]) -> str:
     """Which process was (nearly) out of CPU: a result is only about the server when the client was not."""
     busy = [name for name, key in (("server", "server_cpu_pct"), ("client", "client_cpu_pct"))
@@ -159,6 +209,9 @@ def render_table(report: dict[str, Any]) -> str:
         if r.get("server_stderr_lines"):
             lines.append(f"{r['target']} server stderr ({r['server_stderr_lines']} lines), last: "
                          + " | ".join(r["server_stderr_tail"][-3:]))
+    if report.get("peerjs"):
+        lines.append(report["peerjs"])
+    lines += _ratio_lines(report)
     comparison = report.get("fault_point_comparison")
     if comparison:
         lines.append(f"fault points (calls in server code: {report.get('fault_point_calls')}): hub vs hub-stubbed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from voicebot.client import Client, connect
+from voicebot.client import Client, RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 
 from ._hubs import HUB_ARGS, HUBS, hubs
@@ -164,3 +164,38 @@ async def test_a_hub_started_later_leaves_other_hubs_sessions_alone(redis_server
                     async with connect(three) as again:  # and Bob's token still resumes him (here, even)
                         welcome = await again.hello("Bob", resume=bob.resume_token)
                         assert (welcome["resumed"], welcome["lobby_id"]) == (True, lobby["id"])
+
+
+async def test_resume_elsewhere_while_redis_is_down(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
+    with hubs(redis_server, postgres_server, grace=30) as (one, two):
+        try:
+            async with connect(one) as ada:
+                await ada.hello("Ada")
+                lobby = await ada.create_lobby("kept")
+                await ada.join(lobby["id"])
+                await trio.sleep(1.2)  # stored by a heartbeat at least once
+                redis_server.stop()
+                async with connect(two) as ada2:  # hub two cannot know whether the token resumes something
+                    with pytest.raises(RemoteError) as info:
+                        await ada2.hello("Ada", resume=ada.resume_token)
+                    assert info.value.code == "cluster_unavailable" and info.value.retryable
+                    with pytest.raises(RemoteError) as info:  # and an unknown token: the same answer
+                        await ada2.hello("Ada", resume="not-a-token-any-hub-gave")
+                    assert info.value.code == "cluster_unavailable" and info.value.retryable
+                redis_server.start()  # back, and empty: hub one re-asserts her session
+                with trio.fail_after(20):
+                    while True:
+                        async with connect(two) as ada3:
+                            try:
+                                welcome = await ada3.hello("Ada", resume=ada.resume_token)
+                            except RemoteError as exc:
+                                if exc.code != "cluster_unavailable":
+                                    raise
+                                await trio.sleep(0.5)
+                                continue
+                            assert (welcome["resumed"], welcome["peer_id"], welcome["lobby_id"]) == (
+                                True, ada.peer_id, lobby["id"])
+                            break
+        finally:
+            if redis_server.process.poll() is not None:
+                redis_server.start()

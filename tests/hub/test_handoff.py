@@ -3,7 +3,18 @@ hub taking it over, then the core's ordinary ``hello {resume}``."""
 
 from __future__ import annotations
 
-from voicebot.hub import Close, Forward, Session, SessionGone, adopt, hand_off, prepend, token_hash
+from voicebot.hub import (
+    Close,
+    Forward,
+    Session,
+    SessionGone,
+    adopt,
+    hand_off,
+    hold_delivery,
+    prepend,
+    release_delivery,
+    token_hash,
+)
 from voicebot.protocol import Chat, Hello, LobbyJoin
 
 from .test_core import hello, lobby, make_hub, sends
@@ -52,3 +63,31 @@ def test_adopt_replaces_the_remote_member_and_resumes_with_the_older_messages_fi
     assert (welcome["resumed"], welcome["peer_id"], welcome["lobby_id"]) == (True, "p_bob", lid)
     assert [m["text"] for m in rest] == ["older", "newer"]
     assert moved.buffer_bytes == 0 and not moved.buffer
+
+
+def test_held_delivery_waits_in_the_buffer_and_is_released_in_order() -> None:
+    hub = make_hub(resume_buffer=3)
+    hello(hub, 1, "ada")
+    bob = hello(hub, 2, "bob")
+    lid = lobby(hub, 1)
+    hub.request(1, LobbyJoin(lobby_id=lid), 0.0)
+    hub.request(2, LobbyJoin(lobby_id=lid), 0.0)
+    hold_delivery(hub, bob["peer_id"])  # as while his hello is being stored
+    assert sends(hub.request(1, Chat(text="one"), 1.0), 2) == []
+    hub.request(1, Chat(text="two"), 2.0)
+    assert [m["text"] for m in sends(release_delivery(hub, bob["peer_id"], 2), 2)] == ["one", "two"]
+    assert release_delivery(hub, bob["peer_id"], 2) == []  # once
+    assert [m["text"] for m in sends(hub.request(1, Chat(text="three"), 3.0), 2)] == ["three"]  # live again
+    # held, then disconnected: what waited stays buffered for a resume
+    hold_delivery(hub, bob["peer_id"])
+    hub.request(1, Chat(text="four"), 4.0)
+    hub.disconnect(2, 5.0)
+    assert release_delivery(hub, bob["peer_id"], 2) == []
+    assert [m["text"] for m in hub.sessions[bob["peer_id"]].buffer] == ["four"]
+    # held beyond the buffer's bound: the session ends as in grace
+    cy = hello(hub, 3, "cy")
+    hub.request(3, LobbyJoin(lobby_id=lid), 6.0)
+    hold_delivery(hub, cy["peer_id"])
+    for i in range(4):
+        hub.request(1, Chat(text=f"x{i}"), 7.0 + i)
+    assert cy["peer_id"] not in hub.sessions

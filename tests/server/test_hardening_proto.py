@@ -167,7 +167,7 @@ async def test_worker_link_writer_survives_unencodable_options(autojump_clock: o
             await owner.join(room["id"])
             added = await owner.request("bot.add", bot="idle")
             [info] = list(bot_hub.scheduler.workers.values())
-            bot_hub._send(info.conn, {"type": "worker.stop", "job_id": "j_\ud800"})  # bypasses decode on purpose
+            bot_hub.send(info.conn, {"type": "worker.stop", "job_id": "j_\ud800"})  # bypasses decode on purpose
             await trio.sleep(1)
             assert bot_hub.scheduler.job_of_peer(added["peer_id"]) is not None
             assert len(bot_hub.scheduler.workers) == 1 and worker.jobs

@@ -1,7 +1,9 @@
 """Cluster mode, bots: ``bot.add``/``bot.remove`` served by a worker registered with any hub.
 
 Every heartbeat each hub stores the free capacity of its workers per bot (``bots`` hash, see :mod:`._scripts`);
-``bot.list`` lists the bots of every hub's workers.
+``bot.list`` lists the bots of every hub's workers. The bot quotas (``--max-bots-per-lobby``,
+``--max-bots-per-peer``) are counted in Redis by one atomic script per start, so they hold cluster-wide, and a
+join ticket granted for a bot is stored there (its hash) so the bot may join through any hub.
 A ``bot.add`` the requester's hub cannot serve (no local worker offers the bot, or none has room) goes to the
 hub with the most room for it (``bot_add`` on its channel); that hub starts the bot on one of its workers as if
 asked locally and answers ``bot_reply``. A ``bot.remove`` of a bot whose job another hub holds goes to the hub
@@ -18,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import Category, VoiceBotError
-from ._link import PREFIX, unavailable
+from ..hub import token_hash
+from ._link import PREFIX, ttl_seconds, unavailable
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
@@ -54,7 +57,55 @@ class BotRelay:
         """Runs a ``bot.add`` another hub sent here."""
         self.remove_here: RemoteHandler | None = None
         """Runs a ``bot.remove`` another hub sent here."""
+        self.jobs: Callable[[], list[list[str]]] = list
+        """``[[job id, lobby id, owner peer id], …]`` of the bots this hub's workers start or run (their quota
+        entries, re-asserted every heartbeat)."""
         self._waiting: dict[str, tuple[trio.Event, list[dict[str, Any]]]] = {}
+
+    # -- cluster-wide quotas and tickets --------------------------------------------------------------
+    async def take_quota(self, job_id: str, lobby_id: str, owner: str, per_lobby: int, per_peer: int) -> str:
+        """Count job ``job_id`` against the cluster-wide bot quotas of ``lobby_id`` and ``owner`` in one atomic
+        step: ``ok``, or ``lobby``/``peer`` (that quota is full; nothing taken). ``cluster_unavailable``
+        without Redis."""
+        result: str = await self.cluster.link.script("botquota", self.cluster.hub_id, job_id, lobby_id, owner,
+                                                     per_lobby, per_peer)
+        return result
+
+    def free_quota(self, job_id: str, lobby_id: str, owner: str) -> None:
+        """Job ``job_id`` ended (or never started): give its quota places back (queued; should the call fail,
+        the next heartbeat that reaches Redis drops the entry anyway)."""
+        self.cluster.enqueue("botfree", (job_id, lobby_id, owner))
+
+    async def freed(self, job_id: str, lobby_id: str, owner: str) -> None:
+        """The publisher's part of :meth:`free_quota`."""
+        await self.cluster.link.script("botfree", self.cluster.hub_id, job_id, lobby_id, owner)
+
+    async def store_ticket(self, ticket: str, lobby_id: str, ttl: float) -> None:
+        """Make join ticket ``ticket`` for ``lobby_id`` valid on every hub for ``ttl`` seconds (its hash only)."""
+        key, seconds = f"{PREFIX}ticket:{token_hash(ticket)}", ttl_seconds(ttl)
+        await self.cluster.link.call("set_ticket", lambda r: r.set(key, lobby_id, ex=seconds))
+
+    async def learn_ticket(self, ticket: str, lobby_id: str) -> None:
+        """Before ``lobby.join {ticket}``: a ticket for ``lobby_id`` another hub granted is accepted here too
+        (until it expires there); nothing when this hub granted it or nobody did (the core then refuses)."""
+        hub, now = self.cluster.hub, trio.current_time()
+        if hub.tickets.admits(ticket, lobby_id, now):
+            return
+        found = await self.find_ticket(ticket)
+        if found is not None and found[0] == lobby_id:
+            hub.tickets.accept(ticket, lobby_id, now + found[1])
+
+    async def find_ticket(self, ticket: str) -> tuple[str, float] | None:
+        """The lobby id and remaining seconds of a join ticket another hub granted; None when there is none."""
+        key = f"{PREFIX}ticket:{token_hash(ticket)}"
+
+        async def lookup(r: Any) -> tuple[Any, Any]:
+            return await r.get(key), await r.pttl(key)
+
+        lobby_id, pttl = await self.cluster.link.call("get_ticket", lookup)
+        if lobby_id is None or pttl is None or int(pttl) <= 0:
+            return None
+        return str(lobby_id), int(pttl) / 1000
 
     async def add(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """Start ``request["bot"]`` on another hub's worker: the reply (``ok``, ``peer_id``, ``job_id``); None

@@ -5,9 +5,11 @@ whose remote members are :class:`~voicebot.hub.Session` objects with ``home`` se
 rules (membership, signal targets, broadcast) then just work, and messages for remote members come out as
 :class:`~voicebot.hub.Forward` actions, which this layer publishes on the home hub's channel.
 
-Order: one task publishes this hub's forwards in order and each hub reads its channel in order, so per sender →
-receiver order holds. Membership: Redis is the authority (``members:{lobby}``; joins go through an atomic
-admit script, so caps hold cluster-wide); every ``heartbeat`` each hub refreshes its keys, re-asserts its own
+Order: one task publishes this hub's forwards in order (batched per target hub, :mod:`._delivery`) and each hub
+reads its channel in order, so per sender → receiver order holds. Membership: Redis is the authority
+(``members:{lobby}``; joins go through an atomic admit script, so caps hold cluster-wide, and a joiner's hub
+waits until every hub holding members has it in its mirror before the joiner hears ``lobby.joined``); every
+``heartbeat`` each hub refreshes its keys, re-asserts its own
 lobbies, members and sessions in one script call (after an outage or a Redis restart too) and reconciles each
 mirror with Redis, telling local members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave
 with reason ``disconnected`` once its key and their sessions expire; a lost pub/sub message heals the same way).
@@ -29,23 +31,21 @@ from typing import Any
 
 import trio
 
-from ..errors import ErrorContext, ErrorHandler, VoiceBotError, split_passthrough
+from ..errors import ErrorContext, ErrorHandler, VoiceBotError
 from ..hub import Action, Forward, Hub, Lobby, Notice, SessionGone
 from ..protocol import Request, Signal
 from ..resilience import BreakerRegistry, CircuitState
 from ._admin import AdminOps
 from ._bots import BotRelay
+from ._delivery import Delivery
 from ._link import RedisLink, sleep_or, ttl_seconds, unavailable
 from ._lobbies import LobbyOps
-from ._mirror import add_remote, local_members, reconcile, remove_remote, track_signal
+from ._mirror import local_members, reconcile
 from ._sessions import SessionShare
 
 __all__ = ["Cluster"]
 
 log = logging.getLogger("voicebot.cluster")
-
-#: Forwards waiting to be published; when full, new ones are dropped and counted (``dropped``).
-OUTBOX = 10_000
 
 
 class Cluster:
@@ -85,11 +85,10 @@ class Cluster:
         self._mirrors: set[str] = set()
         self._versions: dict[str, int] = {}
         self._joining: collections.Counter[str] = collections.Counter()
-        self._unsynced_leaves: set[tuple[str, str]] = set()
+        self.unsynced_leaves: set[tuple[str, str]] = set()
+        """Leaves that failed to reach Redis (retried by the next heartbeat that reaches it)."""
         self._settle_until = 0.0
-        self._send, self._recv = trio.open_memory_channel[tuple[str, Any]](OUTBOX)
         self._wake = trio.Event()
-        self._subscribed = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
         self._nursery: trio.Nursery | None = None
         self.on_name = on_name
@@ -102,6 +101,8 @@ class Cluster:
         """``bot.add``/``bot.remove`` served by workers registered with other hubs."""
         self.sessions = SessionShare(self)
         """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
+        self.delivery = Delivery(self)
+        """This hub's publisher and subscription (forwards batched per target hub, control messages)."""
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -110,12 +111,12 @@ class Cluster:
             await self.link.open(stack)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._subscriber)
+                nursery.start_soon(self.delivery.subscriber)
                 with trio.move_on_after(self.link.call_timeout * 2):
-                    await self._subscribed.wait()
+                    await self.delivery.subscribed.wait()
                     await self._tick()  # be ready (or say why not) before listening
                 nursery.start_soon(self._heartbeats)
-                nursery.start_soon(self._publisher)
+                nursery.start_soon(self.delivery.publisher)
                 task_status.started()
 
     async def _heartbeats(self) -> None:
@@ -128,11 +129,11 @@ class Cluster:
         """One heartbeat: a single ``tick`` script call refreshes this hub's key, its sessions and all its
         lobbies and members, pings its own channel and returns every lobby's live members to reconcile with."""
         try:
-            for lobby_id, peer_id in sorted(self._unsynced_leaves):
+            for lobby_id, peer_id in sorted(self.unsynced_leaves):
                 session = self.hub.sessions.get(peer_id)
                 if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
-                    await self._leave(lobby_id, peer_id)
-                self._unsynced_leaves.discard((lobby_id, peer_id))
+                    await self.leave(lobby_id, peer_id)
+                self.unsynced_leaves.discard((lobby_id, peer_id))
             self.sessions.copy_buffers()
             self.sessions.expire_early()
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
@@ -140,7 +141,8 @@ class Cluster:
             ttl = ttl_seconds(self.lobby_ttl)
             payload = {"lobbies": [[lobby.id, self.lobbies.meta(lobby), ttl, self.lobbies.own_members(lobby)]
                                    for lobby in lobbies],
-                       "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers()}
+                       "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers(),
+                       "jobs": self.bots.jobs()}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
                                             json.dumps(payload, separators=(",", ":")))
             # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
@@ -170,7 +172,8 @@ class Cluster:
     def snapshot(self) -> dict[str, Any]:
         """For ``admin.stats``: this hub's id, state and message counters."""
         return {"hub_id": self.hub_id, "status": self.status(), "published": self.published,
-                "received": self.received, "dropped": self.dropped, "unreceived": self.unreceived,
+                "batches": self.delivery.batches, "received": self.received, "dropped": self.dropped,
+                "unreceived": self.unreceived,
                 "redis_failures": self.link.failures,
                 "breaker": str(self.link.breaker.state), **self.sessions.snapshot()}
 
@@ -187,10 +190,12 @@ class Cluster:
             if lobby is not None and lobby_id in self._mirrors:
                 self._drop_if_unused(lobby)
 
-    def sync_members(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
+    def sync_members(self, lobby: Lobby, flat: list[str], exclude: str | None = None, *,
+                     additions_only: bool = False) -> None:
         """Reconcile the mirror of ``lobby`` with Redis' members ``flat`` (telling local members, not
-        ``exclude``, what changed)."""
-        self._sync(lobby, flat, exclude=exclude)
+        ``exclude``, what changed); ``additions_only`` when ``flat`` may be older than what this hub heard
+        since (a leave heard meanwhile must not be undone, a join it did not hear of yet is still learnt)."""
+        self._sync(lobby, flat, exclude=exclude, additions_only=additions_only)
 
     @property
     def error_context(self) -> ErrorContext:
@@ -214,12 +219,14 @@ class Cluster:
         """Forget the mirror of ``lobby`` when no peer of this hub is in it any more (True if dropped)."""
         return self._drop_if_unused(lobby)
 
-    def _sync(self, lobby: Lobby, flat: list[str], exclude: str | None = None) -> None:
+    def _sync(self, lobby: Lobby, flat: list[str], exclude: str | None = None, *, additions_only: bool = False) -> None:
         """Reconcile the mirror with Redis' members (``flat``) and tell local members what changed."""
         now = trio.current_time()
         settling = now < self._settle_until  # a member may be absent only because its hub is re-asserting
-        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude, keep_missing=settling,
-                            keep=self.sessions.adopting)
+        # Members another hub announced as joining are kept quietly until their peer.joined arrives.
+        keep = self.sessions.adopting | self.lobbies.quiet(lobby, now)
+        actions = reconcile(self.hub, lobby, flat, self.hub_id, now, exclude=exclude,
+                            keep_missing=settling or additions_only, keep=keep)
         if actions:
             self.apply(actions)
 
@@ -246,16 +253,16 @@ class Cluster:
         session started, resumed or disconnected → store it; a session ended → forget it."""
         if isinstance(action, SessionGone):
             self.sessions.resumed_here(action.peer_id)
-            self._enqueue("forget", action.peer_id)
+            self.enqueue("forget", action.peer_id)
             return
         if action.event in ("session.started", "session.resumed"):
             self.sessions.resumed_here(action.fields["peer_id"])
         if action.event in ("session.started", "session.resumed", "session.disconnected", "lobby.joined",
                             "lobby.left"):  # the stored session names its lobby
-            self._enqueue("save", action.fields["peer_id"])
+            self.enqueue("save", action.fields["peer_id"])
         if action.event == "lobby.left":
             lobby_id, peer_id = action.fields["lobby_id"], action.fields["peer_id"]
-            self._enqueue("leave", (lobby_id, peer_id))
+            self.enqueue("leave", (lobby_id, peer_id))
             lobby = self.hub.lobbies.get(lobby_id)
             if lobby is not None:
                 self._drop_if_unused(lobby)
@@ -266,7 +273,7 @@ class Cluster:
         if self.status() != "available":
             self.dropped += 1
             return False
-        return self._enqueue("publish", action)
+        return self.enqueue("publish", action)
 
     def can_reach(self, peer_id: str) -> bool:
         """False when ``peer_id`` is on another hub and the cluster is unavailable."""
@@ -281,131 +288,28 @@ class Cluster:
 
     def enqueue(self, kind: str, item: Any) -> bool:
         """Queue work for the publisher task (in order with this hub's messages)."""
-        return self._enqueue(kind, item)
+        return self.delivery.enqueue(kind, item)
 
     async def send_to(self, hub_id: str, envelope: dict[str, Any]) -> int:
         """Publish ``envelope`` on hub ``hub_id``'s channel now; how many subscribers got it."""
-        channel, payload = self.link.channel(hub_id), json.dumps(envelope, separators=(",", ":"))
-        receivers: int = await self.link.call("publish", lambda r: r.publish(channel, payload))
-        return receivers
-
-    def _enqueue(self, kind: str, item: Any) -> bool:
-        try:
-            self._send.send_nowait((kind, item))
-        except trio.WouldBlock:
-            self.dropped += 1
-            return False
-        return True
-
-    async def _publisher(self) -> None:
-        async for kind, item in self._recv:
-            leave: tuple[str, str] | None = item if kind == "leave" else None
-            try:
-                if leave is not None:
-                    await self._leave(*leave)
-                    continue
-                if kind != "publish":
-                    await self._session_work(kind, item)
-                    continue
-                message = item.message
-                if message.get("type") == "peer.left":  # free the place before anyone hears of the leave
-                    leave = (message["lobby_id"], message["peer_id"])
-                    await self._leave(*leave)
-                envelope = {"from": self.hub_id, "to": list(item.peer_ids), "msg": message}
-                if not await self.send_to(item.home, envelope) and not await self.sessions.keep(item):
-                    self.unreceived += 1  # that hub is gone and so are its peers' sessions
-                self.published += 1
-            except VoiceBotError as exc:
-                self.available = False
-                self.dropped += kind == "publish"
-                if leave is not None:  # retried by the first heartbeat that reaches Redis again
-                    self._unsynced_leaves.add(leave)
-                self.errors.handle(exc, self._ctx.request(None))
-
-    async def _session_work(self, kind: str, item: Any) -> None:
-        if kind == "save":
-            await self.sessions.save(item)
-        elif kind == "forget":
-            await self.sessions.forget(item)
-        elif kind == "handoff":
-            await self.sessions.hand_over(*item)
-        elif kind == "copy":
-            await self.sessions.copy(*item)
-        elif kind == "discard":
-            await self.sessions.discard(item)
-        elif kind == "barrier":
-            item.set()
+        return await self.delivery.send_to(hub_id, envelope)
 
     async def flush(self) -> None:
         """Wait (within a call deadline) until what this hub queued for Redis so far has been carried out."""
-        done = trio.Event()
-        if self._enqueue("barrier", done):
-            with trio.move_on_after(self.link.call_timeout):
-                await done.wait()
+        await self.delivery.flush()
 
-    async def _leave(self, lobby_id: str, peer_id: str) -> None:
+    async def leave(self, lobby_id: str, peer_id: str) -> None:
+        """Free ``peer_id``'s place in ``lobby_id`` in Redis now."""
         await self.link.script("leave", peer_id, lobby_id)
 
-    async def _subscriber(self) -> None:
-        """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
-        from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
-        from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
+    def bump(self, lobby_id: str) -> None:
+        """The mirror of ``lobby_id`` changed: a member list read from Redis before now is stale."""
+        self._versions[lobby_id] = self._versions.get(lobby_id, 0) + 1
 
-        channels = [self.link.channel(self.hub_id), self.link.EVERYONE]
-        # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
-        retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
-                                              base_delay=0.1, max_delay=self.heartbeat, jitter=True)
-        while True:
-            try:
-                async with self.link.client.pubsub(channels=channels, ignore_subscribe_messages=True,
-                                                   retry_policy=retry) as pubsub:
-                    self._subscribed.set()
-                    async for message in pubsub:
-                        if message.get("type") == "message":
-                            self._receive(json.loads(message["data"]))
-            except BaseException as exc:  # a broken subscription is retried; the heartbeat reports the outage
-                passthrough, failure = split_passthrough(exc)
-                if passthrough is not None:  # cancelled (coredis' clean-up may fail beside it: that goes too)
-                    raise passthrough from None
-                self.available = False
-                self.errors.handle(failure or exc, self._ctx.request(None))
-                await trio.sleep(self.heartbeat)
+    @property
+    def nursery(self) -> trio.Nursery | None:
+        """The nursery of :meth:`run` (None before it starts)."""
+        return self._nursery
 
     def _receive(self, envelope: dict[str, Any]) -> None:
-        # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
-        if ("ping" in envelope or self.sessions.on_control(envelope) or self.admin.on_control(envelope)
-                or self.bots.on_control(envelope, self._nursery)):
-            return
-        if "name" in envelope:
-            if envelope["from"] != self.hub_id and self.on_name is not None and self._nursery is not None:
-                self._nursery.start_soon(self.on_name, str(envelope["name"]))
-            return
-        self.received += 1
-        message: dict[str, Any] = envelope["msg"]
-        home: str = envelope["from"]
-        lobby = self.hub.lobbies.get(message.get("lobby_id") or "")
-        now = trio.current_time()
-        kind = message.get("type")
-        actions: list[Action] = []
-        if lobby is not None and kind in ("peer.joined", "peer.left"):
-            self._versions[lobby.id] = self._versions.get(lobby.id, 0) + 1
-            if kind == "peer.joined":
-                if message["peer"]["peer_id"] in lobby.members:
-                    return  # already known (from the admit result or a heartbeat)
-                add_remote(self.hub, lobby, message["peer"]["peer_id"], message["peer"], home)
-            elif not remove_remote(self.hub, lobby, message["peer_id"]):
-                return  # not a member here (already reconciled away)
-        elif lobby is not None and kind == "signal" and envelope["to"]:
-            track_signal(lobby, message["from"], envelope["to"][0], message["kind"])
-        targets = local_members(self.hub, envelope["to"])
-        if len(targets) < len(envelope["to"]):  # sent here for a peer not (yet) here: maybe being taken over
-            for pid in set(envelope["to"]) - set(targets):
-                self.sessions.arrived(pid, message)
-        if message.get("lobby_id") is not None:
-            # A receiver may have left or switched lobbies while the message was on its way: members only.
-            targets = [pid for pid in targets if self.hub.sessions[pid].lobby_id == message.get("lobby_id")]
-        actions += self.hub.deliver(targets, message, now)
-        if actions:
-            self.apply(actions)
-        if lobby is not None and kind == "peer.left":
-            self._drop_if_unused(lobby)
+        self.delivery.receive(envelope)

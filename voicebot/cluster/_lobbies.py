@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from ..errors import LobbyError, VoiceBotError
 from ..hub import Action, Lobby, Notice, Session
 from ._link import member_json, ttl_seconds, unavailable
+from ._mirror import add_remote, local_members, remove_remote
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
@@ -23,6 +27,9 @@ class LobbyOps:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self._acks: dict[str, tuple[set[str], trio.Event]] = {}
+        self._quiet: dict[tuple[str, str], float] = {}
+        """(lobby id, peer id) → when another hub announced that peer as joining (see :meth:`_announce`)."""
 
     def meta(self, lobby: Lobby) -> str:
         """The ``lobby:{id}`` value: the lobby's public settings and password hash (JSON)."""
@@ -36,7 +43,7 @@ class LobbyOps:
             await self._refresh(lobby)
         except VoiceBotError as exc:
             self.cluster.available = False
-            self.cluster.errors.handle(exc, self.cluster._ctx.request(None))
+            self.cluster.errors.handle(exc, self.cluster.error_context.request(None))
 
     async def register_created(self, actions: list[Action]) -> None:
         """:meth:`register` the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``)."""
@@ -91,12 +98,83 @@ class LobbyOps:
             raise LobbyError(f"lobby is full ({lobby.max_members} members)", code="lobby_full", retryable=True)
         if result[0] != "ok":
             raise unavailable(f"lobby {lobby_id} vanished")
-        if self.cluster._versions.get(lobby_id, 0) == version:
-            self.cluster._sync(lobby, result[2:], exclude=session.peer_id)
+        # A member list read before a leave this hub heard meanwhile must not undo it; joins are still learnt.
+        stale = self.cluster._versions.get(lobby_id, 0) != version
+        self.cluster.sync_members(lobby, result[2:], exclude=session.peer_id, additions_only=stale)
+        try:
+            await self._announce(lobby_id, session, result[2:])
+        except BaseException:
+            self.release(session, lobby_id)
+            raise
+
+    async def _announce(self, lobby_id: str, session: Session, flat: list[str]) -> None:
+        """Tell every other hub holding members of ``lobby_id`` that ``session`` is joining it, and wait (within
+        half a call deadline) until each has added it to its mirror: every message those hubs handle from then
+        on is forwarded to it too, so nothing sent after the joiner's ``lobby.joined`` misses it. Those hubs
+        keep the joiner quiet (no ``peer.joined`` to their members) until this hub's ``peer.joined`` arrives.
+        A hub that does not answer in time (lost or stalled) learns of the join from that ``peer.joined`` or
+        its next heartbeat."""
+        cluster = self.cluster
+        hubs = {json.loads(flat[i + 1])["hub"] for i in range(0, len(flat), 2)} - {cluster.hub_id}
+        if not hubs:
+            return
+        rid = secrets.token_hex(8)
+        waiting, done = self._acks[rid] = (set(hubs), trio.Event())
+        envelope = {"from": cluster.hub_id, "joining": lobby_id, "peer": session.peer_object(), "rid": rid}
+        try:
+            for hub_id in sorted(hubs):
+                if not await cluster.send_to(hub_id, envelope):
+                    waiting.discard(hub_id)  # nobody reads that hub's channel: it is lost
+            if waiting:
+                with trio.move_on_after(cluster.link.call_timeout / 2):
+                    await done.wait()
+        finally:
+            self._acks.pop(rid, None)
+
+    def on_control(self, envelope: dict[str, Any]) -> bool:
+        """Handle ``joining``/``joining_ack`` from another hub (see :meth:`_announce`); False for others."""
+        cluster = self.cluster
+        if "joining_ack" in envelope:
+            entry = self._acks.get(str(envelope["joining_ack"]))
+            if entry is not None:
+                entry[0].discard(str(envelope["from"]))
+                if not entry[0]:
+                    entry[1].set()
+            return True
+        if "joining" not in envelope:
+            return False
+        origin, peer = str(envelope["from"]), envelope["peer"]
+        lobby = cluster.hub.lobbies.get(str(envelope["joining"]))
+        if lobby is not None and peer["peer_id"] not in lobby.members and local_members(cluster.hub, lobby.members):
+            add_remote(cluster.hub, lobby, peer["peer_id"], peer, origin)
+            cluster.bump(lobby.id)
+            self._quiet[(lobby.id, peer["peer_id"])] = trio.current_time()
+        # Through the publisher, after anything this hub queued before it knew of the joiner.
+        cluster.enqueue("send", (origin, {"from": cluster.hub_id, "joining_ack": envelope["rid"]}))
+        return True
+
+    def announced(self, lobby_id: str, peer_id: str) -> bool:
+        """``peer.joined`` of ``peer_id`` arrived: True when it was kept quiet until now (tell the members)."""
+        return self._quiet.pop((lobby_id, peer_id), None) is not None
+
+    def quiet(self, lobby: Lobby, now: float) -> frozenset[str]:
+        """Members of ``lobby`` announced as joining whose ``peer.joined`` has not arrived yet. After a
+        heartbeat without it they are dropped from the mirror silently (a reconcile then adds those that did
+        join, telling the members; a join that failed is never heard of)."""
+        out = set()
+        for key, since in list(self._quiet.items()):
+            if now - since > self.cluster.heartbeat:
+                del self._quiet[key]
+                mirror = self.cluster.hub.lobbies.get(key[0])
+                if mirror is not None:
+                    remove_remote(self.cluster.hub, mirror, key[1])
+            elif key[0] == lobby.id:
+                out.add(key[1])
+        return frozenset(out)
 
     def release(self, session: Session, lobby_id: str) -> None:
         """Give back a place taken by :meth:`admit` when the join failed after all."""
-        self.cluster._enqueue("leave", (lobby_id, session.peer_id))
+        self.cluster.enqueue("leave", (lobby_id, session.peer_id))
 
     async def lobby_list(
         self, cursor: str | None, limit: int,

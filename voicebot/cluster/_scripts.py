@@ -6,8 +6,8 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
 - ``hub:{id}``: a hub is alive while this key exists.
 - ``lobby:{id}``: a lobby's public settings and password hash (JSON); ``members:{id}``: hash peer id → JSON
   ``{peer, hub, seq}``; ``lobbies``: sorted set of lobby ids (all scored 0: ordered by id); ``seq``: join order.
-- ``bots``: hash hub id → JSON ``{bot: [free capacity, description]}`` of that hub's workers (read only for
-  live hubs).
+- ``bots``, ``botl:{lobby}``, ``botp:{peer}``, ``botjobs:{hub}``: bot offers and cluster-wide bot quotas (see
+  :mod:`._bot_scripts`); ``ticket:{hash}`` → lobby id: a join ticket any hub accepts.
 - ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
   token}``, ``token`` being the resume token's hash), alive while its hub refreshes it and for the resume grace
@@ -20,9 +20,11 @@ other members are pruned whenever a script counts or lists members.
 
 from __future__ import annotations
 
+from ._bot_scripts import BOTFREE, BOTQUOTA, CATALOG, JOBS_FN, OFFERS
+
 __all__ = [
-    "ADMIT", "CATALOG", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH",
-    "TAKEOVER", "TICK",
+    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS",
+    "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
 ]
 
 _PRUNE = """
@@ -131,11 +133,11 @@ return 1
 """
 
 # ARGV: prefix, hub id, hub TTL, JSON {lobbies: [[id, meta, ttl, [peer id, member JSON, …]], …],
-# sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: [free capacity, description]}}. A hub's
-# whole heartbeat in one call: its liveness key, a ping on its own channel (are we subscribed?), its sessions
-# (only those no other hub took over), its workers' free capacity and its lobbies. Returns {ping receivers, live
-# members of each lobby…}.
-TICK = _REFRESH_FN + _SAVE_FN + """
+# sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: [free capacity, description]},
+# jobs: [[job id, lobby id, owner], …]}. A hub's whole heartbeat in one call: its liveness key, a ping on its
+# own channel (are we subscribed?), its sessions (only those no other hub took over), its workers' free
+# capacity, its bots' quota entries and its lobbies. Returns {ping receivers, live members of each lobby…}.
+TICK = _REFRESH_FN + _SAVE_FN + JOBS_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
 local out = {redis.call('PUBLISH', prefix .. 'to:' .. hub_id, cjson.encode({ping = hub_id}))}
@@ -148,6 +150,7 @@ if next(data.bots) then
 else
   redis.call('HDEL', prefix .. 'bots', hub_id)
 end
+sync_jobs(prefix, hub_id, data.jobs or {})
 for _, lobby in ipairs(data.lobbies) do
   out[#out + 1] = refresh(prefix, lobby[1], lobby[2], lobby[3], lobby[4])
 end
@@ -300,39 +303,4 @@ redis.call('DEL', key, prefix .. 'tok:' .. record.token, prefix .. 'buf:' .. pee
 local lobby_id = type(record.lobby_id) == 'string' and record.lobby_id or ''
 if lobby_id ~= '' then redis.call('HDEL', prefix .. 'members:' .. lobby_id, peer_id) end
 return {lobby_id}
-"""
-
-# ARGV: prefix, bot name, asking hub id. Live hubs other than the asking one with room for that bot, most room
-# first (lost hubs' entries are removed).
-OFFERS = """
-local prefix, bot = ARGV[1], ARGV[2]
-local all = redis.call('HGETALL', prefix .. 'bots')
-local found = {}
-for i = 1, #all, 2 do
-  if redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 0 then
-    redis.call('HDEL', prefix .. 'bots', all[i])
-  elseif all[i] ~= ARGV[3] then
-    local entry = cjson.decode(all[i + 1])[bot]
-    local free = entry and tonumber(entry[1]) or 0
-    if free > 0 then found[#found + 1] = {all[i], free} end
-  end
-end
-table.sort(found, function(a, b) return a[2] > b[2] end)
-local out = {}
-for i = 1, #found do out[i] = found[i][1] end
-return out
-"""
-
-# ARGV: prefix, asking hub id. The worker offers of the other live hubs: {hub id, offers JSON, …}.
-CATALOG = """
-local prefix = ARGV[1]
-local all = redis.call('HGETALL', prefix .. 'bots')
-local out = {}
-for i = 1, #all, 2 do
-  if all[i] ~= ARGV[2] and redis.call('EXISTS', prefix .. 'hub:' .. all[i]) == 1 then
-    out[#out + 1] = all[i]
-    out[#out + 1] = all[i + 1]
-  end
-end
-return out
 """

@@ -10,6 +10,11 @@ peer is now. Each heartbeat copies what a hub buffered for its peers in grace to
 hub's loss too. A message published to a hub that is gone (no subscriber) is kept in Redis for each of its peers
 whose session can still be resumed (bounded like the hub's own resume buffer), or re-sent to the hub that took
 the session over meanwhile.
+
+Order during a move from a live hub: the new hub publishes what it queued for the old hub before asking it (so
+that lands in the buffer handed over); the old hub relays to the new one what other hubs still send it for the
+peer; each other hub, told of the move, sends a fence through the old hub after all it sent there, and the new
+hub holds back what that hub sends it directly for the peer until the fence arrives (or a window passes).
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ class SessionShare:
         """Peer id → (heartbeats seen, messages) sent here for a peer whose takeover is not finished yet."""
         self._copied: dict[str, int] = {}
         """Peer id → how many of its buffered messages (in grace here) are already copied to Redis."""
+        self._moved_away: dict[str, tuple[str, float]] = {}
+        """Peer id → (its new hub, since when) of sessions this hub handed over: messages for them that still
+        arrive here (from hubs that did not know yet) are relayed there."""
+        self._holds: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        """(peer id, sender hub) → (since, messages held): messages a hub sent straight here for a peer taken
+        over from a live hub wait until that hub's fence, relayed by the old hub, says nothing older is behind."""
 
     # -- records ------------------------------------------------------------------------------------
     def _record(self, session: Session) -> str:
@@ -91,7 +102,16 @@ class SessionShare:
             messages.append(message)
 
     def expire_early(self) -> None:
-        """Each heartbeat: forget messages kept for a takeover that did not happen here (two heartbeats on)."""
+        """Each heartbeat: forget messages kept for a takeover that did not happen here (two heartbeats on), and
+        end relays and holds older than the window in which other hubs learn of a move."""
+        now = trio.current_time()
+        window = self.cluster.hub_ttl + 2 * self.cluster.link.call_timeout
+        for peer_id, (_, since) in list(self._moved_away.items()):
+            if now - since > window:
+                del self._moved_away[peer_id]
+        for key, (since, _) in list(self._holds.items()):
+            if now - since > window:  # its fence was lost with the old hub or the sender: what is held goes now
+                self._release(*key)
         for peer_id, (seen, messages) in list(self._early.items()):
             if peer_id in self._adopting:
                 continue
@@ -116,6 +136,22 @@ class SessionShare:
         """A session resumed (or ended) here: its buffer was delivered here, so the copy in Redis goes."""
         if self._copied.pop(peer_id, None) is not None:
             self.cluster.enqueue("discard", peer_id)
+
+    async def work(self, kind: str, item: Any) -> None:
+        """Carry out session work the publisher task dequeued (``save``, ``forget``, ``handoff``, ``copy``,
+        ``discard``, ``fence``), in order with this hub's messages."""
+        if kind == "fence":
+            await self.send_fence(*item)
+        elif kind == "save":
+            await self.save(item)
+        elif kind == "forget":
+            await self.forget(item)
+        elif kind == "handoff":
+            await self.hand_over(*item)
+        elif kind == "copy":
+            await self.copy(*item)
+        elif kind == "discard":
+            await self.discard(item)
 
     async def copy(self, peer_id: str, messages: list[dict[str, Any]]) -> None:
         """Append ``messages`` buffered here for ``peer_id`` to its kept messages in Redis."""
@@ -145,6 +181,13 @@ class SessionShare:
         record = json.loads(raw)
         peer_id = str(record["peer_id"])
         self._adopting.add(peer_id)  # what arrives here meanwhile is newer than what is kept in Redis
+        self._moved_away.pop(peer_id, None)  # back here: nothing to relay any more
+        if int(alive) and previous != cluster.hub_id:
+            # Hubs that still send to the old hub get a fence there; until it is relayed here, what they send
+            # straight here waits behind what the old hub relays.
+            now = trio.current_time()
+            for other in self._hubs_of(members) - {cluster.hub_id, previous}:
+                self._holds.setdefault((peer_id, other), (now, []))
         try:
             await self._adopt(token, record, previous, int(alive), members)
         finally:
@@ -171,6 +214,9 @@ class SessionShare:
         if previous != cluster.hub_id and alive:
             handed = self._handed[peer_id] = trio.Event()
             try:
+                # What this hub forwarded to the old hub before it adopted the session goes there first (into
+                # the buffer handed over), not after the hand-over (relayed back, behind newer messages).
+                await cluster.flush()
                 if await cluster.send_to(previous, {"from": cluster.hub_id, "takeover": peer_id}):
                     with trio.move_on_after(cluster.link.call_timeout):  # a hub that does not answer is lost
                         await handed.wait()
@@ -180,15 +226,22 @@ class SessionShare:
         early = self._early.pop(peer_id, (0, []))[1]  # sent here after the takeover, before the session was
         prepend(session, [json.loads(message) for message in kept] + early)
         self.adopted += 1
-        others = {json.loads(members[i + 1])["hub"] for i in range(0, len(members), 2)}
-        for other in sorted(others - {cluster.hub_id}):
-            await cluster.send_to(other, {"from": cluster.hub_id, "moved": peer_id, "home": cluster.hub_id})
+        moved = {"from": cluster.hub_id, "moved": peer_id, "home": cluster.hub_id,
+                 "previous": previous if alive else None}
+        for other in sorted(self._hubs_of(members) - {cluster.hub_id}):
+            await cluster.send_to(other, moved)
+
+    @staticmethod
+    def _hubs_of(members: list[str]) -> set[str]:
+        return {str(json.loads(members[i + 1])["hub"]) for i in range(0, len(members), 2)}
 
     def on_control(self, envelope: dict[str, Any]) -> bool:
         """Handle a control message from another hub (``takeover``/``handed``/``moved``); False for others."""
         cluster, hub = self.cluster, self.cluster.hub
         if "takeover" in envelope:  # another hub resumed one of our sessions: give it away
             peer_id, home = str(envelope["takeover"]), str(envelope["from"])
+            for key in [key for key in self._holds if key[0] == peer_id]:  # into its buffer: handed over below
+                self._release(*key)
             session = hub.sessions.get(peer_id)
             lobby_id = session.lobby_id if session is not None else None
             buffered, actions = hand_off(hub, peer_id, home)
@@ -200,6 +253,10 @@ class SessionShare:
             if lobby is not None:
                 cluster.drop_if_unused(lobby)
             cluster.enqueue("handoff", (peer_id, home, buffered))
+            self._moved_away[peer_id] = (home, trio.current_time())
+            return True
+        if "fence" in envelope:
+            self._fence(envelope)
             return True
         if "handed" in envelope:
             event = self._handed.get(str(envelope["handed"]))
@@ -207,11 +264,53 @@ class SessionShare:
                 event.set()
             return True
         if "moved" in envelope:
-            ghost = hub.sessions.get(str(envelope["moved"]))
+            peer_id, home, previous = str(envelope["moved"]), str(envelope["home"]), envelope.get("previous")
+            ghost = hub.sessions.get(peer_id)
             if ghost is not None and ghost.home is not None:
-                ghost.home = str(envelope["home"])
+                ghost.home = home
+            if previous is not None and previous not in (cluster.hub_id, home):
+                # After everything this hub queued for the old hub: the new hub holds what comes straight.
+                cluster.enqueue("fence", (str(previous), home, peer_id))
             return True
         return False
+
+    def relay(self, sender: str, to: list[str], message: dict[str, Any]) -> list[str]:
+        """Messages for sessions this hub handed over that still arrive here go on to their new hub (through
+        the publisher, in order with the fences that follow them); returns the peers of ``to`` left to
+        deliver here. Messages a hub sent straight here for a peer it must fence first are held."""
+        rest = []
+        for peer_id in to:
+            moved = self._moved_away.get(peer_id)
+            hold = self._holds.get((peer_id, sender))
+            here = self.cluster.hub.sessions.get(peer_id)
+            if moved is not None and (here is None or here.home is not None):  # not back here meanwhile
+                self.cluster.enqueue("send", (moved[0], {"from": sender, "via": self.cluster.hub_id,
+                                                         "to": [peer_id], "msg": message}))
+            elif hold is not None:
+                hold[1].append(message)
+            else:
+                rest.append(peer_id)
+        return rest
+
+    async def send_fence(self, previous: str, home: str, peer_id: str) -> None:
+        """The publisher's part of a fence: through the old hub (after what this hub sent there), or straight
+        to the new hub when the old one is gone (what it missed was re-sent there in order already)."""
+        envelope = {"from": self.cluster.hub_id, "fence": peer_id}
+        if not await self.cluster.send_to(previous, envelope):
+            await self.cluster.send_to(home, envelope)
+
+    def _fence(self, envelope: dict[str, Any]) -> None:
+        peer_id, sender = str(envelope["fence"]), str(envelope["from"])
+        moved = self._moved_away.get(peer_id)
+        if moved is not None and "via" not in envelope:  # the old hub: pass it on after what it relayed
+            self.cluster.enqueue("send", (moved[0], {**envelope, "via": self.cluster.hub_id}))
+        elif (peer_id, sender) in self._holds:
+            self._release(peer_id, sender)
+
+    def _release(self, peer_id: str, sender: str) -> None:
+        _, held = self._holds.pop((peer_id, sender))
+        for message in held:
+            self.arrived(peer_id, message)
 
     async def hand_over(self, peer_id: str, home: str, buffered: list[dict[str, Any]]) -> None:
         """Pass on what this hub buffered for a session another hub took over, then tell that hub."""

@@ -6,7 +6,7 @@ write durably) and resume when the shell feeds the outcome back; the shell carri
 
 from ._bots import Tickets, bot_lobby, bot_ticket, check_bot_removal, check_bot_removal_by
 from ._core import BOT_GONE_CLOSE, KICKED, RESUMED_ELSEWHERE, Hub, token_hash
-from ._handoff import adopt, hand_off, prepend
+from ._handoff import adopt, hand_off, hold_delivery, prepend, release_delivery
 from ._model import (
     Action,
     Admit,
@@ -63,7 +63,9 @@ __all__ = [
     "check_bot_removal",
     "check_bot_removal_by",
     "hand_off",
+    "hold_delivery",
     "prepend",
+    "release_delivery",
     "token_hash",
     "validate_name",
 ]

@@ -36,6 +36,11 @@ class Tickets:
         self._grants[token_hash(ticket)] = (lobby_id, now + ttl)
         return ticket
 
+    def accept(self, ticket: str, lobby_id: str, expires: float) -> None:
+        """Admit ``ticket`` into ``lobby_id`` until ``expires``: a ticket another hub of the cluster granted
+        (the shell found it in the shared state)."""
+        self._grants[token_hash(ticket)] = (lobby_id, expires)
+
     def admits(self, ticket: str, lobby_id: str, now: float) -> bool:
         """True when ``ticket`` was granted for ``lobby_id`` and has not expired."""
         grant = self._grants.get(token_hash(ticket))

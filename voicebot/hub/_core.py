@@ -265,9 +265,11 @@ class Hub:
 
         ``lobby.create`` and ``lobby.join`` may suspend at an effect (see the class docstring).
         """
+        session = self._by_conn.get(conn)
+        if session is not None and type(req) is Signal:  # the relay's hot path first
+            return _lobbies.signal(self, session, req, now)
         if isinstance(req, Ping):
             return [Send((conn,), _reply(req, {"type": "pong"}))]
-        session = self._by_conn.get(conn)
         if session is None:
             if isinstance(req, Hello):
                 return self.hello(conn, req, now)

@@ -1,8 +1,10 @@
-"""Cluster mode: a session moving between hubs (a ``hello {resume}`` that landed on another hub).
+"""A session changing hands: between hubs (cluster mode), and from its buffer to a new socket.
 
 The hub giving a session away (:func:`hand_off`) keeps it as a remote member whose ``home`` is the new hub, so
 lobby rules and messages still in flight reach it there; the hub taking it over (:func:`adopt`) re-creates it in
 its resume grace, with the messages buffered for it, so the core's ordinary ``hello {resume}`` then resumes it.
+While a ``hello`` is stored, before its ``welcome`` is out, the shell holds newer messages back
+(:func:`hold_delivery`, :func:`release_delivery`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from typing import Any
 
 from ..protocol import encode
 from ._core import RESUMED_ELSEWHERE, Hub
-from ._model import Action, Close, Session, SessionGone
+from ._model import Action, Close, ConnId, Send, Session, SessionGone
 
-__all__ = ["adopt", "hand_off", "prepend"]
+__all__ = ["adopt", "hand_off", "hold_delivery", "prepend", "release_delivery"]
 
 
 def hand_off(hub: Hub, peer_id: str, home: str) -> tuple[list[dict[str, Any]], list[Action]]:
@@ -62,3 +64,28 @@ def prepend(session: Session, buffered: list[dict[str, Any]]) -> None:
     """Put messages buffered for an adopted ``session`` elsewhere (older than any buffered here) before its own."""
     session.buffer.extendleft(reversed(buffered))
     session.buffer_bytes += sum(len(encode(message).encode("utf-8")) for message in buffered)
+
+
+def hold_delivery(hub: Hub, peer_id: str) -> None:
+    """From now on messages for live session ``peer_id`` wait in its buffer (bounded as in grace) until
+    :func:`release_delivery`: while a ``hello`` stores the session, before its ``welcome`` and the messages
+    replayed after it are out, nothing newer may overtake them."""
+    session = hub.sessions.get(peer_id)
+    if session is not None and session.home is None:
+        session.held = True
+
+
+def release_delivery(hub: Hub, peer_id: str, conn: ConnId) -> list[Action]:
+    """End :func:`hold_delivery`: what waited goes to ``conn``, oldest first, if the session is still live on
+    it (otherwise it stays buffered: disconnected meanwhile, or handed over with the rest)."""
+    session = hub.sessions.get(peer_id)
+    if session is None or not session.held:
+        return []
+    session.held = False
+    if session.conn != conn or session.home is not None:
+        return []
+    actions: list[Action] = [Send((conn,), message) for message in session.buffer]
+    session.buffer.clear()
+    session.buffer_bytes = 0
+    return actions
+

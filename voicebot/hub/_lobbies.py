@@ -252,10 +252,10 @@ def deliver(hub: Hub, peer_ids: Iterable[str], message: dict[str, Any], now: flo
         if session.home is not None:  # cluster mode: a member on another hub
             remote.setdefault(session.home, []).append(pid)
             continue
-        if session.conn is not None:
+        if session.conn is not None and not session.held:
             live.append(session.conn)
             continue
-        if size is None:  # measured once, and only when someone is in grace
+        if size is None:  # measured once, and only when someone is in grace (or held)
             size = len(encode(message).encode("utf-8"))
         if (len(session.buffer) < hub.config.resume_buffer
                 and session.buffer_bytes + size <= hub.config.resume_buffer_bytes):

@@ -109,6 +109,9 @@ class Session:
     home: str | None = None
     """Cluster mode: the id of the hub holding this peer's socket when that is another hub (a "remote member"
     mirrored here so lobby rules see it); messages for it become :class:`Forward` actions. None: this hub."""
+    held: bool = False
+    """Messages for this live session go to its buffer (bounded as in grace) until the shell releases them: its
+    ``welcome`` is not out yet (see ``hold_delivery``)."""
 
     def peer_object(self) -> dict[str, Any]:
         """The protocol's ``peer`` object."""

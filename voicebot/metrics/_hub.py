@@ -62,11 +62,11 @@ class HubCounters:
 
     def frame(self, mtype: str | None, seconds: float) -> None:
         """One frame received (``mtype`` None when it did not decode) and handled in ``seconds``."""
-        label = _known(mtype, requests=self.request_types)
-        self.received[label] = self.received.get(label, 0) + 1
+        label = mtype if mtype in self.durations else _known(mtype, requests=self.request_types)
         row = self.durations.get(label)
         if row is None:
             row = self.durations[label] = [0.0] * (len(REQUEST_BUCKETS) + 2)
+        self.received[label] = self.received.get(label, 0) + 1
         row[bisect.bisect_left(REQUEST_BUCKETS, seconds)] += 1
         row[-1] += seconds
 

@@ -69,15 +69,25 @@ def loads(text: str) -> Any:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:  # not JSON, NaN/Infinity, lone surrogates, too deep: the reference decides
         return _loads_reference(text)
-    if (_SURROGATE_ESCAPE.search(text) is not None or text.count("[") + text.count("{") > MAX_DEPTH
-            or _LONG_NUMBER.search(text) is not None or not _numbers_plain(data)):
+    if _SURROGATE_ESCAPE.search(text) is not None or text.count("[") + text.count("{") > MAX_DEPTH:
+        return _loads_reference(text)
+    numbers = _numbers(data)
+    # Only a float literal can be refused for its length alone (an integer of more than MAX_INT_DIGITS digits is
+    # beyond MAX_INT and already refused by value), so the text is scanned for long literals only when the
+    # message holds a float: a run of digits inside a string is no number and changes nothing.
+    if numbers is _UNSAFE or (numbers is _FLOATS and _LONG_NUMBER.search(text) is not None):
         return _loads_reference(text)
     return data
 
 
-def _numbers_plain(data: Any) -> bool:
-    """No integer beyond ±MAX_INT and no float that may stand for an integer literal beyond 64 bits."""
+_PLAIN, _FLOATS, _UNSAFE = "plain", "floats", "unsafe"
+
+
+def _numbers(data: Any) -> str:
+    """``_UNSAFE``: an integer beyond ±MAX_INT or a float that may stand for an integer literal beyond 64 bits;
+    else ``_FLOATS`` when the value holds any float, ``_PLAIN`` when it holds none."""
     stack = [data]
+    floats = False
     while stack:
         value = stack.pop()
         kind = type(value)
@@ -87,10 +97,12 @@ def _numbers_plain(data: Any) -> bool:
             stack.extend(value)
         elif kind is int:
             if not -MAX_INT <= value <= MAX_INT:
-                return False
-        elif kind is float and not -_BIG_FLOAT < value < _BIG_FLOAT:
-            return False
-    return True
+                return _UNSAFE
+        elif kind is float:
+            if not -_BIG_FLOAT < value < _BIG_FLOAT:
+                return _UNSAFE
+            floats = True
+    return _FLOATS if floats else _PLAIN
 
 
 def _loads_reference(text: str) -> Any:

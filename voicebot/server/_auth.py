@@ -94,6 +94,7 @@ class Auth:
             valid = [t for source in self.bot_tokens for t in source() if t]
             await self._checked(self.token_throttle, None, addr, conn, rctx, field="worker_token",
                                 check=lambda: _now(any(tokens_equal(worker_token, t) for t in valid)))
+            conn.spare_worker()
         resuming = req.resume is not None and self.server.hub.find_resumable(req.resume) is not None
         if resuming:
             return admin

@@ -43,18 +43,37 @@ class BatchingStream(trio.abc.Stream):
 
     async def flush(self) -> None:
         """Stop holding and write what was held (one ``send_all``)."""
-        async with self._lock:
-            self._held = False
-            if self._parts:
-                data = b"".join(self._parts)
-                self._parts.clear()
-                await self.inner.send_all(data)
+        if self._lock.locked():
+            async with self._lock:
+                await self._write_held()
+            return
+        # Uncontended: take the lock without the extra scheduling round trip of ``async with`` (the write
+        # itself is a checkpoint; with nothing held there is nothing to wait for).
+        self._lock.acquire_nowait()
+        try:
+            await self._write_held()
+        finally:
+            self._lock.release()
+
+    async def _write_held(self) -> None:
+        self._held = False
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            await self.inner.send_all(data)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` now, or keep it for :meth:`flush` while held (also when the hold began while this
         write waited for an earlier one: it then joins the batch in its place)."""
-        if self._held and not self._lock.locked():  # nothing is waiting to write before it: join the batch
-            self._parts.append(bytes(data))
+        if not self._lock.locked():
+            if self._held:  # nothing is waiting to write before it: join the batch
+                self._parts.append(bytes(data))
+                return
+            self._lock.acquire_nowait()  # uncontended: the write below is the checkpoint
+            try:
+                await self.inner.send_all(data)
+            finally:
+                self._lock.release()
             return
         async with self._lock:
             if self._held:

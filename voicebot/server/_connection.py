@@ -45,6 +45,9 @@ CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
 #: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
 MAX_IN_FLIGHT = 4
+#: Most messages, and about the most UTF-8 bytes, the writer takes off the outbox for one batch (one write).
+WRITE_BATCH = 64
+WRITE_BATCH_BYTES = 64 * 1024
 #: The heartbeat's ping: a server frame (unmasked) with an empty payload, as wsproto encodes it.
 PING_FRAME = bytes(FrameProtocol(client=False, extensions=[]).ping(b""))
 
@@ -59,7 +62,7 @@ class Connection:
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
     __slots__ = ("_batch", "_broken", "_ended", "_nursery", "_outbox", "_scope", "_send_scope",
                  "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
-                 "out_bytes", "paused", "remote", "server", "writing", "ws")
+                 "out_bytes", "paused", "quota_slot", "remote", "server", "writing", "ws")
 
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
@@ -87,6 +90,9 @@ class Connection:
         slow connection never pauses the others."""
         self.paused = False
         """True while the reader waits for outboxes to drain (back-pressure)."""
+        self.quota_slot = not trusted
+        """Whether the connection counts against its address's connection quotas (admitted over the network and
+        not yet proven a worker, see :meth:`spare_worker`); the server releases the slot when it ends."""
         self.ctx = ErrorContext(server.errors.ids.new(), remote=remote)
         self.budget = ErrorBudget(settings.error_limit, settings.error_window)
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst, trio.current_time())
@@ -139,6 +145,13 @@ class Connection:
             self.close_decision = (CLOSE_ABNORMAL, "connection dropped")
         self._broken = True
         self._scope.cancel()
+
+    def spare_worker(self) -> None:
+        """The connection proved the worker token: it stops counting against its address's connection quotas
+        (remote workers behind one address run many bots, each on a connection of its own)."""
+        if self.quota_slot:
+            self.quota_slot = False
+            self.server.quotas.spare_worker(client_host(self.remote))
 
     def run_concurrently(self, body: Callable[[], Awaitable[None]], rctx: RequestContext) -> None:
         """Run a slow request (e.g. ``bot.add``) beside the reader, so the client's next requests are not held up.
@@ -277,9 +290,11 @@ class Connection:
             self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")
 
     async def _writer(self) -> None:
+        # What is queued when the writer wakes goes out as one batch (at most WRITE_BATCH messages or
+        # WRITE_BATCH_BYTES): one deadline scope, one wake-up and, on a batching stream, one socket write.
         # A send is never cancelled half-way by the connection's scope (trio-websocket cannot send again,
-        # not even a close frame, after a cut frame): each runs shielded under its own deadline, which
-        # request_close() shortens. A send cut by that deadline leaves the stream unusable (``_broken``).
+        # not even a close frame, after a cut frame): each batch runs shielded under its own deadline, which
+        # request_close() shortens. A batch cut by that deadline leaves the stream unusable (``_broken``).
         try:
             await self._write_outbox()
         finally:
@@ -289,43 +304,52 @@ class Connection:
 
     async def _write_outbox(self) -> None:
         timeout = 2 * self.server.settings.heartbeat_interval
+        outboxes = self.server.quotas.outboxes
+        batch = self._batch
         outbox = self._outbox
         while outbox:
-            item = outbox.popleft()
-            if item is _Marker.CLOSE:
-                self._ended = True
-                self._scope.cancel()
-                return
-            queued, size = item
-            self.out_bytes -= size
-            self.server.quotas.outboxes.remove(self.address, size)
-            batch = self._batch
-            for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate/corrupt
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + timeout
+            items: list[str] = []
+            size = 0
+            closing = False
+            while outbox and len(items) < WRITE_BATCH and size < WRITE_BATCH_BYTES:
+                item = outbox.popleft()
+                if item is _Marker.CLOSE:
+                    closing = True
+                    break
+                text, n = item
+                self.out_bytes -= n
+                outboxes.remove(self.address, n)
+                items.append(text)
+                size += n
+            if items:
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
                     self._send_scope = scope
-                    await faults.point("ws.send", conn=self.id)  # a hang here is cut by the send deadline
-                    more = bool(outbox)
-                    if more:
-                        batch.hold()  # more queued: this frame goes out with the next ones, in one write
-                    try:
-                        await self.ws.send_message(text)
-                    except UnicodeEncodeError:  # wsproto encodes before touching its state: safe to resend
-                        await self.ws.send_message(protocol.sendable(text))
-                    if not more:
-                        await batch.flush()
+                    batch.hold()  # frames (and pings, pongs) written meanwhile go out together at the flush
+                    for queued in items:
+                        for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate
+                            await faults.point("ws.send", conn=self.id)  # a hang here is cut by the deadline
+                            try:
+                                await self.ws.send_message(text)
+                            except UnicodeEncodeError:  # wsproto encodes before touching its state: resend
+                                await self.ws.send_message(protocol.sendable(text))
+                    await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self._broken = True
                     self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
                     return
+            if closing:
+                self._ended = True
+                self._scope.cancel()
+                return
 
     def _must_pause(self, mark: int) -> bool:
         """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
         s = self.server.settings
         ledger = self.server.quotas.outboxes
-        own = self.out_bytes > s.outbox_bytes // mark or len(self._outbox or ()) > s.outbox_size // mark
-        if own:
+        # An empty outbox holds 0 bytes (no message encodes to nothing): the count is read only when it may matter.
+        if self.out_bytes and (self.out_bytes > s.outbox_bytes // mark
+                               or len(self._outbox or ()) > s.outbox_size // mark):
             return True
         return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
 

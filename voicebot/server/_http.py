@@ -27,6 +27,7 @@ from ..http import (
     web_root,
 )
 from ..metrics import HubCounters, HubState
+from ._auth import client_host
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -73,12 +74,34 @@ class HttpSurface:
         server.close_hooks.append(self._on_close)
 
     # -- front door ---------------------------------------------------------------------------------
-    async def front(self, stream: trio.abc.Stream, remote: str) -> tuple[trio.abc.Stream, str] | None:
-        """Answer HTTP on ``stream``; for an accepted WebSocket upgrade return (replaying stream, target)."""
+    async def front(self, stream: trio.abc.Stream, remote: str) -> tuple[trio.abc.Stream, str, str] | None:
+        """Answer HTTP on ``stream``; for an accepted WebSocket upgrade return (replaying stream, target, client):
+        the client is ``remote``, or the address a trusted proxy's forwarding headers name (see :meth:`client`)."""
         s = self.server.settings
         upgrade = await serve_http(stream, self._respond, remote=remote, head_timeout=s.hello_timeout,
                                    max_head=s.max_http_head, upgrade=self._check_upgrade)
-        return (upgrade.stream, upgrade.request.target) if upgrade is not None else None
+        if upgrade is None:
+            return None
+        return upgrade.stream, upgrade.request.target, self.client(upgrade.request)
+
+    def client(self, request: Request) -> str:
+        """``host:port`` of the request's client: its TCP peer, unless that is a trusted proxy (``--trusted-proxies``)
+        whose ``X-Forwarded-For`` / ``Forwarded`` headers name one. Ignored headers (malformed, or the two
+        disagreeing) leave the proxy's address; the first from each proxy and header is logged and audited
+        (``forwarded_ignored``), later ones are counted (``admin.stats`` ``quotas.forwarded_ignored``)."""
+        peer = client_host(request.remote)
+        proxies = self.server.proxies
+        if not proxies.trusts(peer):
+            return request.remote
+        forwarded = proxies.client(peer, request.headers)
+        if forwarded.problem is None:
+            return forwarded.remote
+        header = forwarded.header or ""
+        if proxies.first_problem(peer, header):
+            log.warning("ignored %s from trusted proxy %s: %s", header, request.remote, forwarded.problem)
+            self.server.persistence.audit("forwarded_ignored", remote=request.remote, header=header,
+                                          problem=forwarded.problem[:200], value=request.header(header)[:200])
+        return request.remote
 
     async def _respond(self, request: Request) -> Response:
         """The route's answer; a failing route is classified and counted like any error and answered 500 with
@@ -100,8 +123,9 @@ class HttpSurface:
         if self.origins.allows(origin, host=request.header("host"), tls=self.tls):
             self.counters.count_http("/ws", 101)
             return None
-        log.warning("refused WebSocket from %s: origin %r not allowed", request.remote, origin)
-        self.server.persistence.audit("origin_denied", remote=request.remote, origin=(origin or "")[:200],
+        client = self.client(request)
+        log.warning("refused WebSocket from %s: origin %r not allowed", client, origin)
+        self.server.persistence.audit("origin_denied", remote=client, origin=(origin or "")[:200],
                                       host=request.header("host")[:200])
         self.counters.count_http("/ws", 403)
         return text_response(403, "origin not allowed (see --allowed-origins)\n")

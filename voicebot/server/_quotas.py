@@ -53,6 +53,8 @@ class Quotas:
         """Open connections by address key."""
         self.refused_connections = 0
         """Connections refused by a quota since start."""
+        self.spared_workers = 0
+        """Connections that proved the worker token and stopped counting against their address since start."""
         self._buckets: dict[str, TokenBucket] = {}
         self._requests: dict[str, TokenBucket] = {}  # by address key, while the address has connections
         self._lobbies: dict[str, tuple[str, str]] = {}  # lobby id -> (address key, peer id)
@@ -94,6 +96,17 @@ class Quotas:
         else:
             self.connections.pop(key, None)
             self._requests.pop(key, None)
+
+    def spare_worker(self, host: str) -> None:
+        """A connection admitted by :meth:`admit` proved the worker token: it stops counting against its
+        address's connections, and the new-connection token it took is given back, so workers behind one address
+        (many bots, one NAT or proxy) are not refused. Call once per connection, and not :meth:`release` after."""
+        key = address_key(host)
+        self.release(host)
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.give_back()
+        self.spared_workers += 1
 
     def take_request(self, remote: str, now: float) -> float | None:
         """One request from ``remote`` (``host:port``) against its address's shared budget

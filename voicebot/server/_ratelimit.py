@@ -26,3 +26,7 @@ class TokenBucket:
             self._tokens -= 1.0
             return None
         return (1.0 - self._tokens) / self.rate
+
+    def give_back(self) -> None:
+        """Return one token taken by :meth:`take` (never beyond ``burst``)."""
+        self._tokens = min(float(self.burst), self._tokens + 1.0)

@@ -30,6 +30,8 @@ from ..hub import (
     Send,
     Session,
     VerifyPassword,
+    hold_delivery,
+    release_delivery,
 )
 from ._auth import client_host
 
@@ -66,7 +68,7 @@ class CoreRequests:
             if s.cluster is not None and req.resume is not None and hub.find_resumable(req.resume) is None:
                 await s.cluster.sessions.adopt(req.resume)  # a session another hub holds (or held) moves here
             admin = await s.auth.check_hello(conn, req, rctx)
-            await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx)
+            await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx, greeting=True)
             return
         if isinstance(req, protocol.LobbyCreate):
             self.check_lobby_quota(conn)
@@ -76,6 +78,8 @@ class CoreRequests:
             return
         if cluster is not None and isinstance(req, protocol.LobbyJoin):
             async with cluster.lobbies.joining(req.lobby_id):  # a lobby made on another hub is mirrored here first
+                if req.ticket is not None:  # a bot's ticket may have been granted by another hub
+                    await cluster.bots.learn_ticket(req.ticket, req.lobby_id)
                 await self.carry_out(conn, hub.request(conn.id, req, trio.current_time()), rctx)
             return
         if cluster is not None:
@@ -89,13 +93,19 @@ class CoreRequests:
         if session is not None and not session.admin:
             self.server.quotas.check_lobby(client_host(conn.remote), session.peer_id)
 
-    async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext) -> None:
+    async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext, *,
+                        greeting: bool = False) -> None:
         """Carry out ``actions`` (and what the hub decides after each effect) in order; see the module docstring.
 
         In cluster mode a message that could not reach peers on other hubs makes the request end with
-        ``cluster_unavailable`` after everything else was done (the request itself went through).
+        ``cluster_unavailable`` after everything else was done (the request itself went through). While a
+        ``hello`` (``greeting``) stores its session, what is sent to that session waits behind ``welcome`` and the
+        messages buffered before it.
         """
-        if not any(isinstance(a, _AWAITED) for a in actions):  # relayed messages: one batch, nothing to wait for
+        for action in actions:
+            if isinstance(action, _AWAITED):
+                break
+        else:  # relayed messages: one batch, nothing to wait for
             error = await self._flush(actions, rctx)
             if error is not None:
                 raise error
@@ -113,7 +123,10 @@ class CoreRequests:
                 partly = await self._flush(batch, rctx) or partly
                 batch = []
                 if isinstance(action, SaveSession):
-                    await self._save(conn, action.peer_id)
+                    if greeting:
+                        queue.extend(await self._save_greeted(conn, action.peer_id))
+                    else:
+                        await self._save(conn, action.peer_id)
                     continue
                 if isinstance(action, Admit):
                     place = await self._admit(conn, action)
@@ -167,6 +180,18 @@ class CoreRequests:
             self.server.hub.abandon(action.op)
             raise
         return _Place(session, action.lobby_id)
+
+    async def _save_greeted(self, conn: Connection, peer_id: str) -> list[Action]:
+        """Store a session a ``hello`` just bound to ``conn``; returns what was sent to it meanwhile (held back
+        by the hub, bounded as in grace), to go out after ``welcome`` and the messages replayed after it."""
+        hub = self.server.hub
+        hold_delivery(hub, peer_id)
+        try:
+            await self._save(conn, peer_id)
+        except BaseException:  # cancelled: what waited still goes out (the hello itself is abandoned)
+            self.server.apply(release_delivery(hub, peer_id, conn.id))
+            raise
+        return release_delivery(hub, peer_id, conn.id)
 
     async def _save(self, conn: Connection, peer_id: str) -> None:
         session = self.server.hub.sessions.get(peer_id)

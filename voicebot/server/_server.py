@@ -18,11 +18,9 @@ from .. import __version__, faults, protocol
 from ..auth import Passwords, resolve_admin_token
 from ..errors import (
     ErrorHandler,
-    ErrorRecord,
     IdFactory,
     RequestContext,
     SessionError,
-    VoiceBotError,
 )
 from ..hub import Action, Close, Effect, Forward, Greeted, Hub, HubConfig, Notice, SaveSession, Send, SessionGone, Warn
 from ..metrics import HubCounters
@@ -33,7 +31,9 @@ from ._connection import CLOSE_GOING_AWAY, Connection
 from ._heartbeat import Heartbeats
 from ._hosts import PasswordHashing
 from ._http import HttpSurface
+from ._journal import journal_breaker, journal_error, journal_notice
 from ._persistence import Persistence
+from ._proxies import ProxyPolicy
 from ._quotas import Quotas, QuotaSettings
 from ._requests import CoreRequests
 from ._settings import Settings
@@ -104,6 +104,8 @@ class Server:
             max_lobbies_per_address=s.max_lobbies_per_address, max_lobbies_per_peer=s.max_lobbies_per_peer,
             request_rate_per_address=s.request_rate_per_address, request_burst_per_address=s.request_burst_per_address,
             outbox_bytes_per_address=s.outbox_bytes_per_address))
+        self.proxies = ProxyPolicy(s.trusted_proxies)
+        """Trusted reverse proxies (``--trusted-proxies``): whose forwarding headers name the client."""
         self.breakers = BreakerRegistry()
         self.errors.add_source("breakers", self.breakers.snapshot)
         self.persistence = Persistence(s.db, self.errors, self.breakers, random.Random(self.rng.random()),
@@ -133,9 +135,9 @@ class Server:
         self.http = HttpSurface(self, self.counters)
         """The HTTP surface beside ``/ws`` (page, health, readiness, metrics, origin policy)."""
         # Fault-run journal hooks (the last listeners): each is one context-variable lookup when no fault run is active.
-        self.notice_listeners += [self.persistence.on_notice, self._quota_notice, _journal_notice]
-        self.errors.add_listener(_journal_error)
-        self.breakers.add_listener(_journal_breaker)
+        self.notice_listeners += [self.persistence.on_notice, self._quota_notice, journal_notice]
+        self.errors.add_listener(journal_error)
+        self.breakers.add_listener(journal_breaker)
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -292,7 +294,9 @@ class Server:
             **{name: source() for name, source in self.stats_sources.items()},
             "quotas": {"refused_connections": self.quotas.refused_connections,
                        "addresses_connected": len(self.quotas.connections),
-                       "outbox_pauses": self.quotas.outboxes.pauses},
+                       "outbox_pauses": self.quotas.outboxes.pauses,
+                       "spared_workers": self.quotas.spared_workers,
+                       "forwarded_ignored": self.proxies.malformed},
         }
 
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:
@@ -374,23 +378,6 @@ class Server:
             self.apply(self.hub.expire(trio.current_time()))
             # Reset after applying: apply() sets the event, and the deadline is recomputed above anyway.
             self._timer_wakeup = trio.Event()
-
-
-def _journal_error(record: ErrorRecord, error: VoiceBotError) -> None:
-    faults.record("error", code=record.code, category=record.category, severity=record.severity,
-                  component=record.component, cid=record.correlation_id, type=record.message_type)
-
-
-def _journal_breaker(event: Any) -> None:  # a resilience.BreakerEvent
-    if event.to_state is not None:  # state transitions only
-        faults.record("breaker", breaker=event.breaker, from_state=event.from_state, to_state=event.to_state)
-
-
-def _journal_notice(action: Notice | SessionGone) -> None:
-    if isinstance(action, Notice):
-        faults.record("session", event=action.event, fields=action.fields)
-    else:
-        faults.record("session", event="session.gone", peer_id=action.peer_id, reason=action.reason)
 
 
 def _join_cluster(server: Server) -> Cluster:

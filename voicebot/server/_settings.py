@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from ..http import OriginPolicy
+from ._proxies import parse_networks
 
 __all__ = ["Settings", "add_arguments", "settings_from"]
 
@@ -85,6 +86,10 @@ class Settings:
                                  "worker can register")
     local_worker: int = _opt(12, "capacity of the in-process bot worker that serve starts (0: none)",
                              validator=attrs.validators.ge(0))
+    local_worker_mode: str = _opt("process", "where serve runs its local worker: 'process' (a supervised child "
+                                             "process, restarted if it dies) or 'thread' (a thread of the hub's "
+                                             "process, sharing its interpreter lock)",
+                                  validator=attrs.validators.in_(("process", "thread")))
     # The assistant bot (voicebot.bots.assistant): endpointing and barge-in.
     vad_silence: float = _opt(0.5, "seconds of silence that end a user's turn (assistant endpointing)",
                               validator=_positive)
@@ -133,6 +138,10 @@ class Settings:
                                      "within hello_timeout", validator=_positive)
     allowed_origins: str = _opt("", "comma list of browser origins allowed to open /ws ('*': any); empty: the "
                                     "server's own origin and localhost; clients without Origin are always allowed")
+    trusted_proxies: str = _opt("", "reverse proxies (comma list of CIDRs) whose X-Forwarded-For / Forwarded "
+                                    "headers name the client for quotas, throttles, audit and logs (the right-most "
+                                    "untrusted address); empty: headers are never read",
+                                validator=lambda _i, _a, v: parse_networks(v))
     tls_cert: str = _opt("", "PEM certificate chain: serve https:// and wss:// on the same port (needs tls_key)")
     tls_key: str = _opt("", "PEM private key for tls_cert")
     ice_servers: str = _opt("", "STUN/TURN servers for browsers (welcome.ice_servers) and the in-process worker's "

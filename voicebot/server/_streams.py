@@ -19,6 +19,7 @@ from ._linger import LINGER_CODES, DeferredCloseStream, linger
 from ._quotas import refuse_stream
 
 if TYPE_CHECKING:
+    from ._connection import Connection
     from ._server import Server
 
 __all__ = ["WS_PATH", "accept_stream", "hold_nursery", "listen", "server_ssl_context"]
@@ -70,30 +71,41 @@ async def listen(
 async def accept_stream(server: Server, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> None:
     """Admission (per-address quota, skipped for ``trusted`` in-process streams), HTTP front, WebSocket handshake
     (bounded), then run the connection; after a protocol-error close (1002/1007/1009) the stream lingers (reads
-    and discards, bounded) so the close frame is not lost to a TCP reset."""
+    and discards, bounded) so the close frame is not lost to a TCP reset.
+
+    A stream from a trusted proxy (``--trusted-proxies``) is admitted once its request head names the client: the
+    quotas, throttles, audit rows and logs of the connection are the client's, not the proxy's."""
     ctx = ErrorContext(server.errors.ids.new(), remote=remote, component="handshake")
     host = client_host(remote)
-    refusal = None if trusted else server.quotas.admit(host, trio.current_time())
-    if refusal is not None:  # per-address quota: HTTP 429 (bounded), audited, not counted as a connection
-        server.persistence.audit("connection_refused", remote=remote, code=refusal.code)
-        await refuse_stream(stream, refusal, min(2.0, server.settings.hello_timeout))
-        return
+    proxied = not trusted and server.proxies.trusts(host)
+    admitted: str | None = None
+    if not trusted and not proxied:
+        if not await _admit(server, stream, host, remote):
+            return
+        admitted = host
     ws: trio_websocket.WebSocketConnection | None = None
+    conn: Connection | None = None
     try:
         async with trio.open_nursery() as ws_nursery:  # owns trio-websocket's reader task
             upgrade = await server.http.front(stream, remote)  # plain HTTP is answered here (voicebot.http)
+            if upgrade is not None and proxied:
+                remote = upgrade[2]
+                if not await _admit(server, upgrade[0], client_host(remote), remote):
+                    return
+                admitted = client_host(remote)
             if upgrade is not None:  # trio-websocket's own close of the stream is deferred to the finally below;
                 # its writes may be batched (held while more messages are queued, see _batching)
                 batch = BatchingStream(DeferredCloseStream(upgrade[0]), socket_fd(stream))
                 ws = await _handshake(server, ws_nursery, batch)
                 if ws is not None:
-                    await server.open_connection(ws, remote, batch, trusted=trusted).run()
+                    conn = server.open_connection(ws, remote, batch, trusted=trusted)
+                    await conn.run()
             ws_nursery.cancel_scope.cancel()
     except BaseException as exc:
         server.errors.capture(exc, ctx)
     finally:
-        if not trusted:
-            server.quotas.release(host)
+        if admitted is not None and (conn is None or conn.quota_slot):  # a proven worker gave its slot back already
+            server.quotas.release(admitted)
         with trio.CancelScope(shield=True):
             if ws is not None and ws.closed is not None and ws.closed.code in LINGER_CODES:
                 # The client may still be sending what made us close: read it away first.
@@ -106,6 +118,17 @@ def socket_fd(stream: trio.abc.Stream) -> int | None:
     """The file descriptor of a plain TCP stream (whose bytes reach the socket unchanged); None for TLS or
     in-memory streams."""
     return stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+
+
+async def _admit(server: Server, stream: trio.abc.Stream, host: str, remote: str) -> bool:
+    """Count a connection from ``host`` against its quotas, or answer HTTP 429 (bounded), audit the refusal and
+    return False (a refused connection is not counted)."""
+    refusal = server.quotas.admit(host, trio.current_time())
+    if refusal is None:
+        return True
+    server.persistence.audit("connection_refused", remote=remote, code=refusal.code)
+    await refuse_stream(stream, refusal, min(2.0, server.settings.hello_timeout))
+    return False
 
 
 async def _handshake(

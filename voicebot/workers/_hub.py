@@ -5,7 +5,8 @@ Admission of ``bot.add``: pick the least-loaded worker whose circuit breaker adm
 its capacity synchronously (atomic under Trio: no checkpoint between check and reservation), send
 ``worker.start`` and wait (bounded by ``start_timeout``) for ``worker.started``; a failure or timeout releases
 the reservation, counts against that worker's breaker and retries on another worker (``max_attempts``).
-A worker whose connection closes loses its jobs: their bots leave their lobbies with reason ``disconnected``.
+A worker whose connection closes loses its jobs: their bots leave their lobbies with reason ``disconnected``
+(the ``worker.*`` messages: :mod:`._worker_messages`; the bot quotas: :mod:`._quotas`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import attrs
 import trio
 
 from ..errors import (
-    AuthError,
     LobbyError,
     ProviderError,
     RateLimitError,
@@ -31,12 +31,16 @@ from ..hub import BOT_GONE_CLOSE, Action, Send, bot_lobby, check_bot_removal_by
 from ..resilience import BreakerRegistry, CircuitOpenError, CircuitState
 from ..server import Connection, Server
 from ._protocol import BotAdd, BotList, BotRemove, WorkerFailed, WorkerRegister, WorkerStarted, WorkerStopped
+from ._quotas import BotQuotas
 from ._scheduler import Job, Scheduler, WorkerInfo
+from ._worker_messages import WorkerMessages
 
 __all__ = ["BOT_GONE_CLOSE", "BotHub", "BotHubSettings", "install_bot_hub"]
 
 log = logging.getLogger("voicebot.workers")
 
+#: Seconds a bot's join ticket stays valid.
+TICKET_TTL = 600.0
 
 
 @attrs.frozen(kw_only=True)
@@ -75,9 +79,11 @@ class BotHub:
         """One breaker per worker id."""
         self.local_token = secrets.token_urlsafe(24)
         """Token accepted from the in-process worker (never configured, never logged)."""
-        self._pending: dict[str, _Pending] = {}
-        self._owners: dict[str, str] = {}
-        """job id -> peer id of the member who added the bot (only they or an admin may remove it)."""
+        self.pending: dict[str, _Pending] = {}
+        """job id -> the start attempt waiting for its worker's answer."""
+        self.quotas = BotQuotas(server, self.scheduler)
+        """Bot quotas and owners (cluster-wide in cluster mode)."""
+        self.scheduler.on_release = self.quotas.released
 
     def install(self) -> BotHub:
         """Register handlers and the close hook on the server."""
@@ -85,11 +91,12 @@ class BotHub:
         s.add_handler(BotList, self._bot_list)
         s.add_handler(BotAdd, self._bot_add, concurrent=True)
         s.add_handler(BotRemove, self._bot_remove)
-        s.add_handler(WorkerRegister, self._worker_register)
-        s.add_handler(WorkerStarted, self._worker_started)
-        s.add_handler(WorkerFailed, self._worker_failed)
-        s.add_handler(WorkerStopped, self._worker_stopped)
-        s.close_hooks.append(self._connection_closed)
+        workers = WorkerMessages(self)
+        s.add_handler(WorkerRegister, workers.register)
+        s.add_handler(WorkerStarted, workers.started)
+        s.add_handler(WorkerFailed, workers.failed)
+        s.add_handler(WorkerStopped, workers.stopped)
+        s.close_hooks.append(workers.connection_closed)
         s.auth.bot_tokens.append(lambda: (self.settings.worker_token or "", self.local_token))
         s.auth.reserved_sources.append(self.scheduler.bot_names)
         s.http.worker_count = lambda: len(self.scheduler.workers)  # /readyz and voicebot_bot_workers
@@ -99,6 +106,7 @@ class BotHub:
             s.cluster.bots.offers = self._offers
             s.cluster.bots.add_here = self._remote_add
             s.cluster.bots.remove_here = self._remove_here
+            s.cluster.bots.jobs = self.quotas.entries
         return self
 
     def _offers(self) -> dict[str, list[Any]]:
@@ -109,20 +117,6 @@ class BotHub:
                 entry = offers.setdefault(name, [0, description])
                 entry[0] += worker.free if self._usable(worker) else 0
         return offers
-
-    def _check_bot_quotas(self, lobby_id: str, owner: str) -> None:
-        """``bot_quota`` when the lobby or the requesting peer already has its maximum of bots (starting or running);
-        synchronous, so check-then-reserve cannot race."""
-        s = self.server.settings
-        jobs = self.scheduler.jobs
-        for job_id in [j for j in self._owners if j not in jobs]:
-            del self._owners[job_id]
-        if s.max_bots_per_lobby and sum(1 for j in jobs.values() if j.lobby_id == lobby_id) >= s.max_bots_per_lobby:
-            raise RateLimitError(f"this lobby already has {s.max_bots_per_lobby} bots", code="bot_quota",
-                                 retry_after=30.0, context={"per": "lobby"})
-        if s.max_bots_per_peer and sum(1 for o in self._owners.values() if o == owner) >= s.max_bots_per_peer:
-            raise RateLimitError(f"you already have {s.max_bots_per_peer} bots", code="bot_quota",
-                                 retry_after=30.0, context={"per": "peer"})
 
     def _bot_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -140,20 +134,16 @@ class BotHub:
     def _usable(self, worker: WorkerInfo) -> bool:
         return bool(self.breaker_of(worker).state is not CircuitState.OPEN)
 
-    def _send(self, conn_id: int, message: dict[str, Any]) -> None:
+    def send(self, conn_id: int, message: dict[str, Any]) -> None:
+        """Send ``message`` to connection ``conn_id`` (a worker's, or a requester's)."""
         self.server.apply([Send((conn_id,), message)])
 
     @staticmethod
-    def _reply(req: Any, message: dict[str, Any]) -> dict[str, Any]:
+    def reply(req: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` as the reply to ``req`` (its ``reply_to`` set when the request had an id)."""
         if req.id is not None:
             message["reply_to"] = req.id
         return message
-
-    def _worker(self, conn: Connection) -> WorkerInfo:
-        worker = self.scheduler.worker_of(conn.id)
-        if worker is None:
-            raise AuthError("register as a worker first", code="not_a_worker")
-        return worker
 
     # -- client requests ----------------------------------------------------------------------------
     async def _bot_list(self, conn: Connection, req: BotList, rctx: RequestContext) -> None:
@@ -168,7 +158,7 @@ class BotHub:
                 entry = local.setdefault(name, {"name": name, "description": description, "available": False})
                 entry["available"] = entry["available"] or available
             bots = [local[name] for name in sorted(local)]
-        conn.send(self._reply(req, {"type": "bot.list", "bots": bots}))
+        conn.send(self.reply(req, {"type": "bot.list", "bots": bots}))
 
     async def _bot_add(self, conn: Connection, req: BotAdd, rctx: RequestContext) -> None:
         hub = self.server.hub
@@ -187,14 +177,14 @@ class BotHub:
             if reply is not None and not reply["ok"]:
                 raise _error_from_wire(reply)
             if reply is not None:
-                conn.send(self._reply(req, {"type": "bot.added", "peer_id": reply["peer_id"], "bot": req.bot,
+                conn.send(self.reply(req, {"type": "bot.added", "peer_id": reply["peer_id"], "bot": req.bot,
                                             "lobby_id": lobby_id, "job_id": reply["job_id"]}))
                 return
             if not local:
                 raise ValidationError(f"no worker runs bot {req.bot!r}", code="bot_unknown", field="bot")
         peer_id, job_id = await self._start_here(req.bot, lobby_id, dict(req.options), session.peer_id, conn.id,
                                                  password=lobby.password_hash is not None)
-        conn.send(self._reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
+        conn.send(self.reply(req, {"type": "bot.added", "peer_id": peer_id, "bot": req.bot,
                                     "lobby_id": lobby_id, "job_id": job_id}))
 
     async def _remote_add(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -213,15 +203,22 @@ class BotHub:
         tried: list[str] = []
         last: VoiceBotError | None = None
         for _ in range(self.settings.max_attempts):
-            self._check_bot_quotas(lobby_id, owner)
+            self.quotas.check(lobby_id, owner)
             job = self.scheduler.reserve(bot, lobby_id, options, requester=requester, exclude=tried,
                                          usable=self._usable)
             if job is None:
                 break
-            self._owners[job.job_id] = owner
-            if password:  # a protected lobby lets its bot in by ticket (the requester is a member)
-                job.ticket = hub.tickets.grant(lobby_id, trio.current_time())
+            self.quotas.owners[job.job_id] = owner
             tried.append(job.worker_id)
+            try:
+                await self.quotas.take(job, owner)  # cluster mode: counted over every hub's bots
+                if password:  # a protected lobby lets its bot in by ticket (the requester is a member)
+                    job.ticket = hub.tickets.grant(lobby_id, trio.current_time(), TICKET_TTL)
+                    if self.server.cluster is not None:  # its bot may connect to any hub
+                        await self.server.cluster.bots.store_ticket(job.ticket, lobby_id, TICKET_TTL)
+            except BaseException:  # a full quota (or no Redis) is the answer: no other worker is tried
+                self._abandon(job)
+                raise
             try:
                 peer_id = await self._start(job)
             except VoiceBotError as exc:
@@ -246,10 +243,10 @@ class BotHub:
         if worker is None:
             raise ProviderError("worker went away", code="worker_disconnected", severity=Severity.LOW)
         pending = _Pending()
-        self._pending[job.job_id] = pending
+        self.pending[job.job_id] = pending
 
         async def attempt() -> str:
-            self._send(worker.conn, {"type": "worker.start", "job": job.wire()})
+            self.send(worker.conn, {"type": "worker.start", "job": job.wire()})
             with trio.move_on_after(self.settings.start_timeout):
                 await pending.done.wait()
             if pending.error is not None:
@@ -265,19 +262,19 @@ class BotHub:
         except CircuitOpenError as exc:
             raise ProviderError("worker is unavailable", code="worker_unavailable", severity=Severity.LOW) from exc
         finally:
-            self._pending.pop(job.job_id, None)
+            self.pending.pop(job.job_id, None)
 
     def _abandon(self, job: Job) -> None:
         """Release a job that did not start (and tell its worker to stop it, in case it still does)."""
         if self.scheduler.release(job.job_id) is not None:
             self._stop_on_worker(job)
             if job.peer_id is not None:
-                self.server.apply(self._end_bot(job.peer_id, "left"))
+                self.server.apply(self.end_bot(job.peer_id, "left"))
 
     def _stop_on_worker(self, job: Job) -> None:
         worker = self.scheduler.workers.get(job.worker_id)
         if worker is not None:
-            self._send(worker.conn, {"type": "worker.stop", "job_id": job.job_id})
+            self.send(worker.conn, {"type": "worker.stop", "job_id": job.job_id})
 
     async def _bot_remove(self, conn: Connection, req: BotRemove, rctx: RequestContext) -> None:
         session = self.server.hub.session_of(conn.id)
@@ -290,10 +287,10 @@ class BotHub:
             if reply is not None and not reply["ok"]:
                 raise _error_from_wire(reply)
             if reply is not None:
-                conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+                conn.send(self.reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
                 return
         await self._remove_here(request)
-        conn.send(self._reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
+        conn.send(self.reply(req, {"type": "bot.removed", "peer_id": req.peer_id}))
 
     async def _remove_here(self, request: dict[str, Any]) -> dict[str, Any]:
         """Stop a bot whose job this hub holds, for ``request["requester"]`` (its owner, or an admin)."""
@@ -302,83 +299,15 @@ class BotHub:
         if job is None:
             raise LobbyError(f"no bot {peer_id!r}", code="bot_not_found", field="peer_id")
         check_bot_removal_by(str(request["requester"]), request["lobby_id"], bool(request["admin"]), job.lobby_id,
-                             self._owners.get(job.job_id))
+                             self.quotas.owners.get(job.job_id))
         self.scheduler.release(job.job_id)
         self._stop_on_worker(job)
-        self.server.apply(self._end_bot(peer_id, "left"))
+        self.server.apply(self.end_bot(peer_id, "left"))
         return {"ok": True}
 
-    def _end_bot(self, peer_id: str, reason: str) -> list[Action]:
+    def end_bot(self, peer_id: str, reason: str) -> list[Action]:
         """The hub's decision to end a bot now (it leaves its lobby with ``reason``; its socket closes)."""
         return self.server.hub.end_bot(peer_id, reason, trio.current_time())
-
-    # -- worker messages ----------------------------------------------------------------------------
-    async def _worker_register(self, conn: Connection, req: WorkerRegister, rctx: RequestContext) -> None:
-        expected = [t for t in (self.settings.worker_token, self.local_token) if t]
-        if not any(secrets.compare_digest(req.token.encode(), t.encode()) for t in expected):
-            raise AuthError("invalid worker token", code="worker_token_invalid", field="token")
-        bots = {b.name: b.description for b in req.bots}
-        worker = self.scheduler.register(conn.id, req.name, bots, req.capacity)
-        log.info("worker %s (%s) registered: bots %s, capacity %d", worker.worker_id, req.name,
-                 sorted(bots), req.capacity)
-        conn.send(self._reply(req, {"type": "worker.registered", "worker_id": worker.worker_id}))
-
-    async def _worker_started(self, conn: Connection, req: WorkerStarted, rctx: RequestContext) -> None:
-        worker = self._worker(conn)
-        job = self.scheduler.jobs.get(req.job_id)
-        if job is None or job.worker_id != worker.worker_id:  # abandoned (timed out) or removed meanwhile
-            self._send(conn.id, {"type": "worker.stop", "job_id": req.job_id})
-            self.server.apply(self._end_bot(req.peer_id, "left"))
-            return
-        previous = job.peer_id
-        self.scheduler.started(req.job_id, req.peer_id)
-        if previous is not None and previous != req.peer_id:  # restarted without resuming its session
-            self.server.apply(self._end_bot(previous, "disconnected"))
-        pending = self._pending.get(req.job_id)
-        if pending is not None:
-            pending.peer_id = req.peer_id
-            pending.done.set()
-
-    async def _worker_failed(self, conn: Connection, req: WorkerFailed, rctx: RequestContext) -> None:
-        worker = self._worker(conn)
-        pending = self._pending.get(req.job_id)
-        if pending is not None:
-            if req.retryable:
-                pending.error = ProviderError(req.message or "bot failed", code=req.code, severity=Severity.LOW)
-            else:  # the request was wrong (e.g. bad options): not the worker's fault, not retried elsewhere
-                pending.error = ValidationError(req.message or "bot refused the request", code=req.code)
-            pending.done.set()
-            return
-        job = self.scheduler.jobs.get(req.job_id)
-        if job is not None and job.worker_id == worker.worker_id:
-            self.scheduler.release(job.job_id)
-            if job.peer_id is not None:
-                self.server.apply(self._end_bot(job.peer_id, "disconnected"))
-
-    async def _worker_stopped(self, conn: Connection, req: WorkerStopped, rctx: RequestContext) -> None:
-        worker = self._worker(conn)
-        job = self.scheduler.jobs.get(req.job_id)
-        if job is not None and job.worker_id == worker.worker_id:
-            self.scheduler.release(job.job_id)
-            if job.peer_id is not None:
-                self.server.apply(self._end_bot(job.peer_id, "left"))
-
-    def _connection_closed(self, conn: Connection) -> None:
-        worker, jobs = self.scheduler.unregister(conn.id)
-        if worker is None:
-            return
-        log.warning("worker %s disconnected; %d bot(s) leave their lobbies", worker.worker_id, len(jobs))
-        self.breakers.remove(worker.worker_id)
-        actions: list[Action] = []
-        for job in jobs:
-            pending = self._pending.get(job.job_id)
-            if pending is not None:
-                pending.error = ProviderError("worker disconnected", code="worker_disconnected",
-                                              severity=Severity.LOW)
-                pending.done.set()
-            if job.peer_id is not None:
-                actions += self._end_bot(job.peer_id, "disconnected")
-        self.server.apply(actions)
 
 
 def install_bot_hub(server: Server, settings: BotHubSettings | None = None) -> BotHub:

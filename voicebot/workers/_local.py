@@ -1,12 +1,14 @@
-"""The in-process worker that ``voicebot serve`` starts by default (one command gives working bots).
+"""A worker inside the server's process: on a thread of its own (``voicebot serve --local-worker-mode thread``) or
+in the caller's Trio run (tests; ``voicebot serve`` runs its worker in a child process by default, see
+:mod:`voicebot.workers._process`).
 
-By default (``own_thread=True`` from ``voicebot serve``) the worker runs on a thread of its own with its own Trio
-run (and its own asyncio loop for aiortc), connected to the hub through a socket pair with the ordinary worker
-protocol: bot media work — SDP, DTLS, ICE, Opus, audio framing, the media stack's first import — never runs as a
-step of the hub's event loop, so a client's chat is not held up behind it (an in-process speaker-bot flood took
-the canary's p99 from ~10 ms to 460 ms on the hub's thread, see README "Benchmarks"). The two threads still share
-the interpreter lock, so CPU-bound bot work is interleaved with the hub in switch-interval slices (5 ms) instead
-of whole steps; ``voicebot worker`` processes (``--local-worker 0``) separate them completely.
+On its own thread (``own_thread=True``) the worker has its own Trio run (and its own asyncio loop for aiortc),
+connected to the hub through a socket pair with the ordinary worker protocol: bot media work — SDP, DTLS, ICE,
+Opus, audio framing, the media stack's first import — never runs as a step of the hub's event loop, so a client's
+chat is not held up behind it (an in-process speaker-bot flood took the canary's p99 from ~10 ms to 460 ms on the
+hub's thread, see README "Benchmarks"). The two threads still share the interpreter lock and the garbage
+collector, so CPU-bound bot work is interleaved with the hub in switch-interval slices (5 ms) instead of whole
+steps; the worker process (the default) and ``voicebot worker`` processes separate them completely.
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ async def _serve_in_thread(server: Server, specs: dict[str, BotSpec], config: Wo
                 await ended.wait()
             if not ended.is_set():
                 log.warning("local worker thread did not stop within %g s", THREAD_STOP_TIMEOUT)
+            else:  # its run has ended; the thread itself ends right after (bounded join, off the loop)
+                await trio.to_thread.run_sync(thread.join, 1.0)
     if failure:
         raise failure[0]
 

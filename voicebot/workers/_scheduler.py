@@ -80,6 +80,8 @@ class Scheduler:
         self.workers: dict[str, WorkerInfo] = {}
         self.jobs: dict[str, Job] = {}
         self._by_conn: dict[int, WorkerInfo] = {}
+        self.on_release: Callable[[Job], None] | None = None
+        """Told of every job that ends here (released, or its worker unregistered)."""
 
     # -- workers ------------------------------------------------------------------------------------
     def register(self, conn: int, name: str, bots: dict[str, str], capacity: int) -> WorkerInfo:
@@ -106,6 +108,8 @@ class Scheduler:
         jobs = list(worker.jobs.values())
         for job in jobs:
             self.jobs.pop(job.job_id, None)
+            if self.on_release is not None:
+                self.on_release(job)
         worker.jobs.clear()
         return worker, jobs
 
@@ -146,6 +150,8 @@ class Scheduler:
             worker = self.workers.get(job.worker_id)
             if worker is not None:
                 worker.jobs.pop(job_id, None)
+            if self.on_release is not None:
+                self.on_release(job)
         return job
 
     def started(self, job_id: str, peer_id: str) -> Job | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import __version__, metrics
+from .._gc import tune_gc
 from ..errors import VoiceBotError
 from ..http import HttpApp, Request, Response, json_response, serve_app
 from ..providers import PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, configure_providers
@@ -86,15 +87,16 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     if args.processes > 1:
         trio.run(_run_processes, args)
-    else:
-        from ..media import MediaConfig  # noqa: PLC0415 - the media package loads only in a worker
+        return 0
+    from ..media import MediaConfig  # noqa: PLC0415 - the media package loads only in a worker
 
-        config = WorkerConfig(token=args.token, capacity=args.capacity, name=args.name)
-        media = MediaConfig(allow_loopback=args.allow_loopback, **(
-            {"ice_deny_networks": args.ice_deny_networks} if args.ice_deny_networks is not None else {}))
-        trio.run(functools.partial(_until_signal, args.server, config, media,
-                                   ssl_context=ssl_context, metrics_port=args.metrics_port,
-                                   metrics_host=args.metrics_host))
+    config = WorkerConfig(token=args.token, capacity=args.capacity, name=args.name)
+    media = MediaConfig(allow_loopback=args.allow_loopback, **(
+        {"ice_deny_networks": args.ice_deny_networks} if args.ice_deny_networks is not None else {}))
+    tune_gc()
+    trio.run(functools.partial(_until_signal, args.server, config, media,
+                               ssl_context=ssl_context, metrics_port=args.metrics_port,
+                               metrics_host=args.metrics_host))
     return 0
 
 

@@ -1,0 +1,220 @@
+"""Cluster mode, delivery: this hub's one publisher task and its subscription.
+
+Order: one task carries out what this hub queued for Redis (forwards to other hubs' peers, session records,
+leaves, control messages) in order, and each hub reads its channel in order, so per sender → receiver order
+holds. Forwards are batched: what is queued when the publisher wakes up goes out as one envelope (one
+``PUBLISH``) per target hub, its messages in queue order, up to the first item that is not a plain forward (a
+``peer.left`` frees its place in Redis first, session work must happen between the messages around it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..errors import VoiceBotError, split_passthrough
+from ..hub import Action, Forward
+from ._mirror import add_remote, local_members, remove_remote, track_signal
+
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
+__all__ = ["OUTBOX", "Delivery"]
+
+log = logging.getLogger("voicebot.cluster")
+
+#: Items waiting for the publisher; when full, new ones are dropped and counted (``dropped``).
+OUTBOX = 10_000
+#: Most queued items one batch takes (one envelope per target hub).
+BATCH = 256
+
+
+class Delivery:
+    """The publisher and the subscriber of a :class:`~voicebot.cluster.Cluster` (``cluster.delivery``)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._send, self._recv = trio.open_memory_channel[tuple[str, Any]](OUTBOX)
+        self.subscribed = trio.Event()
+        """Set once this hub's channel subscription is up for the first time."""
+        self.batches = 0
+        """Envelopes of forwards published (each one ``PUBLISH`` carrying one or more messages)."""
+
+    # -- outbound -----------------------------------------------------------------------------------
+    def enqueue(self, kind: str, item: Any) -> bool:
+        """Queue work for the publisher task (in order with this hub's messages); False (counted in
+        ``dropped``) when the queue is full."""
+        try:
+            self._send.send_nowait((kind, item))
+        except trio.WouldBlock:
+            self.cluster.dropped += 1
+            return False
+        return True
+
+    async def send_to(self, hub_id: str, envelope: dict[str, Any]) -> int:
+        """Publish ``envelope`` on hub ``hub_id``'s channel now; how many subscribers got it."""
+        link = self.cluster.link
+        channel, payload = link.channel(hub_id), json.dumps(envelope, separators=(",", ":"))
+        receivers: int = await link.call("publish", lambda r: r.publish(channel, payload))
+        return receivers
+
+    async def publisher(self) -> None:
+        """Carry out the queue in order, forwards batched per target hub (see the module docstring)."""
+        pending: tuple[str, Any] | None = None
+        while True:
+            kind, item = pending if pending is not None else await self._recv.receive()
+            pending = None
+            if kind == "publish" and item.message.get("type") != "peer.left":
+                batch: list[Forward] = [item]
+                while len(batch) < BATCH:
+                    try:
+                        nxt = self._recv.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    if nxt[0] != "publish" or nxt[1].message.get("type") == "peer.left":
+                        pending = nxt
+                        break
+                    batch.append(nxt[1])
+                await self._guarded("publish", len(batch), None, self._publish(batch))
+                continue
+            leave: tuple[str, str] | None = item if kind == "leave" else None
+            if kind == "publish":  # a peer.left: free the place before anyone hears of the leave
+                leave = (item.message["lobby_id"], item.message["peer_id"])
+            await self._guarded(kind, 1, leave, self._one(kind, item, leave))
+
+    async def _guarded(self, kind: str, count: int, leave: tuple[str, str] | None, work: Any) -> None:
+        try:
+            await work
+        except VoiceBotError as exc:
+            cluster = self.cluster
+            cluster.available = False
+            if kind == "publish":
+                cluster.dropped += count
+            if leave is not None:  # retried by the first heartbeat that reaches Redis again
+                cluster.unsynced_leaves.add(leave)
+            cluster.errors.handle(exc, cluster.error_context.request(None))
+
+    async def _one(self, kind: str, item: Any, leave: tuple[str, str] | None) -> None:
+        cluster = self.cluster
+        if leave is not None:
+            await cluster.leave(*leave)
+        if kind == "publish":
+            await self._publish([item])
+        elif kind == "send":
+            await self.send_to(*item)
+        elif kind in ("save", "forget", "handoff", "copy", "discard", "fence"):
+            await cluster.sessions.work(kind, item)
+        elif kind == "botfree":
+            await cluster.bots.freed(*item)
+        elif kind == "barrier":
+            item.set()
+
+    async def _publish(self, forwards: list[Forward]) -> None:
+        """One envelope per target hub, its messages in order; messages a hub with no subscriber (lost) did
+        not get are kept for its peers (see :meth:`~._sessions.SessionShare.keep`)."""
+        cluster = self.cluster
+        by_hub: dict[str, list[Forward]] = {}
+        for forward in forwards:
+            by_hub.setdefault(forward.home, []).append(forward)
+        for home, group in by_hub.items():
+            envelope = {"from": cluster.hub_id, "batch": [[list(f.peer_ids), f.message] for f in group]}
+            receivers = await self.send_to(home, envelope)
+            self.batches += 1
+            cluster.published += len(group)
+            if not receivers:
+                for forward in group:
+                    if not await cluster.sessions.keep(forward):
+                        cluster.unreceived += 1  # that hub is gone and so are its peers' sessions
+
+    async def flush(self) -> None:
+        """Wait (within a call deadline) until what this hub queued for Redis so far has been carried out."""
+        done = trio.Event()
+        if self.enqueue("barrier", done):
+            with trio.move_on_after(self.cluster.link.call_timeout):
+                await done.wait()
+
+    # -- inbound ------------------------------------------------------------------------------------
+    async def subscriber(self) -> None:
+        """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
+        from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+        from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
+
+        cluster = self.cluster
+        channels = [cluster.link.channel(cluster.hub_id), cluster.link.EVERYONE]
+        # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
+        retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
+                                              base_delay=0.1, max_delay=cluster.heartbeat, jitter=True)
+        while True:
+            try:
+                async with cluster.link.client.pubsub(channels=channels, ignore_subscribe_messages=True,
+                                                      retry_policy=retry) as pubsub:
+                    self.subscribed.set()
+                    async for message in pubsub:
+                        if message.get("type") == "message":
+                            self.receive(json.loads(message["data"]))
+            except BaseException as exc:  # a broken subscription is retried; the heartbeat reports the outage
+                passthrough, failure = split_passthrough(exc)
+                if passthrough is not None:  # cancelled (coredis' clean-up may fail beside it: that goes too)
+                    raise passthrough from None
+                cluster.available = False
+                cluster.errors.handle(failure or exc, cluster.error_context.request(None))
+                await trio.sleep(cluster.heartbeat)
+
+    def receive(self, envelope: dict[str, Any]) -> None:
+        """One envelope from this hub's channel: a control message, or messages for this hub's peers."""
+        cluster = self.cluster
+        # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
+        if ("ping" in envelope or cluster.sessions.on_control(envelope) or cluster.admin.on_control(envelope)
+                or cluster.lobbies.on_control(envelope) or cluster.bots.on_control(envelope, cluster.nursery)):
+            return
+        if "name" in envelope:
+            if envelope["from"] != cluster.hub_id and cluster.on_name is not None and cluster.nursery is not None:
+                cluster.nursery.start_soon(cluster.on_name, str(envelope["name"]))
+            return
+        home: str = envelope["from"]
+        items: Iterable[tuple[list[str], dict[str, Any]]] = (
+            envelope["batch"] if "batch" in envelope else [(envelope["to"], envelope["msg"])])
+        actions: list[Action] = []
+        now = trio.current_time()
+        relayed = "via" in envelope
+        for to, message in items:  # the hub decides message by message; what it decided is carried out at once
+            actions += self._deliver(home, to, message, now, relayed=relayed)
+        if actions:
+            cluster.apply(actions)
+
+    def _deliver(self, home: str, to: list[str], message: dict[str, Any], now: float, *,
+                 relayed: bool = False) -> list[Action]:
+        cluster = self.cluster
+        hub = cluster.hub
+        cluster.received += 1
+        lobby = hub.lobbies.get(message.get("lobby_id") or "")
+        kind = message.get("type")
+        if lobby is not None and kind in ("peer.joined", "peer.left"):
+            cluster.bump(lobby.id)
+            if kind == "peer.joined":
+                peer_id = message["peer"]["peer_id"]
+                announced = cluster.lobbies.announced(lobby.id, peer_id)  # known quietly until now
+                if peer_id in lobby.members and not announced:
+                    return []  # already known (from the admit result or a heartbeat)
+                add_remote(hub, lobby, peer_id, message["peer"], home)
+            elif not remove_remote(hub, lobby, message["peer_id"]):
+                return []  # not a member here (already reconciled away)
+        elif lobby is not None and kind == "signal" and to:
+            track_signal(lobby, message["from"], to[0], message["kind"])
+        if not relayed:  # relayed by the hub a peer moved from: older than anything held for it
+            to = cluster.sessions.relay(home, to, message)
+        targets = local_members(hub, to)
+        if len(targets) < len(to):  # sent here for a peer not (yet) here: maybe being taken over
+            for pid in set(to) - set(targets):
+                cluster.sessions.arrived(pid, message)
+        if message.get("lobby_id") is not None:
+            # A receiver may have left or switched lobbies while the message was on its way: members only.
+            targets = [pid for pid in targets if hub.sessions[pid].lobby_id == message.get("lobby_id")]
+        actions = hub.deliver(targets, message, now)
+        if lobby is not None and kind == "peer.left":
+            cluster.drop_if_unused(lobby)
+        return actions
