@@ -13,14 +13,24 @@ memory, which grows the heap and lengthens the garbage collector's full passes f
   full outbox), unless its outbox is empty — so one address holds at most that budget plus one message per
   connection.
 
-:class:`OutboxLedger` keeps the per-address totals and wakes paused readers (sans-IO apart from ``trio.Event``).
+:class:`OutboxLedger` keeps the per-address totals and wakes paused readers (sans-IO apart from ``trio.Event``);
+:class:`ReadPausing` is the connection's side: its reader waits here before it reads the next frame.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
 import trio
 
-__all__ = ["OutboxLedger"]
+if TYPE_CHECKING:
+    from ._hosts import ConnectionHost
+
+__all__ = ["CLOSE_POLICY", "OutboxLedger", "ReadPausing"]
+
+#: Close code for a client that does not read (its outbox, or its address's outboxes, stayed full).
+CLOSE_POLICY = 1008
 
 
 class OutboxLedger:
@@ -70,3 +80,50 @@ class OutboxLedger:
         if event is None:
             event = self._waiters[key] = trio.Event()
         await event.wait()
+
+
+class ReadPausing:
+    """A connection's reader side of back-pressure: a mixin of :class:`~voicebot.server._connection.Connection`
+    (which holds the state named below)."""
+
+    __slots__ = ("paused",)
+
+    if TYPE_CHECKING:
+        server: ConnectionHost
+        address: str
+        out_bytes: int
+        close_decision: tuple[int, str] | None
+        _outbox: deque[Any] | None
+
+        def request_close(self, code: int, reason: str, *, flush: bool = True) -> None: ...
+
+    def _must_pause(self, mark: int) -> bool:
+        """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
+        s = self.server.settings
+        ledger = self.server.quotas.outboxes
+        # An empty outbox holds 0 bytes (no message encodes to nothing): the count is read only when it may matter.
+        if self.out_bytes and (self.out_bytes > s.outbox_bytes // mark
+                               or len(self._outbox or ()) > s.outbox_size // mark):
+            return True
+        return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
+
+    async def _wait_for_room(self) -> None:
+        """Back-pressure: read the next frame only once this connection's outbox and its address's outboxes have
+        room (pause past half, resume at a quarter). A connection whose own client stopped reading is closed by
+        its writer's send deadline (``2 × heartbeat_interval``, 4002); this wait has a longer deadline of its own
+        (``3 × heartbeat_interval``, then 1008) for a connection held up by other connections of its address."""
+        if not self._must_pause(2):
+            return
+        self.paused = True
+        self.server.quotas.outboxes.pauses += 1
+        timeout = 3 * self.server.settings.heartbeat_interval
+        try:
+            with trio.move_on_after(timeout):
+                while self._must_pause(4):
+                    await self.server.quotas.outboxes.changed(self.address)
+                return
+        finally:
+            self.paused = False
+        if self.close_decision is None:
+            self.server.errors.note_close(CLOSE_POLICY)
+        self.request_close(CLOSE_POLICY, f"outbox full: client did not read for {timeout:g} s", flush=False)

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 import trio_websocket
-from wsproto.frame_protocol import FrameProtocol
 
 from .. import faults, protocol
 from ..auth import address_key
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
 from ._auth import client_host
+from ._backpressure import CLOSE_POLICY, ReadPausing
 from ._batching import BatchingStream
+from ._pinging import CLOSE_HEARTBEAT, PingSending
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
 
@@ -38,31 +39,27 @@ __all__ = ["CLOSE_GOING_AWAY", "CLOSE_HEARTBEAT", "CLOSE_HELLO_TIMEOUT", "CLOSE_
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 CLOSE_ABNORMAL = 1006
-CLOSE_HEARTBEAT = 4002
 CLOSE_HELLO_TIMEOUT = 4003
 #: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
 MAX_IN_FLIGHT = 4
 #: Most messages, and about the most UTF-8 bytes, the writer takes off the outbox for one batch (one write).
 WRITE_BATCH = 64
 WRITE_BATCH_BYTES = 64 * 1024
-#: The heartbeat's ping: a server frame (unmasked) with an empty payload, as wsproto encodes it.
-PING_FRAME = bytes(FrameProtocol(client=False, extensions=[]).ping(b""))
 
 
 class _Marker(enum.Enum):
     CLOSE = "close"
 
 
-class Connection:
+class Connection(PingSending, ReadPausing):
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
     __slots__ = ("_batch", "_broken", "_ended", "_nursery", "_outbox", "_scope", "_send_scope",
                  "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
-                 "out_bytes", "paused", "quota_slot", "remote", "server", "writing", "ws")
+                 "out_bytes", "quota_slot", "remote", "server", "writing", "ws")
 
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
@@ -145,6 +142,12 @@ class Connection:
             self.close_decision = (CLOSE_ABNORMAL, "connection dropped")
         self._broken = True
         self._scope.cancel()
+
+    def send_cut(self, timeout: float) -> None:
+        """A write made no progress within ``timeout`` and was cut mid-frame: the stream is unusable (no close
+        frame can follow), so the connection closes 4002 without flushing."""
+        self._broken = True
+        self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
 
     def spare_worker(self) -> None:
         """The connection proved the worker token: it stops counting against its address's connection quotas
@@ -335,87 +338,12 @@ class Connection:
                     await batch.flush()
                 self._send_scope = None
                 if scope.cancelled_caught:
-                    self._broken = True
-                    self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
+                    self.send_cut(timeout)
                     return
             if closing:
                 self._ended = True
                 self._scope.cancel()
                 return
-
-    def _must_pause(self, mark: int) -> bool:
-        """The outbox holds more than ``1/mark`` of its message or byte cap, or the address is over its mark."""
-        s = self.server.settings
-        ledger = self.server.quotas.outboxes
-        # An empty outbox holds 0 bytes (no message encodes to nothing): the count is read only when it may matter.
-        if self.out_bytes and (self.out_bytes > s.outbox_bytes // mark
-                               or len(self._outbox or ()) > s.outbox_size // mark):
-            return True
-        return ledger.over_pause_mark(self.address) if mark == 2 else ledger.over_resume_mark(self.address)
-
-    async def _wait_for_room(self) -> None:
-        """Back-pressure: read the next frame only once this connection's outbox and its address's outboxes have
-        room (pause past half, resume at a quarter). A connection whose own client stopped reading is closed by
-        its writer's send deadline (``2 × heartbeat_interval``, 4002); this wait has a longer deadline of its own
-        (``3 × heartbeat_interval``, then 1008) for a connection held up by other connections of its address."""
-        if not self._must_pause(2):
-            return
-        self.paused = True
-        self.server.quotas.outboxes.pauses += 1
-        timeout = 3 * self.server.settings.heartbeat_interval
-        try:
-            with trio.move_on_after(timeout):
-                while self._must_pause(4):
-                    await self.server.quotas.outboxes.changed(self.address)
-                return
-        finally:
-            self.paused = False
-        if self.close_decision is None:
-            self.server.errors.note_close(CLOSE_POLICY)
-        self.request_close(CLOSE_POLICY, f"outbox full: client did not read for {timeout:g} s", flush=False)
-
-    # -- heartbeat (driven by the server's shared timer) ---------------------------------------------
-    @property
-    def last_received(self) -> float:
-        """Trio time at which bytes last arrived from the client (any frame, a pong or a message)."""
-        return self._batch.received_at
-
-    def send_ping(self) -> bool:
-        """Send a ping frame: written at once when the socket is free and has room, else by a short task in this
-        connection's nursery (also whenever a fault plan is active, so ``heartbeat.ping`` can delay or hang it).
-        False once the connection is ending."""
-        if self._nursery is None or self.close_decision is not None or self.ws.closed is not None:
-            return False
-        written = 0 if faults.current_run() is not None else self._batch.write_nowait(PING_FRAME)
-        if written < len(PING_FRAME):
-            self._nursery.start_soon(self._guarded, "heartbeat", self._ping_later if written else self._ping_task)
-        return True
-
-    async def _ping_task(self) -> None:
-        await faults.point("heartbeat.ping", conn=self.id)
-        await self._send_ping_part(PING_FRAME)
-
-    async def _ping_later(self) -> None:
-        await self._send_ping_part(None)
-
-    async def _send_ping_part(self, frame: bytes | None) -> None:
-        """Write ``frame`` (None: the rest of a ping held by :meth:`BatchingStream.write_nowait`), shielded under a
-        deadline like the writer's sends (a cut frame leaves the stream unusable)."""
-        timeout = 2 * self.server.settings.heartbeat_interval
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + timeout
-            if frame is None:
-                await self._batch.flush()
-            elif self.ws.closed is None:  # no close frame went out meanwhile
-                await self._batch.send_all(frame)
-        if scope.cancelled_caught:
-            self._broken = True
-            self.request_close(CLOSE_HEARTBEAT, f"send timeout: no progress in {timeout:g} s", flush=False)
-
-    def ping_missed(self) -> None:
-        """No bytes within two heartbeat intervals of a ping: close 4002 without flushing (the client is not
-        reading)."""
-        self.request_close(CLOSE_HEARTBEAT, "heartbeat timeout: no pong within 2 intervals", flush=False)
 
     async def _hello_deadline(self) -> None:
         with trio.move_on_after(self.server.settings.hello_timeout):
