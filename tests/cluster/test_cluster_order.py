@@ -20,6 +20,18 @@ UNLIMITED = ("--request-rate", "100000", "--request-burst", "100000", "--request
              "--outbox-size", "20000", "--outbox-bytes", "16777216", "--outbox-bytes-per-address", "0")
 
 
+async def _chat_until(client: Client, name: str, sent: dict[str, list[tuple[int, float]]], stop: trio.Event) -> None:
+    """Chat ``name:0``, ``name:1``… (each noted in ``sent[name]`` with its send time) until ``stop``, then
+    ``name:end``."""
+    seq = 0
+    while not stop.is_set():
+        sent[name].append((seq, trio.current_time()))
+        await client.chat(f"{name}:{seq}")
+        seq += 1
+        await trio.sleep(0.005)  # as fast as the hubs keep up with on a busy 2-core machine
+    await client.chat(f"{name}:end")
+
+
 async def _collect(client: Client, received: dict[str, list[int]], senders: int) -> None:
     """Record ``sender name → sequence numbers`` of the chats ``client`` gets, until every sender said ``end``."""
     ended = 0
@@ -47,15 +59,6 @@ async def test_a_joiner_gets_every_message_sent_after_its_lobby_joined(
             received: dict[int, dict[str, list[int]]] = {}
             stop = trio.Event()
 
-            async def send_loop(client: Client, name: str) -> None:
-                seq = 0
-                while not stop.is_set():
-                    sent[name].append((seq, trio.current_time()))
-                    await client.chat(f"{name}:{seq}")
-                    seq += 1
-                    await trio.sleep(0.005)  # as fast as the hubs keep up with on a busy 2-core machine
-                await client.chat(f"{name}:end")
-
             async def join_through_two(index: int, done: trio.Semaphore) -> None:
                 await trio.sleep(random.Random(index).uniform(0.05, 0.6))
                 async with connect(two) as joiner:
@@ -72,8 +75,8 @@ async def test_a_joiner_gets_every_message_sent_after_its_lobby_joined(
 
             nursery.start_soon(drain, ada)  # the senders' own echoes and peer.joined events
             nursery.start_soon(drain, cy)
-            nursery.start_soon(send_loop, ada, "ada")
-            nursery.start_soon(send_loop, cy, "cy")
+            nursery.start_soon(_chat_until, ada, "ada", sent, stop)
+            nursery.start_soon(_chat_until, cy, "cy", sent, stop)
             done = trio.Semaphore(0)
             async with trio.open_nursery() as joining:
                 for index in range(joiners):
@@ -109,15 +112,6 @@ async def test_messages_to_a_peer_moving_to_another_hub_arrive_once_and_in_order
             sent: dict[str, list[tuple[int, float]]] = {"cy": [], "bob": []}
             stop = trio.Event()
 
-            async def send_loop(client: Client, name: str) -> None:
-                seq = 0
-                while not stop.is_set():
-                    sent[name].append((seq, trio.current_time()))
-                    await client.chat(f"{name}:{seq}")
-                    seq += 1
-                    await trio.sleep(0.005)
-                await client.chat(f"{name}:end")
-
             async def drain(client: Client) -> None:
                 while True:
                     await client.next_event(timeout=60)
@@ -132,8 +126,9 @@ async def test_messages_to_a_peer_moving_to_another_hub_arrive_once_and_in_order
 
             nursery.start_soon(drain, cy)
             nursery.start_soon(drain, bob)
-            nursery.start_soon(send_loop, cy, "cy")  # a third hub's member: its hub learns of the move late
-            nursery.start_soon(send_loop, bob, "bob")  # a member on the hub she moves to
+            # cy is a third hub's member: its hub learns of the move late
+            nursery.start_soon(_chat_until, cy, "cy", sent, stop)
+            nursery.start_soon(_chat_until, bob, "bob", sent, stop)  # a member on the hub she moves to
             with trio.move_on_after(0.5):
                 await read_old()
             await ada.aclose()  # in her resume grace on hub one, which buffers for her
