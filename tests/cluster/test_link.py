@@ -41,7 +41,8 @@ async def test_admit_holds_the_cap_and_prunes_dead_hubs(redis_server: RedisEngin
 
         async def admit(i: int) -> None:
             hub = f"alive{i % 2 + 1}"
-            result = await link.script("admit", f"p_{i}", member_json({"peer_id": f"p_{i}"}, hub), "l_cap", 60)
+            result = await link.script("admit", f"p_{i}", member_json({"peer_id": f"p_{i}"}, hub), "l_cap", 60,
+                                       "", "", 0)  # no resumable session to store
             results.append(result[0])
 
         async with trio.open_nursery() as nursery:

@@ -86,7 +86,7 @@ class LobbyOps:
         if lobby is None or session.lobby_id == lobby_id:
             return
         args = [session.peer_id, member_json(session.peer_object(), self.cluster.hub_id), lobby_id,
-                ttl_seconds(self.cluster.lobby_ttl)]
+                ttl_seconds(self.cluster.lobby_ttl), *self.cluster.sessions.stored(session)]
         version = self.cluster._versions.get(lobby_id, 0)
         result = await self.cluster.link.script("admit", *args)
         if result[0] == "missing":  # created here during an outage, or Redis restarted: publish it and retry

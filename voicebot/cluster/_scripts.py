@@ -66,9 +66,57 @@ local function refresh(prefix, lobby_id, meta, ttl, pairs)
 end
 """
 
-# ARGV: prefix, peer id, member JSON (without seq), lobby id, lobby TTL. Atomic check-and-add: no interleaving
-# of two hubs' joins can pass max_members. Returns {'ok', meta, members…}, {'full', meta} or {'missing'}.
-ADMIT = _PRUNE + """
+# Stores a session this hub holds (not one another hub has taken over meanwhile). Its lobby is ``joined`` when
+# given (an admit), else the stored one while the peer is in that lobby's member set (joins, leaves and closes
+# set it in the same script as the membership change: a record built before one of them must not undo it),
+# else the record's own.
+_SAVE_FN = """
+local function save(prefix, hub_id, peer_id, record, token, ttl, joined)
+  local key = prefix .. 'sess:' .. peer_id
+  local current = redis.call('GET', key)
+  local lobby_id = joined
+  if current then
+    local stored = cjson.decode(current)
+    if stored.hub ~= hub_id then return 0 end
+    if not lobby_id and type(stored.lobby_id) == 'string'
+        and redis.call('HEXISTS', prefix .. 'members:' .. stored.lobby_id, peer_id) == 1 then
+      lobby_id = stored.lobby_id
+    end
+  end
+  if lobby_id then
+    local decoded = cjson.decode(record)
+    if decoded.lobby_id ~= lobby_id then
+      decoded.lobby_id = lobby_id
+      record = cjson.encode(decoded)
+    end
+  end
+  redis.call('SET', key, record, 'EX', ttl)
+  redis.call('SET', prefix .. 'tok:' .. token, peer_id, 'EX', ttl)
+  redis.call('EXPIRE', prefix .. 'buf:' .. peer_id, ttl)
+  redis.call('EXPIRE', prefix .. 'bufb:' .. peer_id, ttl)
+  return 1
+end
+"""
+
+# The stored session of ``peer_id`` no longer names ``lobby_id`` (it left, or the lobby was closed).
+_UNSET_FN = """
+local function unset_lobby(prefix, peer_id, lobby_id)
+  local key = prefix .. 'sess:' .. peer_id
+  local raw = redis.call('GET', key)
+  if not raw then return end
+  local record = cjson.decode(raw)
+  if record.lobby_id == lobby_id then
+    record.lobby_id = cjson.null
+    redis.call('SET', key, cjson.encode(record), 'KEEPTTL')
+  end
+end
+"""
+
+# ARGV: prefix, peer id, member JSON (without seq), lobby id, lobby TTL, then the session's record JSON, token
+# hash and TTL ('' when it is not resumable). Atomic check-and-add: no interleaving of two hubs' joins can pass
+# max_members; the stored session names the lobby from the same step, so a resume on any hub right after the
+# join resumes in it. Returns {'ok', meta, members…}, {'full', meta}, {'closed'} or {'missing'}.
+ADMIT = _PRUNE + _SAVE_FN + """
 local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[4]
 local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
 if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {'closed'} end
@@ -88,6 +136,9 @@ if redis.call('HEXISTS', members_key, peer_id) == 0 then
 end
 redis.call('EXPIRE', lobby_key, ARGV[5])
 redis.call('EXPIRE', members_key, ARGV[5])
+if ARGV[6] ~= '' then
+  save(prefix, cjson.decode(ARGV[3]).hub, peer_id, ARGV[6], ARGV[7], ARGV[8], lobby_id)
+end
 local result = {'ok', meta}
 local all = redis.call('HGETALL', members_key)
 for i = 1, #all do result[#result + 1] = all[i] end
@@ -99,19 +150,6 @@ REFRESH = _REFRESH_FN + """
 local pairs = {}
 for i = 5, #ARGV do pairs[#pairs + 1] = ARGV[i] end
 return refresh(ARGV[1], ARGV[2], ARGV[3], ARGV[4], pairs)
-"""
-
-_SAVE_FN = """
-local function save(prefix, hub_id, peer_id, record, token, ttl)
-  local key = prefix .. 'sess:' .. peer_id
-  local current = redis.call('GET', key)
-  if current and cjson.decode(current).hub ~= hub_id then return 0 end
-  redis.call('SET', key, record, 'EX', ttl)
-  redis.call('SET', prefix .. 'tok:' .. token, peer_id, 'EX', ttl)
-  redis.call('EXPIRE', prefix .. 'buf:' .. peer_id, ttl)
-  redis.call('EXPIRE', prefix .. 'bufb:' .. peer_id, ttl)
-  return 1
-end
 """
 
 # ARGV: prefix, hub id, peer id, record JSON, token hash, TTL. Stores a session this hub holds (not one another
@@ -157,11 +195,13 @@ end
 return out
 """
 
-# ARGV: prefix, peer id, lobby id. Removes a member; an ephemeral lobby left empty goes.
-LEAVE = """
+# ARGV: prefix, peer id, lobby id. Removes a member (its stored session no longer names the lobby); an
+# ephemeral lobby left empty goes.
+LEAVE = _UNSET_FN + """
 local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[3]
 local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
 redis.call('HDEL', members_key, peer_id)
+unset_lobby(prefix, peer_id, lobby_id)
 if redis.call('HLEN', members_key) == 0 then
   local meta = redis.call('GET', lobby_key)
   if meta and not cjson.decode(meta).persistent then
@@ -202,8 +242,9 @@ return out
 """
 
 # ARGV: prefix, token hash, new hub id. Takes a resumable session over for the new hub: the session record and
-# its lobby membership now name the new hub. Returns {} when the token resumes nothing, else {record JSON,
-# previous hub, whether that hub is alive (1/0), members of its lobby (flat)}.
+# its lobby membership now name the new hub. The lobby's member set decides: a record naming a lobby the peer
+# is not a member of resumes outside it. Returns {} when the token resumes nothing, else {record JSON, previous
+# hub, whether that hub is alive (1/0), members of its lobby (flat)}.
 TAKEOVER = _PRUNE + """
 local prefix, token, hub_id = ARGV[1], ARGV[2], ARGV[3]
 local peer_id = redis.call('GET', prefix .. 'tok:' .. token)
@@ -215,9 +256,6 @@ local record = cjson.decode(raw)
 if record.token ~= token then return {} end
 local previous = record.hub
 record.hub = hub_id
-local encoded = cjson.encode(record)
-redis.call('SET', key, encoded, 'KEEPTTL')
-local alive = redis.call('EXISTS', prefix .. 'hub:' .. previous)
 local members = {}
 if type(record.lobby_id) == 'string' then
   local members_key = prefix .. 'members:' .. record.lobby_id
@@ -226,9 +264,14 @@ if type(record.lobby_id) == 'string' then
     member = cjson.decode(member)
     member.hub = hub_id
     redis.call('HSET', members_key, peer_id, cjson.encode(member))
+    members = live_members(prefix, record.lobby_id)
+  else
+    record.lobby_id = cjson.null
   end
-  members = live_members(prefix, record.lobby_id)
 end
+local encoded = cjson.encode(record)
+redis.call('SET', key, encoded, 'KEEPTTL')
+local alive = redis.call('EXISTS', prefix .. 'hub:' .. previous)
 return {encoded, previous, alive, members}
 """
 
@@ -270,15 +313,17 @@ redis.call('DEL', buf, ARGV[1] .. 'bufb:' .. ARGV[2])
 return out
 """
 
-# ARGV: prefix, lobby id, tombstone TTL. Closes a lobby cluster-wide: its keys go and no hub re-asserts it for a
-# while. Returns {} when no hub has it, else {meta JSON, hub ids holding its members…}.
-CLOSE = _PRUNE + """
+# ARGV: prefix, lobby id, tombstone TTL. Closes a lobby cluster-wide: its keys go (its members' stored sessions
+# no longer name it) and no hub re-asserts it for a while. Returns {} when no hub has it, else {meta JSON, hub
+# ids holding its members…}.
+CLOSE = _PRUNE + _UNSET_FN + """
 local prefix, lobby_id = ARGV[1], ARGV[2]
 local meta = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
 if not meta then return {} end
 local members = live_members(prefix, lobby_id)
 local out, seen = {meta}, {}
 for i = 2, #members, 2 do
+  unset_lobby(prefix, members[i - 1], lobby_id)
   local hub = cjson.decode(members[i]).hub
   if not seen[hub] then
     seen[hub] = true

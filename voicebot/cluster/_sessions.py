@@ -71,6 +71,13 @@ class SessionShare:
             return ttl_seconds(session.grace_deadline - now)
         return ttl_seconds(self.cluster.hub.config.resume_grace + self.cluster.heartbeat)
 
+    def stored(self, session: Session) -> list[Any]:
+        """``[record JSON, token hash, TTL]`` of a session held here, for a script that stores it along with
+        another change (``admit``); ``['', '', 0]`` when it cannot be resumed."""
+        if session.home is not None or not session.token_hash:
+            return ["", "", 0]
+        return [self._record(session), session.token_hash, self._ttl(session, trio.current_time())]
+
     def held(self, now: float) -> list[list[Any]]:
         """The heartbeat's part: ``[peer id, record, token hash, ttl]`` of every session this hub holds."""
         return [[s.peer_id, self._record(s), s.token_hash, self._ttl(s, now)]
