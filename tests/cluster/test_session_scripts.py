@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from voicebot.cluster._link import RedisLink
+from voicebot.cluster._link import PREFIX, RedisLink
 from voicebot.hub import token_hash
 from voicebot.resilience import BreakerRegistry
 from voicebot.testing import RedisEngine
@@ -51,3 +51,45 @@ async def test_takeover_stash_drain_and_forget(redis_server: RedisEngine) -> Non
         assert await link.script("forget", "h2", "p3") == 0  # only the hub holding it may end it
         assert await link.script("forget", "h1", "p3") == 1
         assert await link.script("takeover", token_hash("t3"), "h2") == []
+
+
+async def test_membership_scripts_keep_the_stored_session_lobby(redis_server: RedisEngine) -> None:
+    """The join's admit names the lobby in the stored session; a record built before a join, leave or close
+    does not undo it; the takeover resumes in a lobby only if the peer is in its member set."""
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+        for lobby_id in ("l1", "l2"):
+            meta = json.dumps({"id": lobby_id, "max_members": 5, "persistent": True})
+            assert await link.script("refresh", lobby_id, meta, 60) == []
+        member = json.dumps({"peer": {"peer_id": "p1"}, "hub": "h1"})
+
+        async def stored() -> object:
+            raw = await link.call("get", lambda r: r.get(f"{PREFIX}sess:p1"))
+            return json.loads(raw)["lobby_id"]
+
+        stale = _record("p1", "h1", "tok")  # built before the join: no lobby
+        # the join stores the session even when its first save has not run yet
+        assert (await link.script("admit", "p1", member, "l1", 60, stale, token_hash("tok"), 30))[0] == "ok"
+        assert await stored() == "l1"
+        assert await link.script("save", "h1", "p1", stale, token_hash("tok"), 30) == 1
+        assert await stored() == "l1"  # the stale save kept it
+        assert (await link.script("admit", "p1", member, "l2", 60, stale, token_hash("tok"), 30))[0] == "ok"
+        assert await stored() == "l2"
+        await link.script("leave", "p1", "l1")  # leaving the lobby it switched from keeps the new one
+        assert await stored() == "l2"
+        await link.script("leave", "p1", "l2")
+        assert await stored() is None
+        in_l2 = json.dumps({**json.loads(stale), "lobby_id": "l2"})  # built before that leave
+        assert await link.script("save", "h1", "p1", in_l2, token_hash("tok"), 30) == 1
+        record, _, _, members = await link.script("takeover", token_hash("tok"), "h1")
+        assert (json.loads(record)["lobby_id"], members) == (None, [])  # not a member of l2 any more
+
+        assert (await link.script("admit", "p1", member, "l1", 60, "", "", 0))[0] == "ok"  # not resumable: no save
+        assert await stored() is None
+        assert (await link.script("admit", "p1", member, "l1", 60, stale, token_hash("tok"), 30))[0] == "ok"
+        assert await stored() == "l1"
+        assert (await link.script("close", "l1", 60))[0] is not None
+        assert await stored() is None

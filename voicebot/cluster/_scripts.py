@@ -10,9 +10,10 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
   :mod:`._bot_scripts`); ``ticket:{hash}`` → lobby id: a join ticket any hub accepts.
 - ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
-  token}``, ``token`` being the resume token's hash), alive while its hub refreshes it and for the resume grace
-  after; ``tok:{token hash}`` → peer id; ``buf:{peer}``/``bufb:{peer}``: messages kept for a peer whose hub was
-  lost (a list, bounded in count and bytes) and their size.
+  token}``, ``token`` being the resume token's hash; ``lobby_id`` is set by ``admit`` and cleared by ``leave``
+  and ``close``, as the membership changes), alive while its hub refreshes it and for the resume grace after;
+  ``tok:{token hash}`` → peer id; ``buf:{peer}``/``bufb:{peer}``: messages kept for a peer whose hub was lost
+  (a list, bounded in count and bytes) and their size.
 
 A member is live while its hub is alive or, when its hub was lost, while its session can still be resumed;
 other members are pruned whenever a script counts or lists members.
