@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import json
 import os
 import re
@@ -36,6 +35,8 @@ from typing import Any
 
 import trio
 import trio_websocket
+
+from voicebot.testing import child_pids
 
 LISTEN_RE = re.compile(r"ws://(\S+?):(\d+)/ws")
 QUOTA_FLAGS = ("--max-connections-per-address", "0", "--connection-rate-per-address", "0",
@@ -96,19 +97,6 @@ class Serve:
     def __exit__(self, *exc: object) -> None:
         self.proc.kill()
         self.proc.wait(10)
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc; each thread lists the children it spawned), e.g. serve's local
-    worker process."""
-    found = []
-    for task in glob.glob(f"/proc/{pid}/task/*"):
-        try:
-            with open(f"{task}/children") as handle:
-                found += [int(p) for p in handle.read().split()]
-        except OSError:
-            continue
-    return found
 
 
 def idle_rss(flags: Sequence[str], settle: float) -> float:

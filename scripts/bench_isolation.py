@@ -43,6 +43,7 @@ import trio
 import trio_websocket
 
 from voicebot.client import Client, RemoteError, connect, connect_stream
+from voicebot.testing import child_pids
 
 ADMIN = "bench-isolation-admin"
 CANARY_ADDRESS = "127.0.0.2"
@@ -90,18 +91,6 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc; each thread lists the children it spawned): serve's local worker
-    process, if it runs one."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def rss_mib(pid: int) -> float:

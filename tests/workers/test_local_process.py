@@ -3,7 +3,6 @@ real signals (real clock)."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import signal
@@ -20,25 +19,13 @@ import trio
 from voicebot.client import Client, connect
 from voicebot.errors import VoiceBotError
 from voicebot.server import Server
-from voicebot.testing import FakePasswordHasher, settings_for_tests
+from voicebot.testing import FakePasswordHasher, child_pids, settings_for_tests
 from voicebot.workers import BotHubSettings, WorkerProcessFailed, install_bot_hub, run_worker_process
 
 pytestmark = pytest.mark.slow
 
 _CHILD = "voicebot.workers._child"
 ADMIN = "local-process-admin"
-
-
-def _children(pid: int) -> list[int]:
-    """Each thread lists the children it spawned (Trio may spawn from a worker thread)."""
-    found = []
-    for task in glob.glob(f"/proc/{pid}/task/*"):
-        try:
-            with open(f"{task}/children") as f:
-                found += [int(p) for p in f.read().split()]
-        except OSError:
-            continue
-    return found
 
 
 def _cmdline(pid: int) -> str:
@@ -52,7 +39,7 @@ def _cmdline(pid: int) -> str:
 def _worker_child(serve_pid: int, timeout: float = 30.0, other_than: int | None = None) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in _children(serve_pid) if _CHILD in _cmdline(p) and p != other_than]
+        found = [p for p in child_pids(serve_pid) if _CHILD in _cmdline(p) and p != other_than]
         if found:
             return found[0]
         time.sleep(0.05)
@@ -199,4 +186,4 @@ async def test_thread_mode_runs_the_worker_inside_serve() -> None:
             added = await alice.request("bot.add", bot="echo", timeout=30)
             joined = await alice.next_event("peer.joined", timeout=15)
             assert joined["peer"]["peer_id"] == added["peer_id"]
-        assert not [p for p in _children(proc.pid) if _CHILD in _cmdline(p)]
+        assert not [p for p in child_pids(proc.pid) if _CHILD in _cmdline(p)]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._fake_openai import FakeOpenAI, FakeRequest, open_fake_openai
     from ._fake_providers import ScriptedLLM, ScriptedSTT, ScriptedTTS
     from ._harness import FakePasswordHasher, FreezableStream, open_client, open_test_server, settings_for_tests
-    from ._process import readyz_reasons, serve_process
+    from ._process import child_pids, readyz_reasons, serve_process
     from ._wer import SPEECH_SENTENCES, normalise_words, word_error_rate
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ScriptedLLM",
     "ScriptedSTT",
     "ScriptedTTS",
+    "child_pids",
     "deterministic_scheduling",
     "free_port",
     "make_deterministic",
@@ -72,6 +73,7 @@ __getattr__ = lazy_exports(__name__, {
     "open_client": "._harness",
     "open_test_server": "._harness",
     "settings_for_tests": "._harness",
+    "child_pids": "._process",
     "readyz_reasons": "._process",
     "serve_process": "._process",
     "normalise_words": "._wer",

@@ -11,8 +11,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["readyz_reasons", "serve_process"]
+__all__ = ["child_pids", "readyz_reasons", "serve_process"]
 
 
 @contextmanager
@@ -65,3 +66,16 @@ def readyz_reasons(ws_url: str) -> list[str]:
         body = exc.read()
     reasons: list[str] = json.loads(body).get("reasons", [])
     return reasons
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of process ``pid`` (Linux ``/proc``), e.g. ``voicebot serve``'s local worker process. Every
+    thread lists the children it spawned, and Trio may spawn from a worker thread, so all threads are read."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:  # the thread (or the process) ended meanwhile
+            continue
+    return found
+
