@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -24,3 +25,14 @@ async def server() -> AsyncIterator[Server]:
     """
     async with open_test_server(seed=1) as srv:
         yield srv
+
+
+@pytest.fixture
+def quiet_voicebot_logs() -> Iterator[None]:
+    """Silence the ``voicebot`` loggers for one test (runs that count thousands of handled errors, not print them)."""
+    logger = logging.getLogger("voicebot")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    yield
+    logger.setLevel(level)
+

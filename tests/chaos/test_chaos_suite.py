@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +23,8 @@ CI_SEEDS = 300
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    """The chaos runs log thousands of handled errors; counting them is the point, printing is not."""
-    logger = logging.getLogger("voicebot")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    yield
-    logger.setLevel(level)
+# The chaos runs log thousands of handled errors; counting them is the point, printing is not.
+pytestmark = pytest.mark.usefixtures("quiet_voicebot_logs")
 
 
 def test_same_seed_gives_byte_identical_journal() -> None:

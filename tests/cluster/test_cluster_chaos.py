@@ -4,9 +4,7 @@ checked; and a planted cross-hub bug that the invariants find."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +12,8 @@ import pytest
 from voicebot.chaos import ClusterChaosConfig, ClusterChaosServer, run_cluster_seed
 from voicebot.testing import PostgresEngine, RedisEngine
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    """The hubs log every handled error (Redis down, refused joins); the run counts them instead."""
-    logger = logging.getLogger("voicebot")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    yield
-    logger.setLevel(level)
+# The hubs log every handled error (Redis down, refused joins); the run counts them instead.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_voicebot_logs")]
 
 
 @pytest.mark.timeout(90)
