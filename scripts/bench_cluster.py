@@ -37,6 +37,7 @@ from typing import Any
 
 import trio
 from benchmarks.cluster import CONFIGS, render, run_config
+from benchmarks.load import add_load_arguments
 from benchmarks.report import emit, machine_info
 from benchmarks.servers import raise_nofile
 
@@ -80,20 +81,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", type=_configs, default=list(CONFIGS),
                         help=f"comma-separated set-ups (default all: {','.join(CONFIGS)})")
-    parser.add_argument("--clients", type=int, default=200, help="connected clients (default 200)")
-    parser.add_argument("--lobbies", type=int, default=None, help="lobbies (default clients/10; 2..64 per lobby)")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
-    parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait for in-flight messages")
-    parser.add_argument("--rate", type=float, default=10.0,
-                        help="messages/s per client, open loop (default 10); 0 = as fast as --window allows")
-    parser.add_argument("--window", type=int, default=4, help="with --rate 0: messages in flight per client")
-    parser.add_argument("--size", type=int, default=400, help="approximate frame size in bytes (default 400)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the clients' random.Random streams")
-    parser.add_argument("--outbox-size", type=int, default=4096, help="hub --outbox-size (default 4096)")
-    parser.add_argument("--connect-concurrency", type=int, default=100, help="simultaneous connection setups")
-    parser.add_argument("--setup-timeout", type=float, default=60.0, help="seconds allowed to connect and join")
-    parser.add_argument("--request-timeout", type=float, default=20.0, help="seconds per setup request")
+    add_load_arguments(parser, clients=200, rate=10.0)
     parser.add_argument("--redis-url", metavar="URL",
                         help="use this Redis (with --db-url) instead of starting a redis-server of our own")
     parser.add_argument("--db-url", metavar="URL",

@@ -55,7 +55,7 @@ from typing import Any, TextIO
 
 import trio
 from benchmarks.common import LISTEN_RE, SCRIPT
-from benchmarks.load import LoadRun, Target, describe
+from benchmarks.load import LoadRun, Target, add_load_arguments, describe
 from benchmarks.peerjs import PEERJS_READY_RE, peerjs_command, peerjs_url, prepare
 from benchmarks.procstats import system_busy_seconds
 from benchmarks.report import compare, emit, fault_point_calls, machine_info, ratios, render_table
@@ -215,20 +215,11 @@ def _rates(text: str) -> list[float]:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=1000, help="connected clients (default 1000)")
-    parser.add_argument("--lobbies", type=int, default=None, help="lobbies (default clients/10; 2..64 per lobby)")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
-    parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait for in-flight messages")
-    parser.add_argument("--rate", type=float, default=2.0,
-                        help="messages/s per client, open loop (default 2); 0 = as fast as --window allows")
+    add_load_arguments(parser, clients=1000, rate=2.0)
     parser.add_argument("--sweep", type=_rates, default=[], metavar="R1,R2,...",
                         help="max-sustainable mode: measure at each per-client rate in turn (same connections, "
                              "--duration each) until delivery falls behind or p99 exceeds --slo-p99-ms")
     parser.add_argument("--slo-p99-ms", type=float, default=100.0, help="p99 latency bound for --sweep (100)")
-    parser.add_argument("--window", type=int, default=4, help="with --rate 0: messages in flight per client")
-    parser.add_argument("--size", type=int, default=400, help="approximate frame size in bytes (default 400)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the clients' random.Random streams")
     parser.add_argument("--targets", default="hub,echo",
                         help="comma-separated: hub, echo, peerjs (default hub,echo; --peerjs adds peerjs)")
     parser.add_argument("--peerjs", nargs="?", const="", default=None, metavar="DIR",
@@ -244,10 +235,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="before each target, wait up to SECONDS for other processes to go idle (shared hosts)")
     parser.add_argument("--hub-args", default="", metavar="FLAGS",
                         help="extra `voicebot serve` flags for the hub, e.g. '--local-worker 0'")
-    parser.add_argument("--outbox-size", type=int, default=4096, help="hub --outbox-size (default 4096)")
-    parser.add_argument("--connect-concurrency", type=int, default=100, help="simultaneous connection setups")
-    parser.add_argument("--setup-timeout", type=float, default=60.0, help="seconds allowed to connect and join")
-    parser.add_argument("--request-timeout", type=float, default=20.0, help="seconds per setup request")
     parser.add_argument("--profile", metavar="DIR",
                         help="run the hub and echo servers under cProfile: DIR/hub-N.prof, DIR/echo-N.prof")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout)")

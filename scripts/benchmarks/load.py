@@ -21,6 +21,25 @@ from .common import CLOSE_MARK, MARK
 from .procstats import percentiles, proc_cpu_seconds, proc_memory_mb, self_cpu_seconds, system_busy_seconds
 
 
+def add_load_arguments(parser: argparse.ArgumentParser, *, clients: int, rate: float) -> None:
+    """The load generator's options (what :class:`LoadRun` reads from its ``args``), with the script's own defaults
+    for ``--clients`` and ``--rate``; the script checks the values after parsing (its limits differ)."""
+    parser.add_argument("--clients", type=int, default=clients, help=f"connected clients (default {clients})")
+    parser.add_argument("--lobbies", type=int, default=None, help="lobbies (default clients/10; 2..64 per lobby)")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
+    parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait for in-flight messages")
+    parser.add_argument("--rate", type=float, default=rate,
+                        help=f"messages/s per client, open loop (default {rate:g}); 0 = as fast as --window allows")
+    parser.add_argument("--window", type=int, default=4, help="with --rate 0: messages in flight per client")
+    parser.add_argument("--size", type=int, default=400, help="approximate frame size in bytes (default 400)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the clients' random.Random streams")
+    parser.add_argument("--outbox-size", type=int, default=4096, help="hub --outbox-size (default 4096)")
+    parser.add_argument("--connect-concurrency", type=int, default=100, help="simultaneous connection setups")
+    parser.add_argument("--setup-timeout", type=float, default=60.0, help="seconds allowed to connect and join")
+    parser.add_argument("--request-timeout", type=float, default=20.0, help="seconds per setup request")
+
+
 # -- the load generator ------------------------------------------------------------------------------------
 @dataclass
 class Target:
