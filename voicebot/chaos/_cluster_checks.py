@@ -25,14 +25,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import trio
 
 from voicebot import faults
 from voicebot.hub import Send
 from voicebot.server import Server
 
 from ._clients import SimClient
-from ._invariants import LOBBY_SCOPED, ChaosServer
+from ._invariants import LOBBY_SCOPED, ChaosServer, check_membership
 
 __all__ = [
     "ChatRecord",
@@ -199,24 +198,9 @@ def membership_problems(servers: list[Server], clients: list[ClusterSimClient]) 
 
 
 def check_hub_state(server: Server, hub_index: int) -> None:
-    """Members have sessions in that lobby; sessions are in their lobby; own sessions are live or in grace."""
-    hub = server.hub
-    now = trio.current_time()
-    for lobby in hub.lobbies.values():
-        for pid in lobby.members:
-            session = hub.sessions.get(pid)
-            faults.invariant(session is not None and session.lobby_id == lobby.id, "member_has_session",
-                             hub=hub_index, lobby=lobby.id, peer=pid)
-    for session in hub.sessions.values():
-        if session.lobby_id is not None:
-            own = hub.lobbies.get(session.lobby_id)
-            faults.invariant(own is not None and session.peer_id in own.members, "session_in_its_lobby",
-                             hub=hub_index, peer=session.peer_id, lobby=session.lobby_id)
-        if session.home is None:
-            live = session.conn is not None and session.conn in server.connections
-            in_grace = (session.conn is None and session.grace_deadline is not None
-                        and session.grace_deadline + TIMER_SLACK > now)
-            faults.invariant(live or in_grace, "session_live_or_in_grace", hub=hub_index, peer=session.peer_id)
+    """:func:`~voicebot.chaos._invariants.check_membership` for hub ``hub_index`` on the real clock (with
+    :data:`TIMER_SLACK`): sessions homed elsewhere are their own hub's to keep alive."""
+    check_membership(server, slack=TIMER_SLACK, hub=hub_index)
 
 
 def undelivered_chats(

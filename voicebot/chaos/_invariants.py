@@ -18,7 +18,8 @@ from voicebot.hub import Action, Send
 from voicebot.server import Connection, Server
 from voicebot.testing._determinism import make_deterministic
 
-__all__ = ["LOBBY_SCOPED", "ChaosServer", "SeedVerdict", "check_end", "check_error_accounting", "check_state"]
+__all__ = ["LOBBY_SCOPED", "ChaosServer", "SeedVerdict", "check_end", "check_error_accounting", "check_membership",
+           "check_state"]
 
 
 @attrs.frozen(kw_only=True)
@@ -101,27 +102,42 @@ class ChaosServer(Server):
             )
 
 
-def check_state(server: Server) -> None:
-    """Lobby membership matches sessions, and every session is live or in its resume grace (call when idle)."""
+def check_membership(server: Server, *, slack: float = 0.0, **where: Any) -> None:
+    """Lobby membership matches sessions, and every session homed on this hub is live or in its resume grace.
+
+    The invariants ``member_has_session``, ``session_in_its_lobby`` and ``session_live_or_in_grace``, shared by the
+    single-hub and the multi-hub workloads. Sessions homed on another hub (a cluster mirror: ``home`` set) are
+    that hub's to keep alive, so only their lobby placement is checked here. ``slack`` extends the grace for a
+    real-clock expiry loop that runs a little after a deadline passes; ``where`` (e.g. ``hub=1``) is added to
+    every violation's fields."""
     hub = server.hub
     now = trio.current_time()
     for lobby in hub.lobbies.values():
         for pid in lobby.members:
             session = hub.sessions.get(pid)
             faults.invariant(session is not None and session.lobby_id == lobby.id, "member_has_session",
-                             lobby=lobby.id, peer=pid, session_lobby=session.lobby_id if session else None)
-        if not lobby.persistent:
-            faults.invariant(bool(lobby.members) or lobby.empty_since is not None, "empty_lobby_expires",
-                             lobby=lobby.id)
+                             **where, lobby=lobby.id, peer=pid, session_lobby=session.lobby_id if session else None)
     for session in hub.sessions.values():
-        live = session.conn is not None and session.conn in server.connections
-        in_grace = session.conn is None and session.grace_deadline is not None and session.grace_deadline > now
-        faults.invariant(live or in_grace, "session_live_or_in_grace", peer=session.peer_id, conn=session.conn,
-                         grace_deadline=session.grace_deadline)
+        if session.home is None:
+            live = session.conn is not None and session.conn in server.connections
+            in_grace = (session.conn is None and session.grace_deadline is not None
+                        and session.grace_deadline + slack > now)
+            faults.invariant(live or in_grace, "session_live_or_in_grace", **where, peer=session.peer_id,
+                             conn=session.conn, grace_deadline=session.grace_deadline)
         if session.lobby_id is not None:
             own = hub.lobbies.get(session.lobby_id)
             faults.invariant(own is not None and session.peer_id in own.members, "session_in_its_lobby",
-                             peer=session.peer_id, lobby=session.lobby_id)
+                             **where, peer=session.peer_id, lobby=session.lobby_id)
+
+
+def check_state(server: Server) -> None:
+    """The single hub's state when idle: :func:`check_membership`; non-persistent empty lobbies are on their way
+    out; no breaker lets more half-open probes through than it permits; each connection is bound to one session."""
+    check_membership(server)
+    for lobby in server.hub.lobbies.values():
+        if not lobby.persistent:
+            faults.invariant(bool(lobby.members) or lobby.empty_since is not None, "empty_lobby_expires",
+                             lobby=lobby.id)
     registry = getattr(server, "breakers", None)
     if registry is not None:
         for name in registry.snapshot():
@@ -130,7 +146,7 @@ def check_state(server: Server) -> None:
             faults.invariant(in_flight <= breaker.config.permitted_calls_in_half_open, "breaker_half_open_permits",
                              breaker=name, in_flight=in_flight, permits=breaker.config.permitted_calls_in_half_open)
     for conn_id in server.connections:
-        session = hub.session_of(conn_id)
+        session = server.hub.session_of(conn_id)
         faults.invariant(session is None or session.conn == conn_id, "connection_bound_once",
                          conn=conn_id, session_conn=session.conn if session else None)
 
