@@ -31,15 +31,22 @@ __all__ = [
     "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
 ]
 
+# Whether a hub is alive is looked up once per script call (members are mostly on a few hubs; no script changes
+# a hub key after it starts counting members).
 _PRUNE = """
+local hub_alive = {}
 local function live_members(prefix, lobby_id)
   local members_key = prefix .. 'members:' .. lobby_id
   local all = redis.call('HGETALL', members_key)
   local out = {}
   for i = 1, #all, 2 do
     local member = cjson.decode(all[i + 1])
-    if redis.call('EXISTS', prefix .. 'hub:' .. member.hub) == 1
-        or redis.call('EXISTS', prefix .. 'sess:' .. all[i]) == 1 then
+    local alive = hub_alive[member.hub]
+    if alive == nil then
+      alive = redis.call('EXISTS', prefix .. 'hub:' .. member.hub) == 1
+      hub_alive[member.hub] = alive
+    end
+    if alive or redis.call('EXISTS', prefix .. 'sess:' .. all[i]) == 1 then
       out[#out + 1] = all[i]
       out[#out + 1] = all[i + 1]
     else
