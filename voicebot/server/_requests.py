@@ -113,10 +113,10 @@ class CoreRequests:
         for action in batch:
             if isinstance(action, Notice) and action.event == "lobby.created":
                 lobby_id = str(action.fields["lobby_id"])
-                if action.fields.get("persistent"):
-                    await s.persistence.require().delete_lobby(lobby_id)
                 if lobby_id in s.hub.lobbies:
                     s.apply(s.hub.close_lobby(lobby_id), rctx)
+                if action.fields.get("persistent"):  # committed before the refusal goes out
+                    await s.persistence.require().delete_lobby(lobby_id)
         raise s.quotas.lobby_refusal(refused)
 
     async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext, *,
