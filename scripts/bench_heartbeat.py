@@ -15,27 +15,36 @@ import argparse
 import json
 import statistics
 import time
+from contextlib import ExitStack
 from typing import Any
 
+import coredis
 import trio
 
 from voicebot.testing import open_client, open_test_server, run_postgres, run_redis, settings_for_tests
 
 
-def _commandstats(info: str) -> dict[str, tuple[int, int]]:
-    """``cmdstat_x:calls=…,usec=…`` lines → {command: (calls, usec)}."""
-    out = {}
-    for line in info.splitlines():
-        if line.startswith("cmdstat_"):
-            name, fields = line[len("cmdstat_"):].split(":", 1)
-            values = dict(item.split("=", 1) for item in fields.split(","))
-            out[name] = (int(values["calls"]), int(values["usec"]))
-    return out
+def _commandstats(info: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats`` as parsed by coredis → {command: (calls, usec)}."""
+    return {name[len("cmdstat_"):]: (int(v["calls"]), int(v["usec"])) for name, v in info.items()
+            if name.startswith("cmdstat_")}
 
 
-async def main(sessions: int, per_lobby: int, seconds: float) -> dict[str, Any]:
-    with run_redis() as redis, run_postgres() as postgres:
-        settings = settings_for_tests(db=postgres.new_database("beat"), cluster=redis.url,
+async def main(sessions: int, per_lobby: int, seconds: float, redis_url: str | None = None,
+               db_url: str | None = None) -> dict[str, Any]:
+    """Run the measurement (on the given Redis and PostgreSQL database, else on throw-away ones)."""
+    with ExitStack() as engines:
+        if redis_url is None:
+            redis_url = engines.enter_context(run_redis()).url
+        if db_url is None:
+            db_url = engines.enter_context(run_postgres()).new_database("beat")
+        return await _measure(sessions, per_lobby, seconds, redis_url, db_url)
+
+
+async def _measure(sessions: int, per_lobby: int, seconds: float, redis_url: str, db_url: str) -> dict[str, Any]:
+    redis = coredis.Redis.from_url(redis_url, decode_responses=True)
+    async with redis:
+        settings = settings_for_tests(db=db_url, cluster=redis_url,
                                       max_connections_per_address=0, connection_rate_per_address=0,
                                       request_rate_per_address=0, max_lobbies_per_address=0, max_lobbies_per_peer=0,
                                       outbox_bytes_per_address=0)
@@ -75,21 +84,22 @@ async def main(sessions: int, per_lobby: int, seconds: float) -> dict[str, Any]:
             await trio.sleep(2 * cluster.heartbeat)
             timings.clear()
             calls.clear()
-            redis.command("CONFIG", "RESETSTAT")
+            await redis.config_resetstat()
             await trio.sleep(seconds)
-            stats = _commandstats(redis.command("INFO", "commandstats").decode())
+            stats = _commandstats(await redis.info("commandstats"))
+            ticks, hub_calls = list(timings), dict(calls)  # a heartbeat under way now is not timed
             cluster.link.script, cluster.link.call = script, call  # type: ignore[method-assign]
             nursery.cancel_scope.cancel()  # the clients just go (a thousand closing handshakes are not measured)
-    beats = len(timings)
+    beats = len(ticks)
     evalsha_calls, evalsha_usec = stats.get("evalsha", (0, 0))
     return {
         "sessions": sessions, "lobbies": -(-sessions // per_lobby), "heartbeats": beats,
-        "round_trips_per_heartbeat": round(sum(calls.values()) / max(beats, 1), 2),
-        "hub_calls": calls,
+        "round_trips_per_heartbeat": round(sum(hub_calls.values()) / max(beats, 1), 2),
+        "hub_calls": hub_calls,
         "redis_commands_per_heartbeat": {k: round(n / max(beats, 1), 1) for k, (n, _) in sorted(stats.items())
                                          if not k.startswith("config")},
-        "tick_ms_p50": round(statistics.median(timings) * 1000, 2) if timings else None,
-        "tick_ms_max": round(max(timings) * 1000, 2) if timings else None,
+        "tick_ms_p50": round(statistics.median(ticks) * 1000, 2) if ticks else None,
+        "tick_ms_max": round(max(ticks) * 1000, 2) if ticks else None,
         "redis_ms_per_evalsha": round(evalsha_usec / max(evalsha_calls, 1) / 1000, 2),
     }
 
@@ -99,5 +109,8 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--per-lobby", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--redis-url", help="a running Redis to use (default: start a throw-away one)")
+    parser.add_argument("--db-url", help="an empty PostgreSQL database to use (default: a throw-away server)")
     args = parser.parse_args()
-    print(json.dumps(trio.run(main, args.sessions, args.per_lobby, args.seconds), indent=2))
+    print(json.dumps(trio.run(main, args.sessions, args.per_lobby, args.seconds, args.redis_url, args.db_url),
+                     indent=2))
