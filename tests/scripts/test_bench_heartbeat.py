@@ -30,7 +30,7 @@ def test_bench_heartbeat_tiny_run(redis_server: RedisEngine, postgres_server: Po
     assert report["heartbeats"] >= 2
     calls = report["hub_calls"]
     assert list(calls) == ["tick"], calls  # nothing per session or per lobby
-    assert calls["tick"] - report["heartbeats"] in (0, 1)  # (one may be under way when the window closes)
+    assert abs(calls["tick"] - report["heartbeats"]) <= 1  # one may be under way when the window opens or closes
     per_beat = report["redis_commands_per_heartbeat"]
     assert per_beat["evalsha"] == 1.0 and per_beat["hexists"] >= 40  # the per-session checks ran inside it
     assert per_beat.get("exists", 0) <= 2  # a member's hub is looked up once per call, not per member
