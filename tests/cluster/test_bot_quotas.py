@@ -109,3 +109,33 @@ async def _run_worker(worker: Worker, connector: Any, task_status: trio.TaskStat
                       ) -> None:
     await worker.run(connector, task_status=task_status)
 
+
+
+async def test_a_failed_start_gives_its_places_back_before_the_error(redis_server: RedisEngine,
+                                                                    postgres_server: PostgresEngine) -> None:
+    redis_server.command("FLUSHALL")
+    settings = settings_for_tests(db=postgres_server.new_database("failed_start"), cluster=redis_server.url,
+                                  max_bots_per_lobby=1)
+    async with open_test_server(settings, seed=1) as one, open_test_server(settings, seed=2) as two:
+        bots_one = install_bot_hub(one, BotHubSettings(start_timeout=5.0))
+        bots_two = install_bot_hub(two, BotHubSettings(start_timeout=5.0))
+        assert one.cluster is not None
+        relay = one.cluster.bots
+        freed = relay.freed
+
+        async def slow_freed(job_id: str, lobby_id: str, owner: str) -> None:
+            await trio.sleep(2.0)  # hub one's Redis calls lag (a busy publisher queue, a slow link)
+            await freed(job_id, lobby_id, owner)
+
+        relay.freed = slow_freed  # type: ignore[method-assign]
+        async with (running_worker(one, bots_one, capacity=2), running_worker(two, bots_two, capacity=2),
+                    open_client(one, "Ada") as ada, open_client(two, "Bob") as bob):
+            lobby = await ada.create_lobby("retry", max_members=4)
+            await ada.join(lobby["id"])
+            await bob.join(lobby["id"])
+            with pytest.raises(RemoteError) as info:  # the worker refuses to start it: no place is kept
+                await ada.request("bot.add", bot="picky", timeout=20)
+            assert info.value.code == "invalid_options"
+            assert not bots_one.scheduler.jobs
+            added = await bob.request("bot.add", bot="idle", timeout=20)  # right after, through the other hub
+            assert added["type"] == "bot.added" and len(bots_two.scheduler.jobs) == 1

@@ -250,7 +250,8 @@ class Cluster:
 
     def on_notice(self, action: Notice | SessionGone) -> None:
         """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror; a
-        session started, resumed or disconnected → store it; a session ended → forget it."""
+        lobby created here expired unjoined → end it in Redis; a session started, resumed or disconnected →
+        store it; a session ended → forget it."""
         if isinstance(action, SessionGone):
             self.sessions.resumed_here(action.peer_id)
             self.enqueue("forget", action.peer_id)
@@ -260,6 +261,8 @@ class Cluster:
         if action.event in ("session.started", "session.resumed", "session.disconnected", "lobby.joined",
                             "lobby.left"):  # the stored session names its lobby
             self.enqueue("save", action.fields["peer_id"])
+        if action.event == "lobby.deleted" and action.fields["reason"] == "expired":  # created here, unjoined
+            self.enqueue("finish", action.fields["lobby_id"])
         if action.event == "lobby.left":
             lobby_id, peer_id = action.fields["lobby_id"], action.fields["peer_id"]
             self.enqueue("leave", (lobby_id, peer_id))
@@ -300,7 +303,7 @@ class Cluster:
 
     async def leave(self, lobby_id: str, peer_id: str) -> None:
         """Free ``peer_id``'s place in ``lobby_id`` in Redis now."""
-        await self.link.script("leave", peer_id, lobby_id)
+        await self.link.script("leave", peer_id, lobby_id, ttl_seconds(self.lobby_ttl))
 
     def bump(self, lobby_id: str) -> None:
         """The mirror of ``lobby_id`` changed: a member list read from Redis before now is stale."""

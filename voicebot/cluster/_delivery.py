@@ -110,6 +110,8 @@ class Delivery:
             await cluster.sessions.work(kind, item)
         elif kind == "botfree":
             await cluster.bots.freed(*item)
+        elif kind == "finish":
+            await cluster.lobbies.finish(item)
         elif kind == "barrier":
             item.set()
 

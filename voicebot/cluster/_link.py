@@ -66,7 +66,7 @@ class RedisLink:
                                         connect_timeout=timeout)
         self._client = await stack.enter_async_context(client)
         for name in ("admit", "refresh", "leave", "list", "tick", "save", "forget", "takeover", "stash", "drain",
-                     "close", "end", "offers", "catalog", "botquota", "botfree"):
+                     "close", "end", "offers", "catalog", "botquota", "botfree", "create", "finish"):
             self._scripts[name] = client.register_script(getattr(_scripts, name.upper()))
 
     @property

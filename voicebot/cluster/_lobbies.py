@@ -1,5 +1,6 @@
-"""Cluster mode, lobbies: register lobbies made here, mirror lobbies made elsewhere, joins with the cap held
-in Redis (the atomic ``admit`` script) and the cluster-wide ``lobby.list``."""
+"""Cluster mode, lobbies: register lobbies made here (counted against their creator's cluster-wide lobby quotas
+by the same atomic ``create`` script), mirror lobbies made elsewhere, joins with the cap held in Redis (the atomic
+``admit`` script), lobbies that end, and the cluster-wide ``lobby.list``."""
 
 from __future__ import annotations
 
@@ -30,28 +31,58 @@ class LobbyOps:
         self._acks: dict[str, tuple[set[str], trio.Event]] = {}
         self._quiet: dict[tuple[str, str], float] = {}
         """(lobby id, peer id) → when another hub announced that peer as joining (see :meth:`_announce`)."""
+        self._owners: dict[str, tuple[str, str]] = {}
+        """Lobby id → (address key, peer id) of its creator, for the lobbies created here that this hub holds."""
 
     def meta(self, lobby: Lobby) -> str:
-        """The ``lobby:{id}`` value: the lobby's public settings and password hash (JSON)."""
-        return json.dumps({"id": lobby.id, "name": lobby.name, "private": lobby.private,
-                           "password_hash": lobby.password_hash, "max_members": lobby.max_members,
-                           "persistent": lobby.persistent, "created": lobby.created}, separators=(",", ":"))
+        """The ``lobby:{id}`` value: the lobby's public settings and password hash (JSON), and for a lobby created
+        here its creator (``owner``: address key and peer id, whose lobby quotas it counts against) and this hub."""
+        meta: dict[str, Any] = {"id": lobby.id, "name": lobby.name, "private": lobby.private,
+                                "password_hash": lobby.password_hash, "max_members": lobby.max_members,
+                                "persistent": lobby.persistent, "created": lobby.created}
+        owner = self._owners.get(lobby.id)
+        if owner is not None:
+            meta["owner"], meta["hub"] = list(owner), self.cluster.hub_id
+        return json.dumps(meta, separators=(",", ":"))
 
-    async def register(self, lobby: Lobby) -> None:
-        """Publish a new local lobby (``lobby.create``); during an outage the next heartbeat after it does it."""
-        try:
-            await self._refresh(lobby)
-        except VoiceBotError as exc:
-            self.cluster.available = False
-            self.cluster.errors.handle(exc, self.cluster.error_context.request(None))
-
-    async def register_created(self, actions: list[Action]) -> None:
-        """:meth:`register` the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``)."""
+    async def register_created(self, actions: list[Action], owner: tuple[str, str] | None,
+                               limits: tuple[int, int] = (0, 0)) -> str | None:
+        """Register the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``) and count
+        it against ``owner``'s (address key, peer id) lobby quotas cluster-wide, ``limits`` being (per address,
+        per peer; 0: unlimited), in one atomic step. Returns the quota that is full (``address``/``peer``:
+        nothing was registered, the caller undoes the lobby), else None. During an outage the lobby is created
+        unchecked, and the first heartbeat that reaches Redis registers it and counts it."""
         for action in actions:
             if isinstance(action, Notice) and action.event == "lobby.created":
                 lobby = self.cluster.hub.lobbies.get(action.fields["lobby_id"])
-                if lobby is not None:
-                    await self.register(lobby)
+                if lobby is None:
+                    continue
+                if owner is not None:
+                    self._remember_owner(lobby.id, owner)
+                try:
+                    result = await self.cluster.link.script("create", lobby.id, self.meta(lobby),
+                                                            ttl_seconds(self.cluster.lobby_ttl), *limits)
+                except VoiceBotError as exc:
+                    self.cluster.available = False
+                    self.cluster.errors.handle(exc, self.cluster.error_context.request(None))
+                    continue
+                if result[0] == "quota":
+                    self._owners.pop(lobby.id, None)
+                    return str(result[1])
+        return None
+
+    def _remember_owner(self, lobby_id: str, owner: tuple[str, str]) -> None:
+        lobbies = self.cluster.hub.lobbies
+        if len(self._owners) >= 2 * len(lobbies) + 64:  # forget lobbies this hub no longer holds
+            self._owners = {lid: who for lid, who in self._owners.items() if lid in lobbies}
+        self._owners[lobby_id] = owner
+
+    async def finish(self, lobby_id: str) -> None:
+        """This hub dropped ``lobby_id``, an ephemeral lobby created here that nobody joined in time: it ends
+        cluster-wide (its quota places come back, ``lobby.list`` stops showing it) unless a member joined it
+        through another hub meanwhile."""
+        self._owners.pop(lobby_id, None)
+        await self.cluster.link.script("finish", lobby_id, ttl_seconds(self.cluster.lobby_ttl))
 
     async def ensure_lobby(self, lobby_id: str) -> None:
         """Before ``lobby.join``: mirror a lobby another hub created (``lobby_not_found`` if none has)."""
@@ -180,9 +211,10 @@ class LobbyOps:
         self, cursor: str | None, limit: int,
     ) -> tuple[list[dict[str, Any]], str | None, bool]:
         """One page of the whole cluster's public lobbies by id (as ``lobby.list`` pages a single hub) and the
-        next cursor; ``(this hub's page, cursor, True)`` while Redis is unreachable."""
+        next cursor (lobbies that ended are not listed); ``(this hub's page, cursor, True)`` while Redis is
+        unreachable."""
         try:
-            raw = await self.cluster.link.script("list", cursor or "", limit)
+            raw = await self.cluster.link.script("list", cursor or "", limit, ttl_seconds(self.cluster.lobby_ttl))
         except VoiceBotError:
             self.cluster.available = False
             ids = sorted(lid for lid, lb in self.cluster.hub.lobbies.items() if not lb.private and lid > (cursor or ""))

@@ -8,7 +8,9 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
   ``{peer, hub, seq}``; ``lobbies``: sorted set of lobby ids (all scored 0: ordered by id); ``seq``: join order.
 - ``bots``, ``botl:{lobby}``, ``botp:{peer}``, ``botjobs:{hub}``: bot offers and cluster-wide bot quotas (see
   :mod:`._bot_scripts`); ``ticket:{hash}`` → lobby id: a join ticket any hub accepts.
-- ``closed:{id}``: a lobby an admin closed (for a minute): no hub re-asserts it meanwhile.
+- ``closed:{id}``: ``1`` for a lobby an admin closed (for a minute), else the creation time of a lobby that
+  ended (for the lobby TTL): no hub re-asserts it meanwhile.
+- ``lqa:{address key}``, ``lqp:{peer}``: the cluster-wide lobby quotas (see :mod:`._lobby_scripts`).
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
   token}``, ``token`` being the resume token's hash; ``lobby_id`` is set by ``admit`` and cleared by ``leave``
   and ``close``, as the membership changes), alive while its hub refreshes it and for the resume grace after;
@@ -21,22 +23,30 @@ other members are pruned whenever a script counts or lists members.
 
 from __future__ import annotations
 
+from . import _lobby_scripts as _lifetime
 from ._bot_scripts import BOTFREE, BOTQUOTA, CATALOG, JOBS_FN, OFFERS
 
 __all__ = [
-    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLOSE", "DRAIN", "END", "FORGET", "LEAVE", "LIST", "OFFERS",
-    "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
+    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLOSE", "CREATE", "DRAIN", "END", "FINISH", "FORGET", "LEAVE",
+    "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
 ]
 
+# Whether a hub is alive is looked up once per script call (members are mostly on a few hubs; no script changes
+# a hub key after it starts counting members).
 _PRUNE = """
+local hub_alive = {}
 local function live_members(prefix, lobby_id)
   local members_key = prefix .. 'members:' .. lobby_id
   local all = redis.call('HGETALL', members_key)
   local out = {}
   for i = 1, #all, 2 do
     local member = cjson.decode(all[i + 1])
-    if redis.call('EXISTS', prefix .. 'hub:' .. member.hub) == 1
-        or redis.call('EXISTS', prefix .. 'sess:' .. all[i]) == 1 then
+    local alive = hub_alive[member.hub]
+    if alive == nil then
+      alive = redis.call('EXISTS', prefix .. 'hub:' .. member.hub) == 1
+      hub_alive[member.hub] = alive
+    end
+    if alive or redis.call('EXISTS', prefix .. 'sess:' .. all[i]) == 1 then
       out[#out + 1] = all[i]
       out[#out + 1] = all[i + 1]
     else
@@ -47,13 +57,17 @@ local function live_members(prefix, lobby_id)
 end
 """
 
-# Re-asserts a hub's lobby and its members there (after an outage or a Redis restart); returns live members.
-_REFRESH_FN = _PRUNE + """
+# Re-asserts a hub's lobby and its members there (after an outage or a Redis restart), and the lobby's entries
+# in its creator's quotas (named by the stored meta); returns live members.
+_REFRESH_FN = _PRUNE + _lifetime.LIFETIME_FN + """
 local function refresh(prefix, lobby_id, meta, ttl, pairs)
-  if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {} end
   local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
-  redis.call('SET', lobby_key, meta, 'NX')
+  local stored = redis.call('GET', lobby_key)
+  local decoded = cjson.decode(stored or meta)
+  if tombstoned(prefix, lobby_id, decoded) then return {} end
+  if not stored then redis.call('SET', lobby_key, meta) end
   redis.call('EXPIRE', lobby_key, ttl)
+  if type(decoded.owner) == 'table' then own_lobby(prefix, lobby_id, decoded.owner, ttl) end
   redis.call('ZADD', prefix .. 'lobbies', 'NX', 0, lobby_id)
   for i = 1, #pairs, 2 do
     if redis.call('HEXISTS', members_key, pairs[i]) == 0 then
@@ -117,12 +131,15 @@ end
 # hash and TTL ('' when it is not resumable). Atomic check-and-add: no interleaving of two hubs' joins can pass
 # max_members; the stored session names the lobby from the same step, so a resume on any hub right after the
 # join resumes in it. Returns {'ok', meta, members…}, {'full', meta}, {'closed'} or {'missing'}.
-ADMIT = _PRUNE + _SAVE_FN + """
+ADMIT = _PRUNE + _lifetime.LIFETIME_FN + _SAVE_FN + """
 local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[4]
 local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
-if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {'closed'} end
 local meta = redis.call('GET', lobby_key)
-if not meta then return {'missing'} end
+if not meta then
+  if redis.call('EXISTS', prefix .. 'closed:' .. lobby_id) == 1 then return {'closed'} end
+  return {'missing'}
+end
+if tombstoned(prefix, lobby_id, cjson.decode(meta)) then return {'closed'} end
 local max_members = tonumber(cjson.decode(meta).max_members)
 local live = live_members(prefix, lobby_id)
 local count = 0
@@ -196,51 +213,23 @@ end
 return out
 """
 
-# ARGV: prefix, peer id, lobby id. Removes a member (its stored session no longer names the lobby); an
-# ephemeral lobby left empty goes.
-LEAVE = _UNSET_FN + """
+# ARGV: prefix, peer id, lobby id, lobby TTL. Removes a member (its stored session no longer names the lobby);
+# an ephemeral lobby left without live members ends (see :mod:`._lobby_scripts`).
+LEAVE = _PRUNE + _lifetime.LIFETIME_FN + _UNSET_FN + """
 local prefix, peer_id, lobby_id = ARGV[1], ARGV[2], ARGV[3]
-local lobby_key, members_key = prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id
-redis.call('HDEL', members_key, peer_id)
+redis.call('HDEL', prefix .. 'members:' .. lobby_id, peer_id)
 unset_lobby(prefix, peer_id, lobby_id)
-if redis.call('HLEN', members_key) == 0 then
-  local meta = redis.call('GET', lobby_key)
-  if meta and not cjson.decode(meta).persistent then
-    redis.call('DEL', lobby_key)
-    redis.call('ZREM', prefix .. 'lobbies', lobby_id)
-  end
+local raw = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
+if raw then
+  local meta = cjson.decode(raw)
+  if not meta.persistent and #live_members(prefix, lobby_id) == 0 then finish(prefix, lobby_id, meta, ARGV[4]) end
 end
 return 1
 """
 
-# ARGV: prefix, cursor ('' for the first page), limit. Up to limit + 1 public lobbies after the cursor as
-# (id, meta JSON, live member count); expired ids are dropped and lost members pruned on the way.
-LIST = _PRUNE + """
-local prefix = ARGV[1]
-local lobbies = prefix .. 'lobbies'
-local out = {}
-local start = ARGV[2] == '' and '-' or '(' .. ARGV[2]
-local want = tonumber(ARGV[3]) + 1
-local found = 0
-while found < want do
-  local ids = redis.call('ZRANGEBYLEX', lobbies, start, '+', 'LIMIT', 0, 100)
-  if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    start = '(' .. id
-    local meta = redis.call('GET', prefix .. 'lobby:' .. id)
-    if not meta then
-      redis.call('ZREM', lobbies, id)
-    elseif not cjson.decode(meta).private then
-      found = found + 1
-      out[#out + 1] = id
-      out[#out + 1] = meta
-      out[#out + 1] = #live_members(prefix, id) / 2
-      if found >= want then break end
-    end
-  end
-end
-return out
-"""
+LIST = _PRUNE + _lifetime.LIFETIME_FN + _lifetime.LIST
+CREATE = _REFRESH_FN + _lifetime.CREATE
+FINISH = _PRUNE + _lifetime.LIFETIME_FN + _lifetime.FINISH
 
 # ARGV: prefix, token hash, new hub id. Takes a resumable session over for the new hub: the session record and
 # its lobby membership now name the new hub. The lobby's member set decides: a record naming a lobby the peer
@@ -315,9 +304,9 @@ return out
 """
 
 # ARGV: prefix, lobby id, tombstone TTL. Closes a lobby cluster-wide: its keys go (its members' stored sessions
-# no longer name it) and no hub re-asserts it for a while. Returns {} when no hub has it, else {meta JSON, hub
-# ids holding its members…}.
-CLOSE = _PRUNE + _UNSET_FN + """
+# no longer name it, its creator's quota place comes back) and no hub re-asserts it for a while. Returns {} when
+# no hub has it, else {meta JSON, hub ids holding its members…}.
+CLOSE = _PRUNE + _lifetime.LIFETIME_FN + _UNSET_FN + """
 local prefix, lobby_id = ARGV[1], ARGV[2]
 local meta = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
 if not meta then return {} end
@@ -331,9 +320,8 @@ for i = 2, #members, 2 do
     out[#out + 1] = hub
   end
 end
-redis.call('DEL', prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id)
-redis.call('ZREM', prefix .. 'lobbies', lobby_id)
-redis.call('SET', prefix .. 'closed:' .. lobby_id, '1', 'EX', ARGV[3])
+finish(prefix, lobby_id, cjson.decode(meta), ARGV[3])
+redis.call('SET', prefix .. 'closed:' .. lobby_id, '1', 'EX', ARGV[3])  -- every lobby of that id, for a while
 return out
 """
 

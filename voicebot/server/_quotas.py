@@ -131,11 +131,19 @@ class Quotas:
         s = self.settings
         key = address_key(host)
         if s.max_lobbies_per_peer and self._by_peer.get(peer_id, 0) >= s.max_lobbies_per_peer:
-            raise RateLimitError(f"you already created {s.max_lobbies_per_peer} lobbies that still exist",
-                                 code="lobby_quota", retry_after=60.0, context={"per": "peer"})
+            raise self.lobby_refusal("peer")
         if s.max_lobbies_per_address and self._by_addr.get(key, 0) >= s.max_lobbies_per_address:
-            raise RateLimitError(f"your address already created {s.max_lobbies_per_address} lobbies that still exist",
-                                 code="lobby_quota", retry_after=60.0, context={"per": "address"})
+            raise self.lobby_refusal("address")
+
+    def lobby_refusal(self, per: str) -> RateLimitError:
+        """The ``lobby_quota`` error for the full quota ``per`` (``peer`` or ``address``), also raised when the
+        cluster-wide count refuses a lobby (cluster mode)."""
+        s = self.settings
+        if per == "peer":
+            return RateLimitError(f"you already created {s.max_lobbies_per_peer} lobbies that still exist",
+                                  code="lobby_quota", retry_after=60.0, context={"per": "peer"})
+        return RateLimitError(f"your address already created {s.max_lobbies_per_address} lobbies that still exist",
+                              code="lobby_quota", retry_after=60.0, context={"per": "address"})
 
     def lobby_created(self, lobby_id: str, host: str, peer_id: str) -> None:
         """Count a lobby against its creator's address and peer until :meth:`lobby_deleted`."""

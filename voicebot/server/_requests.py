@@ -25,6 +25,7 @@ from ..hub import (
     Effect,
     HashPassword,
     Membership,
+    Notice,
     Persist,
     SaveSession,
     Send,
@@ -88,10 +89,35 @@ class CoreRequests:
 
     def check_lobby_quota(self, conn: Connection) -> None:
         """``lobby_quota`` when the connection's address or peer has its maximum of live lobbies (admins are not
-        held to lobby quotas)."""
+        held to lobby quotas). In cluster mode the lobbies are counted cluster-wide in Redis when the new lobby
+        is registered instead (:meth:`_register_created`): this hub alone does not see them all."""
         session = self.server.hub.session_of(conn.id)
-        if session is not None and not session.admin:
+        if session is not None and not session.admin and self.server.cluster is None:
             self.server.quotas.check_lobby(client_host(conn.remote), session.peer_id)
+
+    async def _register_created(self, conn: Connection | None, batch: list[Action], rctx: RequestContext) -> None:
+        """Cluster mode: register a lobby ``lobby.create`` made (its notice is in ``batch``) and count it against
+        its creator's address and peer cluster-wide in one atomic step; when a quota is full the lobby is
+        removed again (a persistent one from the database too) and ``lobby_quota`` raised, nothing sent."""
+        cluster, s = self.server.cluster, self.server
+        assert cluster is not None
+        session = s.hub.session_of(conn.id) if conn is not None else None
+        owner = limits = None
+        if conn is not None and session is not None:
+            owner = (address_key(client_host(conn.remote)), session.peer_id)
+            q = s.quotas.settings
+            limits = (0, 0) if session.admin else (q.max_lobbies_per_address, q.max_lobbies_per_peer)
+        refused = await cluster.lobbies.register_created(batch, owner, limits or (0, 0))
+        if refused is None:
+            return
+        for action in batch:
+            if isinstance(action, Notice) and action.event == "lobby.created":
+                lobby_id = str(action.fields["lobby_id"])
+                if lobby_id in s.hub.lobbies:
+                    s.apply(s.hub.close_lobby(lobby_id), rctx)
+                if action.fields.get("persistent"):  # committed before the refusal goes out
+                    await s.persistence.require().delete_lobby(lobby_id)
+        raise s.quotas.lobby_refusal(refused)
 
     async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext, *,
                         greeting: bool = False) -> None:
@@ -106,7 +132,7 @@ class CoreRequests:
             if isinstance(action, _AWAITED):
                 break
         else:  # relayed messages: one batch, nothing to wait for
-            error = await self._flush(actions, rctx)
+            error = await self._flush(actions, rctx, conn)
             if error is not None:
                 raise error
             return
@@ -120,7 +146,7 @@ class CoreRequests:
                 if not isinstance(action, _AWAITED):
                     batch.append(action)
                     continue
-                partly = await self._flush(batch, rctx) or partly
+                partly = await self._flush(batch, rctx, conn) or partly
                 batch = []
                 if isinstance(action, SaveSession):
                     if greeting:
@@ -134,7 +160,7 @@ class CoreRequests:
                 if place is not None and not any(isinstance(a, _EFFECTS) for a in more):
                     place = None  # the join happened: the place is the member's now
                 queue.extendleft(reversed(more))
-            partly = await self._flush(batch, rctx) or partly
+            partly = await self._flush(batch, rctx, conn) or partly
         except BaseException:
             if place is not None and self.server.cluster is not None:
                 self.server.cluster.lobbies.release(place.session, place.lobby_id)
@@ -199,16 +225,18 @@ class CoreRequests:
             await self.server.persistence.save_session(self.server.hub, session,
                                                        attrs.evolve(conn.ctx, component="persistence"))
 
-    async def _flush(self, batch: list[Action], rctx: RequestContext) -> VoiceBotError | None:
-        """Apply plain actions; in cluster mode a new lobby is registered in Redis before ``lobby.created`` goes
-        out, and the ``cluster_unavailable`` error is returned when a message could not reach other hubs."""
+    async def _flush(self, batch: list[Action], rctx: RequestContext,
+                     conn: Connection | None = None) -> VoiceBotError | None:
+        """Apply plain actions; in cluster mode a new lobby is registered in Redis (and counted against the
+        lobby quotas of ``conn``'s address and peer) before ``lobby.created`` goes out, and the
+        ``cluster_unavailable`` error is returned when a message could not reach other hubs."""
         if not batch:
             return None
         cluster = self.server.cluster
         if cluster is None:
             self.server.apply(batch, rctx)
             return None
-        await cluster.lobbies.register_created(batch)
+        await self._register_created(conn, batch, rctx)
         dropped = cluster.dropped
         self.server.apply(batch, rctx)
         if cluster.dropped > dropped:

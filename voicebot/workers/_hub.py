@@ -222,7 +222,7 @@ class BotHub:
             try:
                 peer_id = await self._start(job)
             except VoiceBotError as exc:
-                self._abandon(job)
+                await self._abandon_now(job, owner)
                 if not exc.retryable:
                     raise
                 last = exc
@@ -263,6 +263,13 @@ class BotHub:
             raise ProviderError("worker is unavailable", code="worker_unavailable", severity=Severity.LOW) from exc
         finally:
             self.pending.pop(job.job_id, None)
+
+    async def _abandon_now(self, job: Job, owner: str) -> None:
+        """:meth:`_abandon` a job that failed to start, its cluster-wide quota places given back before this
+        returns (not queued): the next attempt, or the requester's retry on any hub, must not meet them."""
+        self.quotas.owners.pop(job.job_id, None)  # released without an owner: nothing queued
+        self._abandon(job)
+        await self.quotas.give_back(job, owner)
 
     def _abandon(self, job: Job) -> None:
         """Release a job that did not start (and tell its worker to stop it, in case it still does)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import RateLimitError
+from ..errors import RateLimitError, VoiceBotError
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -56,8 +56,20 @@ class BotQuotas:
         if result == "peer":
             raise _refusal("peer", s.max_bots_per_peer)
 
+    async def give_back(self, job: Job, owner: str) -> None:
+        """Cluster mode: ``job`` did not start (it was released here without its owner, see :meth:`released`):
+        its cluster-wide places go back before this returns, so a retry right after it, on this hub or any
+        other, is not refused by them. Should Redis fail, the next heartbeat that reaches it drops them."""
+        cluster, s = self.server.cluster, self.server.settings
+        if cluster is None or not (s.max_bots_per_lobby or s.max_bots_per_peer):
+            return
+        try:
+            await cluster.bots.freed(job.job_id, job.lobby_id, owner)
+        except VoiceBotError as exc:
+            cluster.errors.handle(exc, cluster.error_context.request(None))
+
     def released(self, job: Job) -> None:
-        """``job`` ended or never started: in cluster mode its places go back."""
+        """``job`` ended or never started: in cluster mode its places go back (queued)."""
         owner = self.owners.get(job.job_id)
         if self.server.cluster is not None and owner is not None:
             self.server.cluster.bots.free_quota(job.job_id, job.lobby_id, owner)

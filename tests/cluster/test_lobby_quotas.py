@@ -1,0 +1,137 @@
+"""Lobby quotas and lobby lifetimes hold cluster-wide: two ``voicebot serve --cluster`` processes on one real
+``redis-server`` (every client connects from 127.0.0.1: one address).
+
+Covers: ``--max-lobbies-per-address``/``--max-lobbies-per-peer`` counted over both hubs under concurrent creates;
+places coming back when a lobby ends (its last member leaves, it expires unjoined, its hub dies); ``lobby.list``
+not showing lobbies that ended (expired, left, or lost with their hub); a refused persistent lobby not kept in the
+database (two in-process hubs, clients on one in-memory address).
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from voicebot.client import Client, RemoteError, connect
+from voicebot.testing import PostgresEngine, RedisEngine, open_client, open_test_server, settings_for_tests
+
+from ._hubs import HUBS, two_hubs
+
+pytestmark = pytest.mark.slow
+
+
+async def _create(client: Client, outcomes: list[str], name: str) -> None:
+    try:
+        await client.create_lobby(name)
+        outcomes.append("ok")
+    except RemoteError as exc:
+        outcomes.append(f"{exc.code}:{'address' if exc.message.startswith('your address') else 'peer'}")
+
+
+async def _listed(client: Client) -> set[str]:
+    return {lobby["id"] for lobby in (await client.request("lobby.list", limit=100))["lobbies"]}
+
+
+async def _create_when_allowed(client: Client, name: str, timeout: float = 20.0) -> str:
+    """Create a lobby, retrying while ``lobby_quota`` refuses it (a place is coming back)."""
+    with trio.fail_after(timeout):
+        while True:
+            try:
+                return str((await client.create_lobby(name))["id"])
+            except RemoteError as exc:
+                if exc.code != "lobby_quota":
+                    raise
+            await trio.sleep(1.0)  # slower than the hub's error budget (20 errors in 10 s) allows
+
+
+async def test_lobby_quotas_hold_across_hubs(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server, "--max-lobbies-per-address", "4", "--max-lobbies-per-peer", "3",
+                  "--request-rate", "1000") as (one, two):
+        async with connect(one) as ada, connect(one) as amy, connect(two) as bob, connect(two) as ben:
+            clients = [ada, amy, bob, ben]
+            for i, client in enumerate(clients):
+                await client.hello(f"p{i}")
+            outcomes: list[str] = []
+            async with trio.open_nursery() as nursery:  # 8 creates at once from one address through both hubs
+                for i, client in enumerate(clients):
+                    nursery.start_soon(_create, client, outcomes, f"c{i}a")
+                    nursery.start_soon(_create, client, outcomes, f"c{i}b")
+            assert outcomes.count("ok") == 4, outcomes
+            assert outcomes.count("lobby_quota:address") == 4, outcomes
+            listed = await _listed(bob)
+            assert len(listed) == 4  # the refused lobbies were not registered anywhere
+
+            # A lobby that ends (its only member leaves) gives its place back, on the other hub too.
+            mine = sorted(listed)
+            await bob.join(mine[0])
+            await bob.leave()
+            gone = await _create_when_allowed(ada, "after a leave")
+            with pytest.raises(RemoteError) as info:
+                await bob.create_lobby("one too many")
+            assert info.value.code == "lobby_quota"
+            assert mine[0] not in await _listed(ada)
+
+            # Joined through the other hub and left before the creating hub's next heartbeat: that heartbeat
+            # must not bring the lobby back.
+            await bob.join(gone)
+            await bob.leave()
+            await trio.sleep(2.5)  # two heartbeats of both hubs
+            assert gone not in await _listed(amy)
+            on_two = await _create_when_allowed(bob, "made on hub two")
+
+            # The lobbies of a hub that dies stop counting (and stop being listed) once its key expires.
+            HUBS[two].kill()
+            await _create_when_allowed(ada, "after a hub died")
+            assert on_two not in await _listed(ada)
+
+
+async def test_peer_quota_follows_the_peer_to_another_hub(redis_server: RedisEngine,
+                                                         postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server, "--max-lobbies-per-peer", "2") as (one, two):
+        async with connect(one) as ada:
+            welcome = await ada.hello("Ada")
+            for i in range(2):
+                await ada.create_lobby(f"mine {i}")
+        async with connect(two) as again:
+            resumed = await again.hello("Ada", resume=welcome["resume_token"])
+            assert resumed["peer_id"] == welcome["peer_id"]
+            with pytest.raises(RemoteError) as info:
+                await again.create_lobby("third")
+            assert info.value.code == "lobby_quota" and info.value.message.startswith("you already created 2")
+
+
+async def test_an_expired_lobby_leaves_the_list_and_the_quota(redis_server: RedisEngine,
+                                                             postgres_server: PostgresEngine) -> None:
+    ttl = 3.0
+    with two_hubs(redis_server, postgres_server, "--max-lobbies-per-address", "1",
+                  "--empty-lobby-ttl", str(ttl)) as (one, two):
+        async with connect(one) as ada, connect(two) as bob:
+            await ada.hello("Ada")
+            await bob.hello("Bob")
+            lobby = await ada.create_lobby("nobody comes")
+            assert lobby["id"] in await _listed(bob)
+            with pytest.raises(RemoteError) as info:
+                await bob.create_lobby("second")
+            assert info.value.code == "lobby_quota"
+            await trio.sleep(ttl + 1.5)  # expired on hub one; its Redis key alone would live up to ttl more
+            assert lobby["id"] not in await _listed(bob)
+            await bob.create_lobby("now there is room")
+
+
+async def test_a_refused_persistent_lobby_is_not_kept(redis_server: RedisEngine,
+                                                       postgres_server: PostgresEngine) -> None:
+    redis_server.command("FLUSHALL")
+    settings = settings_for_tests(db=postgres_server.new_database("refused"), cluster=redis_server.url,
+                                  max_lobbies_per_address=1)
+    async with (open_test_server(settings, seed=1) as one, open_test_server(settings, seed=2) as two,
+                open_client(one, "Zed") as zed, open_client(two, "Yan") as yan):
+        for client in (zed, yan):  # registered names may create persistent lobbies (and are held to quotas)
+            await client.request("name.register", password=f"{client.peer_id} password")
+        kept = await zed.create_lobby("kept", persistent=True)
+        with pytest.raises(RemoteError) as info:  # the same address through the other hub
+            await yan.create_lobby("refused", persistent=True)
+        assert info.value.code == "lobby_quota"
+        stored = await two.persistence.require().list_lobbies()
+        assert [record.id for record in stored] == [kept["id"]]
+        assert list(two.hub.lobbies) == [] and list(one.hub.lobbies) == [kept["id"]]
+        assert await _listed(yan) == {kept["id"]}

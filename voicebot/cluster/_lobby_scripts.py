@@ -1,0 +1,138 @@
+"""The Lua scripts of cluster mode's lobby lifetimes: lobby quotas held cluster-wide, and lobbies that ended.
+
+Keys (under the prefix): ``lqa:{address key}`` and ``lqp:{peer}``: hash lobby id → ``1`` of the lobbies an
+address and a peer created (``--max-lobbies-per-address``, ``--max-lobbies-per-peer``), each with the lobby TTL,
+refreshed by every heartbeat that re-asserts one of those lobbies. An entry counts while its lobby lives; entries
+of lobbies that ended are pruned whenever a quota is counted, so a lost hub's lobbies stop counting when they end.
+
+A lobby's stored meta names its creator (``owner``: [address key, peer id]) and the hub that created it
+(``hub``). An ephemeral lobby ends when its last live member leaves, when its creating hub drops it unjoined
+(``--empty-lobby-ttl``), when every member it had was lost (their hub gone, their sessions no longer
+resumable), or when it has no live member and its creating hub is gone. An ended lobby leaves ``lobbies``
+(``lobby.list``) at once, gives its quota places back, and is tombstoned (``closed:{id}`` → its creation time)
+for the lobby TTL so that no hub re-asserts it from a stale mirror.
+
+These functions need ``live_members`` (``_PRUNE`` of :mod:`._scripts`) defined before them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CREATE", "FINISH", "LIFETIME_FN", "LIST"]
+
+LIFETIME_FN = """
+local function quota_keys(prefix, owner)
+  return prefix .. 'lqa:' .. owner[1], prefix .. 'lqp:' .. owner[2]
+end
+local function own_lobby(prefix, lobby_id, owner, ttl)
+  local a, p = quota_keys(prefix, owner)
+  redis.call('HSET', a, lobby_id, '1')
+  redis.call('EXPIRE', a, ttl)
+  redis.call('HSET', p, lobby_id, '1')
+  redis.call('EXPIRE', p, ttl)
+end
+-- Whether the lobby of ``meta`` (decoded) ended: an admin's tombstone ('1') closes every lobby of that id, that
+-- of a lobby that ended only the same lobby (its creation time), not a new one given the same id.
+local function tombstoned(prefix, lobby_id, meta)
+  local mark = redis.call('GET', prefix .. 'closed:' .. lobby_id)
+  return mark ~= false and (mark == '1' or mark == tostring(meta.created))
+end
+local function finish(prefix, lobby_id, meta, ttl)
+  redis.call('DEL', prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id)
+  redis.call('ZREM', prefix .. 'lobbies', lobby_id)
+  redis.call('SET', prefix .. 'closed:' .. lobby_id, tostring(meta.created), 'EX', ttl)
+  if type(meta.owner) == 'table' then
+    local a, p = quota_keys(prefix, meta.owner)
+    redis.call('HDEL', a, lobby_id)
+    redis.call('HDEL', p, lobby_id)
+  end
+end
+-- Live members of a lobby ({} when it ended here: see the module docstring), and whether it still lives.
+local function lobby_members(prefix, lobby_id, raw, ttl)
+  local meta = cjson.decode(raw)
+  local before = redis.call('HLEN', prefix .. 'members:' .. lobby_id)
+  local live = live_members(prefix, lobby_id)
+  if #live > 0 or meta.persistent then return live, true end
+  if before > 0 or (type(meta.hub) == 'string' and redis.call('EXISTS', prefix .. 'hub:' .. meta.hub) == 0) then
+    finish(prefix, lobby_id, meta, ttl)
+    return live, false
+  end
+  return live, true
+end
+local function count_owned(prefix, key, except, ttl)
+  local n = 0
+  for _, id in ipairs(redis.call('HKEYS', key)) do
+    if id ~= except then
+      local raw = redis.call('GET', prefix .. 'lobby:' .. id)
+      local alive = false
+      if raw then
+        local _, lives = lobby_members(prefix, id, raw, ttl)
+        alive = lives
+      end
+      if alive then n = n + 1 else redis.call('HDEL', key, id) end
+    end
+  end
+  return n
+end
+"""
+
+# ARGV: prefix, lobby id, meta JSON (with ``owner`` and ``hub``), lobby TTL, max lobbies per address, max
+# lobbies per peer (0: unlimited). Registers a lobby just created on a hub and counts it against its creator's
+# quotas in one atomic step: no interleaving of creates on several hubs passes a quota. Returns {'ok'} or
+# {'quota', 'peer' | 'address'} (nothing registered).
+CREATE = """
+local prefix, lobby_id, meta, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local owner = cjson.decode(meta).owner
+if type(owner) == 'table' then
+  local a, p = quota_keys(prefix, owner)
+  local max_address, max_peer = tonumber(ARGV[5]), tonumber(ARGV[6])
+  if max_peer > 0 and count_owned(prefix, p, lobby_id, ttl) >= max_peer then return {'quota', 'peer'} end
+  if max_address > 0 and count_owned(prefix, a, lobby_id, ttl) >= max_address then return {'quota', 'address'} end
+end
+refresh(prefix, lobby_id, meta, ttl, {})
+return {'ok'}
+"""
+
+# ARGV: prefix, lobby id, lobby TTL. A hub dropped an ephemeral lobby it held (nobody joined it in time): it ends
+# cluster-wide unless a member joined it through another hub meanwhile. Returns 1 when it ended.
+FINISH = """
+local prefix, lobby_id, ttl = ARGV[1], ARGV[2], ARGV[3]
+local raw = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
+if not raw then return 0 end
+local meta = cjson.decode(raw)
+if meta.persistent or #live_members(prefix, lobby_id) > 0 then return 0 end
+finish(prefix, lobby_id, meta, ttl)
+return 1
+"""
+
+# ARGV: prefix, cursor ('' for the first page), limit, lobby TTL. Up to limit + 1 public lobbies after the cursor
+# as (id, meta JSON, live member count); expired ids are dropped, lost members pruned and lobbies that ended
+# (see the module docstring) removed on the way.
+LIST = """
+local prefix, ttl = ARGV[1], ARGV[4]
+local lobbies = prefix .. 'lobbies'
+local out = {}
+local start = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+local want = tonumber(ARGV[3]) + 1
+local found = 0
+while found < want do
+  local ids = redis.call('ZRANGEBYLEX', lobbies, start, '+', 'LIMIT', 0, 100)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    start = '(' .. id
+    local raw = redis.call('GET', prefix .. 'lobby:' .. id)
+    if not raw then
+      redis.call('ZREM', lobbies, id)
+    elseif not cjson.decode(raw).private then
+      local live, lives = lobby_members(prefix, id, raw, ttl)
+      if lives then
+        found = found + 1
+        out[#out + 1] = id
+        out[#out + 1] = raw
+        out[#out + 1] = #live / 2
+        if found >= want then break end
+      end
+    end
+  end
+end
+return out
+"""
