@@ -12,7 +12,7 @@ import trio.testing
 import trio_websocket
 
 from voicebot.server import Server
-from voicebot.server._wslean import SET_EVENT, release_handshake
+from voicebot.server._wslean import SET_EVENT, is_lone_pong, release_handshake
 from voicebot.testing import open_client
 
 
@@ -69,3 +69,50 @@ async def test_server_connections_keep_no_handshake_state(server: Server, autoju
             assert conn.greeted is SET_EVENT  # past hello: the connection's own event is gone
         reply = await clients[0].request("ping")
         assert reply["type"] == "pong"
+
+
+PONG = bytes([0x8A, 0x80, 1, 2, 3, 4])  # a client's empty pong: FIN + pong, masked, length 0, mask key
+
+
+async def test_is_lone_pong_only_for_one_whole_pong_at_a_frame_boundary(autojump_clock: object) -> None:
+    async with trio.open_nursery() as nursery:
+        server, _client = await _pair(nursery)
+        assert release_handshake(server)
+        assert is_lone_pong(PONG, server)
+        assert not is_lone_pong(PONG + b"\x81", server)  # more bytes than the pong
+        assert not is_lone_pong(PONG[:5], server)
+        assert not is_lone_pong(bytes([0x89, 0x80, 1, 2, 3, 4]), server)  # a ping needs its answer
+        assert not is_lone_pong(bytes([0x8A, 0x04, 1, 2, 3, 4]), server)  # unmasked, with a payload
+        server._wsproto.receive_data(b"\x81\x85\x01")  # a text frame's first bytes: the pong's would be inside it
+        assert not list(server._wsproto.events())
+        assert not is_lone_pong(PONG, server)
+        nursery.cancel_scope.cancel()
+
+
+async def test_is_lone_pong_false_while_trio_websocket_awaits_a_pong(autojump_clock: object) -> None:
+    async with trio.open_nursery() as nursery:
+        server, _client = await _pair(nursery)
+        assert is_lone_pong(PONG, server)
+        server._pings[b""] = trio.Event()  # as ws.ping(b"") leaves it until answered
+        assert not is_lone_pong(PONG, server)
+        nursery.cancel_scope.cancel()
+
+
+async def test_heartbeat_pongs_are_noted_without_reaching_wsproto(server: Server, autojump_clock: object) -> None:
+    async with open_client(server, "idle") as client:
+        (conn,) = server.connections.values()
+        fed: list[bytes] = []
+        original = conn.ws._wsproto.receive_data
+
+        def counting(data: bytes | None) -> None:
+            fed.append(b"" if data is None else bytes(data))
+            original(data)
+
+        conn.ws._wsproto.receive_data = counting  # type: ignore[method-assign]
+        interval = server.settings.heartbeat_interval
+        await trio.sleep(interval * 4.5)
+        assert server.heartbeats.pings >= 3
+        assert conn.last_received > trio.current_time() - 1.5 * interval  # the pongs counted as signs of life
+        assert fed == []  # none of them was parsed
+        assert (await client.request("ping"))["type"] == "pong"  # a message still goes through
+        assert fed

@@ -107,7 +107,8 @@ class Connection(PingSending, ReadPausing):
         self.in_flight = 0
         self._broken = False
         answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
-        release_handshake(ws)  # the HTTP handshake's state is not kept for the connection's life
+        if release_handshake(ws):  # the HTTP handshake's state is not kept for the connection's life
+            batch.ws = ws  # and heartbeat pongs are noted by the stream, not parsed (see _wslean.is_lone_pong)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -380,6 +381,7 @@ class Connection(PingSending, ReadPausing):
 
     async def _finish(self) -> None:
         self._ended = True
+        self._batch.ws = None  # every byte from here on goes to the WebSocket (and no reference cycle is left)
         self._outbox = None
         self.server.quotas.outboxes.remove(self.address, self.out_bytes)  # what was never sent is dropped with us
         self.out_bytes = 0

@@ -7,8 +7,12 @@ is only asked for its (then always empty) events. trio-websocket keeps ``_open_h
 server accepted and waited on only by the client side. :func:`release_handshake` lets both go; thousands of idle
 connections hold thousands of them.
 
-These are private attributes of wsproto (``handshake._h11_connection``, ``handshake._events``) and trio-websocket
-(``_open_handshake``), pinned by the versions in ``pyproject.toml``: :func:`release_handshake` checks their shape
+An idle client's only traffic is its pong to the heartbeat's ping; :func:`is_lone_pong` recognises one so the
+stream under the WebSocket can note it as a sign of life without waking wsproto and trio-websocket for it.
+
+These are private attributes of wsproto (``handshake._h11_connection``, ``handshake._events``, the frame
+decoder's header and buffer, the connection's pending events) and trio-websocket (``_open_handshake``, ``_pings``),
+pinned by the versions in ``pyproject.toml``: :func:`release_handshake` checks their shape
 and otherwise changes nothing (a test fails if the installed libraries no longer have it).
 """
 
@@ -22,7 +26,7 @@ import trio
 import trio_websocket
 from wsproto.connection import ConnectionState
 
-__all__ = ["SET_EVENT", "release_handshake"]
+__all__ = ["LONE_PONG_SIZE", "SET_EVENT", "is_lone_pong", "release_handshake"]
 
 log = logging.getLogger("voicebot.server")
 
@@ -54,3 +58,31 @@ def release_handshake(ws: trio_websocket.WebSocketConnection) -> bool:
 
 _NO_EVENTS: deque[Any] = deque(maxlen=0)
 """The handshake's events once open: always empty (``maxlen=0``: an append could not keep anything either)."""
+
+
+#: A client's pong with an empty payload, as the heartbeat's ping is answered: FIN + opcode 0xA, then the mask bit
+#: with length 0; four mask bytes follow.
+_PONG_HEAD = (0x8A, 0x80)
+LONE_PONG_SIZE = 6
+"""Bytes of that frame (a cheap first test for callers on a hot path)."""
+
+
+def is_lone_pong(data: bytes | bytearray, ws: trio_websocket.WebSocketConnection) -> bool:
+    """Whether ``data``, just received for ``ws``, is exactly one masked empty pong frame that starts at a frame
+    boundary of ``ws``'s open connection, with no ping of trio-websocket's own waiting for an answer.
+
+    Such bytes need not reach wsproto at all: they make no event trio-websocket acts on (it ignores a pong that
+    answers none of its pings), and their arrival was already noted as a sign of life by whoever received them.
+    Skipping them spares the reader wsproto's frame parsing and trio-websocket's event dispatch once per
+    heartbeat. Anything else (more or fewer bytes, another frame, a partial frame pending, a closing connection,
+    internals of another shape) is False: the bytes go through as usual.
+    """
+    if len(data) != LONE_PONG_SIZE or data[0] != _PONG_HEAD[0] or data[1] != _PONG_HEAD[1]:
+        return False
+    connection: Any = getattr(getattr(ws, "_wsproto", None), "connection", None)
+    decoder: Any = getattr(getattr(connection, "_proto", None), "_frame_decoder", None)
+    buffered: Any = getattr(getattr(decoder, "buffer", None), "buffer", None)
+    return (
+        isinstance(buffered, bytearray) and not buffered and getattr(decoder, "header", 0) is None
+        and connection.state is ConnectionState.OPEN and not connection._events and not ws._pings
+    )
