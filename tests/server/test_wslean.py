@@ -40,6 +40,7 @@ async def test_release_drops_the_handshake_and_the_websocket_still_works(autojum
         assert handshake._h11_connection is None
         assert not handshake._events and handshake._events.maxlen == 0
         assert server._open_handshake is SET_EVENT
+        assert server._for_testing_peer_closed_connection is SET_EVENT
         assert release_handshake(client) is False  # only a server side is trimmed
         await client.send_message("hello")
         assert await server.get_message() == "hello"

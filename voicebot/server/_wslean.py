@@ -4,16 +4,17 @@ wsproto's ``WSConnection`` keeps its ``H11Handshake`` for the connection's whole
 state machine, receive buffer and reader) and an events deque, about 1.7 KiB per connection, although once the
 WebSocket is open every byte and event goes through the ``wsproto.connection.Connection`` it made and the handshake
 is only asked for its (then always empty) events. trio-websocket keeps ``_open_handshake``, an event set when the
-server accepted and waited on only by the client side. :func:`release_handshake` lets both go; thousands of idle
-connections hold thousands of them.
+server accepted and waited on only by the client side, and ``_for_testing_peer_closed_connection``, an event it
+sets when the peer closes and only its own test suite waits on. :func:`release_handshake` lets them go (both events
+become one shared, set event); thousands of idle connections hold thousands of them.
 
 An idle client's only traffic is its pong to the heartbeat's ping; :func:`is_lone_pong` recognises one so the
 stream under the WebSocket can note it as a sign of life without waking wsproto and trio-websocket for it.
 
 These are private attributes of wsproto (``handshake._h11_connection``, ``handshake._events``, the frame
-decoder's header and buffer, the connection's pending events) and trio-websocket (``_open_handshake``, ``_pings``),
-pinned by the versions in ``pyproject.toml``: :func:`release_handshake` checks their shape
-and otherwise changes nothing (a test fails if the installed libraries no longer have it).
+decoder's header and buffer, the connection's pending events) and trio-websocket (``_open_handshake``,
+``_for_testing_peer_closed_connection``, ``_pings``), pinned by the versions in ``pyproject.toml``: both functions
+check their shape and otherwise change nothing (a test fails if the installed libraries no longer have it).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["LONE_PONG_SIZE", "SET_EVENT", "is_lone_pong", "release_handshake"]
 log = logging.getLogger("voicebot.server")
 
 SET_EVENT = trio.Event()
-"""An event that is already set, shared by every holder of an event that was set and is never waited on again."""
+"""An event that is already set, shared in place of per-connection events nothing waits on any more."""
 SET_EVENT.set()
 
 
@@ -44,7 +45,8 @@ def release_handshake(ws: trio_websocket.WebSocketConnection) -> bool:
     handshake: Any = getattr(wsproto, "handshake", None)
     if (
         not hasattr(wsproto, "connection") or not isinstance(getattr(handshake, "_events", None), deque)
-        or not hasattr(handshake, "_h11_connection") or not isinstance(getattr(ws, "_open_handshake", None), trio.Event)
+        or not hasattr(handshake, "_h11_connection")
+        or not all(isinstance(getattr(ws, name, None), trio.Event) for name in _SPARED_EVENTS)
     ):
         log.warning("wsproto/trio-websocket internals changed: each connection keeps its handshake state")
         return False
@@ -52,8 +54,13 @@ def release_handshake(ws: trio_websocket.WebSocketConnection) -> bool:
         return False  # not an open server WebSocket, or a handshake event still to be read: nothing is dropped
     handshake._h11_connection = None
     handshake._events = _NO_EVENTS
-    ws._open_handshake = SET_EVENT
+    for name in _SPARED_EVENTS:
+        setattr(ws, name, SET_EVENT)
     return True
+
+
+_SPARED_EVENTS = ("_open_handshake", "_for_testing_peer_closed_connection")
+"""trio-websocket's events that a server connection, once open, never waits on (the first is set already)."""
 
 
 _NO_EVENTS: deque[Any] = deque(maxlen=0)
