@@ -13,8 +13,9 @@ stream under the WebSocket can note it as a sign of life without waking wsproto 
 
 These are private attributes of wsproto (``handshake._h11_connection``, ``handshake._events``, the frame
 decoder's header and buffer, the connection's pending events) and trio-websocket (``_open_handshake``,
-``_for_testing_peer_closed_connection``, ``_pings``), pinned by the versions in ``pyproject.toml``: both functions
-check their shape and otherwise change nothing (a test fails if the installed libraries no longer have it).
+``_for_testing_peer_closed_connection``, ``_pings``) as of wsproto 1.3 and trio-websocket 0.12: both functions
+check their shape and otherwise change nothing, and ``tests/server/test_wslean.py`` fails if the installed libraries
+no longer have it.
 """
 
 from __future__ import annotations
