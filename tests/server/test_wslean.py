@@ -10,8 +10,11 @@ import pytest
 import trio
 import trio.testing
 import trio_websocket
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 from voicebot.server import Server
+from voicebot.server._wsclose import answer_protocol_errors
 from voicebot.server._wslean import SET_EVENT, is_lone_pong, release_handshake
 from voicebot.testing import open_client
 
@@ -117,3 +120,18 @@ async def test_heartbeat_pongs_are_noted_without_reaching_wsproto(server: Server
         assert fed == []  # none of them was parsed
         assert (await client.request("ping"))["type"] == "pong"  # a message still goes through
         assert fed
+
+
+async def test_protocol_error_answering_is_a_class_not_a_closure_per_connection(autojump_clock: object) -> None:
+    async with trio.open_nursery() as nursery:
+        first, _c1 = await _pair(nursery)
+        second, _c2 = await _pair(nursery)
+        assert answer_protocol_errors(first) and answer_protocol_errors(second)
+        assert answer_protocol_errors(first)  # twice: still answering, nothing wrapped twice
+        assert type(first._wsproto.connection) is type(second._wsproto.connection)
+        assert "events" not in vars(first._wsproto.connection)  # no per-connection wrapper
+        first._wsproto.receive_data(bytes([0x81, 0x82, 0, 0, 0, 0, 0xFF, 0xFE]))  # invalid UTF-8 text
+        (event,) = list(first._wsproto.events())
+        assert isinstance(event, CloseConnection) and event.code == 1007
+        assert first._wsproto.state is ConnectionState.REMOTE_CLOSING  # answered like a received close frame
+        nursery.cancel_scope.cancel()
