@@ -38,6 +38,8 @@ async def _replayed(chunk: bytes) -> bytes:
 class ReplayStream(trio.abc.Stream):
     """``inner`` with ``prefix`` returned by the first receives: hands an already-read request to another parser."""
 
+    __slots__ = ("_prefix", "inner")  # one per WebSocket connection: no instance dict
+
     def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
         self.inner = inner
         self._prefix = prefix

@@ -62,7 +62,7 @@ def adopt(hub: Hub, session: Session, grace_deadline: float) -> None:
 
 def prepend(session: Session, buffered: list[dict[str, Any]]) -> None:
     """Put messages buffered for an adopted ``session`` elsewhere (older than any buffered here) before its own."""
-    session.buffer.extendleft(reversed(buffered))
+    session.buffer[:0] = buffered
     session.buffer_bytes += sum(len(encode(message).encode("utf-8")) for message in buffered)
 
 

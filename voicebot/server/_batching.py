@@ -15,8 +15,14 @@ socket without a task or a wait when nothing else is being written and the socke
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import trio
+
+from ._wslean import LONE_PONG_SIZE, is_lone_pong
+
+if TYPE_CHECKING:
+    import trio_websocket
 
 __all__ = ["BatchingStream"]
 
@@ -24,7 +30,7 @@ __all__ = ["BatchingStream"]
 class BatchingStream(trio.abc.Stream):
     """``inner`` with held writes: while held, :meth:`send_all` only appends; :meth:`flush` writes them at once."""
 
-    __slots__ = ("_fd", "_held", "_lock", "_parts", "inner", "received_at")
+    __slots__ = ("_fd", "_held", "_lock", "_parts", "inner", "received_at", "ws")
 
     def __init__(self, inner: trio.abc.Stream, fd: int | None = None) -> None:
         self.inner = inner
@@ -36,6 +42,9 @@ class BatchingStream(trio.abc.Stream):
         self._lock = trio.StrictFIFOLock()
         self.received_at = trio.current_time()
         """Trio time at which the last bytes were received (creation time before any)."""
+        self.ws: trio_websocket.WebSocketConnection | None = None
+        """The WebSocket reading from this stream, once open: a lone pong frame received for it is noted as a sign
+        of life and not handed on (see :func:`~voicebot.server._wslean.is_lone_pong`)."""
 
     def hold(self) -> None:
         """Keep writes in memory until :meth:`flush`."""
@@ -98,10 +107,13 @@ class BatchingStream(trio.abc.Stream):
         return sent
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Read from the inner stream, noting the time of arrival in :attr:`received_at`."""
-        data = await self.inner.receive_some(max_bytes)
-        self.received_at = trio.current_time()
-        return data
+        """Read from the inner stream, noting the time of arrival in :attr:`received_at`; a lone pong for :attr:`ws`
+        (an idle client answering the heartbeat) is only noted, and the read goes on."""
+        while True:
+            data = await self.inner.receive_some(max_bytes)
+            self.received_at = trio.current_time()
+            if self.ws is None or len(data) != LONE_PONG_SIZE or not is_lone_pong(data, self.ws):
+                return data
 
     async def wait_send_all_might_not_block(self) -> None:
         """Delegate to the inner stream."""

@@ -31,6 +31,7 @@ from ._batching import BatchingStream
 from ._pinging import CLOSE_HEARTBEAT, PingSending
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
+from ._wslean import SET_EVENT, release_handshake
 
 if TYPE_CHECKING:
     from ._hosts import ConnectionHost
@@ -57,8 +58,8 @@ class Connection(PingSending, ReadPausing):
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
-    __slots__ = ("_batch", "_broken", "_ended", "_nursery", "_outbox", "_scope", "_send_scope",
-                 "address", "bucket", "budget", "close_decision", "ctx", "finished", "greeted", "id", "in_flight",
+    __slots__ = ("_batch", "_broken", "_done", "_ended", "_finished", "_nursery", "_outbox", "_scope", "_send_scope",
+                 "address", "bucket", "budget", "close_decision", "ctx", "greeted", "id", "in_flight",
                  "out_bytes", "quota_slot", "remote", "server", "writing", "ws")
 
     def __init__(
@@ -95,33 +96,53 @@ class Connection(PingSending, ReadPausing):
         self.bucket = TokenBucket(settings.request_rate, settings.request_burst, trio.current_time())
         self.close_decision: tuple[int, str] | None = None
         self.greeted = trio.Event()
-        self.finished = trio.Event()
+        """Set by the server once the client's hello was accepted (then replaced by a shared, set event)."""
+        self._finished: trio.Event | None = None
+        self._done = False
         self._scope = trio.CancelScope()
+        """Cancelled to end the connection: until :meth:`run` opens the connection's nursery a scope of its own (a
+        cancel made then is carried over), from then on the nursery's (one scope fewer per idle connection)."""
         self._send_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self.in_flight = 0
         self._broken = False
         answer_protocol_errors(ws)  # bad frames get their close code (1002/1007), not a silent TCP drop
+        if release_handshake(ws):  # the HTTP handshake's state is not kept for the connection's life
+            batch.ws = ws  # and heartbeat pongs are noted by the stream, not parsed (see _wslean.is_lone_pong)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve the connection until it closes; always ends with a (bounded) close handshake."""
         try:
-            with self._scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    if self._outbox:
-                        self._start_writer()
-                    nursery.start_soon(self._hello_deadline)
-                    self.server.heartbeats.start(self)
-                    try:
-                        await self._guarded("reader", self._reader)
-                    finally:
-                        self._nursery = None  # closed to new tasks from here on
+            async with trio.open_nursery() as nursery:
+                if self._scope.cancel_called:
                     nursery.cancel_scope.cancel()
+                self._scope = nursery.cancel_scope
+                self._nursery = nursery
+                if self._outbox:
+                    self._start_writer()
+                nursery.start_soon(self._hello_deadline)
+                self.server.heartbeats.start(self)
+                try:
+                    await self._reader()  # not through _guarded: one coroutine frame fewer while it waits
+                except BaseException as exc:
+                    self._failed("reader", exc)
+                finally:
+                    self._nursery = None  # closed to new tasks from here on
+                nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
             await self._finish()
+
+    @property
+    def finished(self) -> trio.Event:
+        """Set once the connection has ended and the server was told (made when first asked for: most
+        connections are never waited for)."""
+        if self._finished is None:
+            self._finished = trio.Event()
+            if self._done:
+                self._finished.set()
+        return self._finished
 
     def request_close(self, code: int, reason: str, *, flush: bool = True) -> None:
         """Decide to close with ``code``; with ``flush`` the queued messages go out first (bounded)."""
@@ -230,11 +251,17 @@ class Connection(PingSending, ReadPausing):
     async def _guarded(self, component: str, body: Any) -> None:
         try:
             await body()
-        except trio_websocket.ConnectionClosed:
-            self._scope.cancel()  # the peer went away: the normal end of a connection, not an error
-        except faults.Disconnect:
-            self.drop()
         except BaseException as exc:
+            self._failed(component, exc)
+
+    def _failed(self, component: str, exc: BaseException) -> None:
+        """``component``'s task ended with ``exc``: the peer went away, a fault dropped it, or an error to handle
+        (reply, then close); Cancelled and KeyboardInterrupt are re-raised (by ``errors.capture``)."""
+        if isinstance(exc, trio_websocket.ConnectionClosed):
+            self._scope.cancel()  # the peer went away: the normal end of a connection, not an error
+        elif isinstance(exc, faults.Disconnect):
+            self.drop()
+        else:
             decision = self.server.errors.capture(exc, attrs.evolve(self.ctx, component=component))
             if decision is not None:
                 code, reason = decision.close or (CLOSE_INTERNAL, decision.error.message[:120])
@@ -348,18 +375,20 @@ class Connection(PingSending, ReadPausing):
     async def _hello_deadline(self) -> None:
         with trio.move_on_after(self.server.settings.hello_timeout):
             await self.greeted.wait()
+            self.greeted = SET_EVENT  # the connection's own event is not kept for its lifetime
             return
         self.request_close(CLOSE_HELLO_TIMEOUT, "hello timeout: send hello first")
 
     async def _finish(self) -> None:
         self._ended = True
+        self._batch.ws = None  # every byte from here on goes to the WebSocket (and no reference cycle is left)
         self._outbox = None
         self.server.quotas.outboxes.remove(self.address, self.out_bytes)  # what was never sent is dropped with us
         self.out_bytes = 0
         code, reason = self.close_decision or (CLOSE_NORMAL, "")
         if self._broken:  # a frame was cut: no close frame can follow; the stream is aborted by the server
             self.server.connection_closed(self)
-            self.finished.set()
+            self._set_finished()
             return
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.server.close_timeout
@@ -370,7 +399,12 @@ class Connection(PingSending, ReadPausing):
                 self.server.errors.capture(exc, attrs.evolve(self.ctx, component="close"))
         # Outside the bounded scope: runs even when the close handshake hit its deadline.
         self.server.connection_closed(self)
-        self.finished.set()
+        self._set_finished()
+
+    def _set_finished(self) -> None:
+        self._done = True
+        if self._finished is not None:
+            self._finished.set()
 
     # -- context & recovery -------------------------------------------------------------------------
     def sync_context(self) -> None:

@@ -32,6 +32,8 @@ class DeferredCloseStream(trio.abc.Stream):
     """``inner`` whose :meth:`aclose` only marks it closed for its user; :attr:`inner` stays open for the owner,
     who closes it (after :func:`linger`, when appropriate)."""
 
+    __slots__ = ("closed", "inner")  # one per connection: no instance dict
+
     def __init__(self, inner: trio.abc.Stream) -> None:
         self.inner = inner
         self.closed = False

@@ -229,10 +229,12 @@ class Server:
             raise RuntimeError("server is not running")
         self._nursery.start_soon(functools.partial(self.handle_stream, stream, remote, trusted=trusted))
 
-    async def handle_stream(self, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> None:
+    def handle_stream(self, stream: trio.abc.Stream, remote: str, *, trusted: bool = False) -> Awaitable[None]:
         """Admission, HTTP front and WebSocket handshake (bounded), then run the connection; nothing here can hurt
-        other connections (``trusted``: see :meth:`connect_stream`)."""
-        await accept_stream(self, stream, remote, trusted=trusted)
+        other connections (``trusted``: see :meth:`connect_stream`).
+
+        Returns the coroutine that does it (not a coroutine of its own: a connection's task holds one frame less)."""
+        return accept_stream(self, stream, remote, trusted=trusted)
 
     def open_connection(self, ws: trio_websocket.WebSocketConnection, remote: str, batch: BatchingStream, *,
                         trusted: bool = False) -> Connection:

@@ -8,8 +8,9 @@ close frame at all. :func:`answer_protocol_errors` marks such locally-detected c
 state a received close frame would have produced) so trio-websocket sends the close frame with that code before it
 drops the stream. Oversized messages (1009, fragmented or not) are already answered by trio-websocket.
 
-This touches wsproto's connection object of one WebSocket (private attributes ``connection``/``_state``, pinned
-by the ``wsproto`` version range); :func:`answer_protocol_errors` checks they exist and otherwise does nothing.
+This touches wsproto's connection object of one WebSocket (private attributes ``connection``/``_state``; its class
+becomes a subclass overriding ``events``); :func:`answer_protocol_errors` checks the shape and otherwise does
+nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Generator
 from typing import Any
 
 import trio_websocket
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event
 
 __all__ = ["answer_protocol_errors"]
@@ -33,18 +34,24 @@ def answer_protocol_errors(ws: trio_websocket.WebSocketConnection) -> bool:
     Returns False (and changes nothing) if the installed wsproto does not have the expected shape.
     """
     inner: Any = getattr(getattr(ws, "_wsproto", None), "connection", None)
-    if inner is None or not hasattr(inner, "_state") or not callable(getattr(inner, "events", None)):
+    if type(inner) is _AnsweringConnection:
+        return True
+    if type(inner) is not Connection or not hasattr(inner, "_state"):
         log.warning("wsproto internals changed: protocol errors close without a close frame")
         return False
-    original = inner.events
+    # The class, not a wrapper per connection: thousands of connections share its one ``events``.
+    inner.__class__ = _AnsweringConnection
+    return True
 
-    def events() -> Generator[Event, None, None]:
-        for event in original():
-            if isinstance(event, CloseConnection) and inner.state is ConnectionState.OPEN:
+
+class _AnsweringConnection(Connection):
+    """wsproto's connection whose locally detected protocol errors read as a close frame received (see above)."""
+
+    def events(self) -> Generator[Event, None, None]:
+        """wsproto's events; a ``CloseConnection`` while still ``OPEN`` moves the state to ``REMOTE_CLOSING``."""
+        for event in super().events():
+            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
                 # Not a close frame from the peer (that would have moved the state): wsproto's own verdict on
                 # a malformed frame. Reply to it as to a close frame, with the same code.
-                inner._state = ConnectionState.REMOTE_CLOSING
+                self._state = ConnectionState.REMOTE_CLOSING
             yield event
-
-    inner.events = events
-    return True
