@@ -37,6 +37,16 @@ class BatchingStream(trio.abc.Stream):
         self.received_at = trio.current_time()
         """Trio time at which the last bytes were received (creation time before any)."""
 
+    @property
+    def pending(self) -> bool:
+        """True while written bytes are held, waiting for :meth:`flush` (e.g. the rest of a partial
+        :meth:`write_nowait`)."""
+        return bool(self._parts)
+
+    def can_write_nowait(self) -> bool:
+        """Whether :meth:`write_nowait` may write now: a plain socket, nothing held, no write in progress."""
+        return self._fd is not None and not self._held and not self._lock.locked()
+
     def hold(self) -> None:
         """Keep writes in memory until :meth:`flush`."""
         self._held = True
