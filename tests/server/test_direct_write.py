@@ -1,6 +1,5 @@
 """Direct writes: a message for an idle connection is framed and written from the sending task; the order of
-frames stays exact across direct and queued writes, partial writes, the close frame and fault plans. Receiving
-takes already-queued messages without a scheduling round trip."""
+frames stays exact across direct and queued writes, partial writes, the close frame and fault plans."""
 
 from __future__ import annotations
 
@@ -8,16 +7,13 @@ import json
 import os
 import socket
 
-import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-import trio_websocket
 
 from voicebot import faults
 from voicebot.server import Server
 from voicebot.server._connection import Connection
-from voicebot.server._framing import receive
 from voicebot.testing import open_client, open_test_server, settings_for_tests
 from voicebot.testing._rawws import OP_TEXT, RawWebSocket
 
@@ -157,29 +153,3 @@ async def test_a_message_never_overtakes_queued_ones(tcp_server: Server) -> None
     conn.enqueue(_message(3))
     assert [json.loads(t)["seq"] for t in await _read_texts(ws, 1)] == [3]
     await ws.aclose()
-
-
-async def test_receive_takes_queued_messages_without_a_checkpoint(autojump_clock: trio.testing.MockClock) -> None:
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    async with trio.open_nursery() as nursery:
-        accepted: list[trio_websocket.WebSocketConnection] = []
-
-        async def serve() -> None:
-            request = await trio_websocket.wrap_server_stream(nursery, server_stream, message_queue_size=4)
-            accepted.append(await request.accept())
-
-        nursery.start_soon(serve)
-        client = await trio_websocket.wrap_client_stream(nursery, client_stream, "localhost", "/ws")
-        await trio.testing.wait_all_tasks_blocked()
-        (ws,) = accepted
-        for text in ("a", "b", "c"):
-            await client.send_message(text)
-        await trio.testing.wait_all_tasks_blocked()  # trio-websocket's reader has queued all three
-        with trio.testing.assert_no_checkpoints():
-            assert [await receive(ws), await receive(ws), await receive(ws)] == ["a", "b", "c"]
-        nursery.start_soon(client.send_message, "d")
-        assert await receive(ws) == "d"  # nothing queued: waits like get_message
-        await client.aclose()
-        with pytest.raises(trio_websocket.ConnectionClosed):
-            await receive(ws)
-        nursery.cancel_scope.cancel()

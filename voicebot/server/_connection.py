@@ -31,7 +31,7 @@ from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, Reques
 from ._auth import client_host
 from ._backpressure import CLOSE_POLICY, ReadPausing
 from ._batching import BatchingStream
-from ._framing import encode_text, receive, write_frames
+from ._framing import encode_text, write_frames
 from ._pinging import CLOSE_HEARTBEAT, PingSending
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
@@ -271,7 +271,7 @@ class Connection(PingSending, ReadPausing):
     async def _reader(self) -> None:
         while True:
             await self._wait_for_room()
-            text = await receive(self.ws)
+            text = await self.ws.get_message()
             for frame in faults.message("ws.recv", text, conn=self.id):  # may drop/duplicate/corrupt
                 await self._on_frame(frame)
             if self.close_decision is not None:

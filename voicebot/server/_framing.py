@@ -22,20 +22,7 @@ from wsproto.events import TextMessage
 from .. import protocol
 from ._batching import BatchingStream
 
-__all__ = ["encode_text", "receive", "write_frames"]
-
-
-async def receive(ws: trio_websocket.WebSocketConnection) -> str | bytes:
-    """``ws.get_message()``, but a message trio-websocket's reader task has already queued is taken at once,
-    without a scheduling round trip. The queue holds at most ``message_queue_size`` messages and is refilled only
-    while the caller waits, so a caller that receives in a loop still waits (and can be cancelled) after at most
-    that many messages."""
-    try:
-        return ws._recv_channel.receive_nowait()
-    except trio.WouldBlock:
-        return await ws.get_message()
-    except (trio.EndOfChannel, trio.ClosedResourceError):
-        raise trio_websocket.ConnectionClosed(ws._close_reason) from None
+__all__ = ["encode_text", "write_frames"]
 
 
 def encode_text(ws: trio_websocket.WebSocketConnection, text: str) -> bytes:
