@@ -46,6 +46,16 @@ class BatchingStream(trio.abc.Stream):
         """The WebSocket reading from this stream, once open: a lone pong frame received for it is noted as a sign
         of life and not handed on (see :func:`~voicebot.server._wslean.is_lone_pong`)."""
 
+    @property
+    def pending(self) -> bool:
+        """True while written bytes are held, waiting for :meth:`flush` (e.g. the rest of a partial
+        :meth:`write_nowait`)."""
+        return bool(self._parts)
+
+    def can_write_nowait(self) -> bool:
+        """Whether :meth:`write_nowait` may write now: a plain socket, nothing held, no write in progress."""
+        return self._fd is not None and not self._held and not self._lock.locked()
+
     def hold(self) -> None:
         """Keep writes in memory until :meth:`flush`."""
         self._held = True

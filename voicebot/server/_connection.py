@@ -1,7 +1,9 @@
 """One client WebSocket: reader and writer (bounded outbox) in the connection's own nursery.
 
-The writer runs only while the outbox holds something: the first message queued starts it, and it ends once the
-outbox is empty, so an idle connection holds no writer task and no outbox (both cost memory, times thousands).
+A message for a connection whose socket is idle (nothing queued, held or being written) is framed and written
+straight from the sending task (see :mod:`._framing`). Otherwise it is queued, and the writer runs only while the
+outbox holds something: the first message queued starts it, and it ends once the outbox is empty, so an idle
+connection holds no writer task and no outbox (both cost memory, times thousands).
 
 The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it reads when
 bytes last arrived and has a ping frame written here, straight to the socket when nothing else is being written.
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 import trio_websocket
+from wsproto.connection import ConnectionState
 
 from .. import faults, protocol
 from ..auth import address_key
@@ -28,6 +31,7 @@ from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, Reques
 from ._auth import client_host
 from ._backpressure import CLOSE_POLICY, ReadPausing
 from ._batching import BatchingStream
+from ._framing import encode_text, write_frames
 from ._pinging import CLOSE_HEARTBEAT, PingSending
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
@@ -216,6 +220,8 @@ class Connection(PingSending, ReadPausing):
                 raise trio.WouldBlock
             if self._ended:
                 return  # the connection is finishing; nothing more goes out
+            if self._outbox is None and self._write_direct(text):
+                return
             if not self._put((text, size)):
                 raise trio.WouldBlock
             self.out_bytes += size
@@ -224,6 +230,26 @@ class Connection(PingSending, ReadPausing):
             if self.close_decision is None:
                 self.server.errors.note_close(CLOSE_POLICY)
             self.request_close(CLOSE_POLICY, "outbox full: client is not reading fast enough", flush=False)
+
+    def _write_direct(self, text: str) -> bool:
+        """Write ``text``'s frame straight to the socket from the calling task when that keeps the order and cannot
+        wait: the connection runs, nothing is queued, held or being written, the socket has room and no fault plan
+        is active (its ``writer.send``/``ws.send`` points are on the queued path). Saves the writer task's start
+        and wake-up and trio-websocket's lock round trip. The rest of a partial write is flushed by the writer.
+        False when the frame must be queued instead (nothing was written)."""
+        batch = self._batch
+        if (self.writing or self._nursery is None or self.close_decision is not None
+                or not batch.can_write_nowait() or self.ws._wsproto.state is not ConnectionState.OPEN
+                or faults.current_run() is not None):
+            return False
+        try:
+            frame = encode_text(self.ws, text)
+        except trio_websocket.ConnectionClosed:
+            return False  # the writer meets the same error and ends the connection
+        written = batch.write_nowait(frame)
+        if 0 < written < len(frame):
+            self._start_writer()
+        return written > 0
 
     def _put(self, item: tuple[str, int] | _Marker) -> bool:
         """Queue ``item`` and make sure the writer runs; False when the outbox is full or the connection ended."""
@@ -336,8 +362,7 @@ class Connection(PingSending, ReadPausing):
         timeout = 2 * self.server.settings.heartbeat_interval
         outboxes = self.server.quotas.outboxes
         batch = self._batch
-        outbox = self._outbox
-        while outbox:
+        while (outbox := self._outbox) or batch.pending:  # pending: the rest of a partial direct write
             items: list[str] = []
             size = 0
             closing = False
@@ -351,18 +376,15 @@ class Connection(PingSending, ReadPausing):
                 outboxes.remove(self.address, n)
                 items.append(text)
                 size += n
-            if items:
+            if items or batch.pending:
                 with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
                     self._send_scope = scope
-                    batch.hold()  # frames (and pings, pongs) written meanwhile go out together at the flush
+                    frames: list[bytes] = []
                     for queued in items:
                         for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate
                             await faults.point("ws.send", conn=self.id)  # a hang here is cut by the deadline
-                            try:
-                                await self.ws.send_message(text)
-                            except UnicodeEncodeError:  # wsproto encodes before touching its state: resend
-                                await self.ws.send_message(protocol.sendable(text))
-                    await batch.flush()
+                            frames.append(encode_text(self.ws, text))
+                    await write_frames(self.ws, batch, b"".join(frames))  # after what is held: one write
                 self._send_scope = None
                 if scope.cancelled_caught:
                     self.send_cut(timeout)
