@@ -88,6 +88,10 @@ class Cluster:
         self.unsynced_leaves: set[tuple[str, str]] = set()
         """Leaves that failed to reach Redis (retried by the next heartbeat that reaches it)."""
         self._settle_until = 0.0
+        self.resync_until = 0.0
+        """Until when (Trio clock) other hubs may still be re-asserting their state after an outage of this hub's
+        Redis (0 when this hub never saw one): a resume token found nowhere meanwhile may just not be back yet."""
+        self._ever_available = False
         self._wake = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
         self._nursery: trio.Nursery | None = None
@@ -152,6 +156,9 @@ class Cluster:
                 raise unavailable("this hub's inbox is not being read")
             if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
                 self._settle_until = trio.current_time() + self.hub_ttl
+                if self._ever_available:
+                    self.resync_until = self._settle_until
+            self._ever_available = True
             for lobby, version, live in zip(lobbies, versions, result[1:], strict=True):
                 if self.hub.lobbies.get(lobby.id) is lobby and self._versions.get(lobby.id, 0) == version:
                     self._sync(lobby, live)

@@ -43,7 +43,10 @@ def unavailable(detail: str = "", retry_after: float | None = None) -> VoiceBotE
 class RedisLink:
     """The cluster's Redis connection (coredis 6 on anyio, inside :meth:`open`) behind the ``cluster`` breaker.
 
-    ``call_timeout`` bounds each call (the breaker's deadline); coredis' own retries stay inside it.
+    ``call_timeout`` bounds each call (the breaker's deadline); coredis' own retries stay inside it. Reads of the
+    inbox (:meth:`read`) go through a breaker of their own, ``cluster.inbox``: a reading connection that drops
+    loses nothing (the next read continues where it stopped), so its failures must not make the whole hub
+    unavailable; a Redis outage fails the other calls too.
     """
 
     def __init__(self, url: str, breakers: BreakerRegistry, *, call_timeout: float = 2.0) -> None:
@@ -52,6 +55,11 @@ class RedisLink:
         self.breaker: CircuitBreaker = breakers.get("cluster", BreakerConfig(
             failure_rate_threshold=50.0, minimum_number_of_calls=3, sliding_window_size=6,
             wait_duration_in_open_state=1.0, open_wait_multiplier=2.0, max_wait_duration_in_open_state=8.0,
+            permitted_calls_in_half_open=1, call_timeout=call_timeout,
+        ))
+        self.read_breaker: CircuitBreaker = breakers.get("cluster.inbox", BreakerConfig(
+            failure_rate_threshold=50.0, minimum_number_of_calls=5, sliding_window_size=10,
+            wait_duration_in_open_state=0.5, open_wait_multiplier=2.0, max_wait_duration_in_open_state=4.0,
             permitted_calls_in_half_open=1, call_timeout=call_timeout,
         ))
         self.failures = 0
@@ -85,8 +93,10 @@ class RedisLink:
             raise RuntimeError("RedisLink.open() was not called")
         return self._client
 
-    async def call(self, what: str, fn: Callable[[Any], Awaitable[T]]) -> T:
-        """Run ``fn(client)`` under the fault point, the breaker and its deadline; failure: ``cluster_unavailable``."""
+    async def call(self, what: str, fn: Callable[[Any], Awaitable[T]], *,
+                   breaker: CircuitBreaker | None = None) -> T:
+        """Run ``fn(client)`` under the fault point, the breaker (``cluster`` unless given) and its deadline;
+        failure: ``cluster_unavailable``."""
         client = self.client
 
         async def attempt() -> T:
@@ -94,7 +104,7 @@ class RedisLink:
             return await fn(client)
 
         try:
-            return await self.breaker.call(attempt)
+            return await (breaker or self.breaker).call(attempt)
         except BaseException as exc:
             passthrough, failure = split_passthrough(exc)
             if passthrough is not None:
@@ -111,12 +121,13 @@ class RedisLink:
     async def read(self, after: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
         """Entries of the streams ``after`` maps to the id last read there, oldest first per stream, as
         ``(stream, id, fields)``; waits up to :attr:`read_block` for some (``XREAD BLOCK`` on the reading
-        connection, under the fault point, the breaker and its deadline like every call)."""
+        connection, under the fault point, the ``cluster.inbox`` breaker and its deadline)."""
         reader = self._reader
         if reader is None:
             raise RuntimeError("RedisLink.open() was not called")
         block = max(1, int(self.read_block * 1000))
-        reply = await self.call("xread", lambda _client: reader.xread(after, count=_READ_COUNT, block=block))
+        reply = await self.call("xread", lambda _client: reader.xread(after, count=_READ_COUNT, block=block),
+                                breaker=self.read_breaker)
         return [(str(stream), str(entry.identifier), dict(entry.field_values))
                 for stream, entries in (reply or {}).items() for entry in entries]
 

@@ -27,7 +27,7 @@ import trio
 
 from ..hub import Forward, Session, adopt, hand_off, prepend, token_hash
 from ._inbox import messages_for
-from ._link import ttl_seconds
+from ._link import ttl_seconds, unavailable
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
@@ -177,7 +177,9 @@ class SessionShare:
     async def adopt(self, token: str) -> None:
         """Before ``hello {resume: token}`` with a token this hub does not know: take the session over from the
         hub that holds it (or held it, if that hub was lost) so the core resumes it; nothing when the token
-        resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis."""
+        resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis, and for
+        a token found nowhere while this hub is not available or for a heartbeat timeout after it came back from an
+        outage (the hub holding the session may not have re-asserted it yet)."""
         cluster = self.cluster
         # What this hub already queued for that peer's old hub is kept in Redis before the takeover, so it is
         # drained below, ahead of anything newer.
@@ -186,6 +188,9 @@ class SessionShare:
         result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id, config.resume_buffer,
                                            config.resume_buffer_bytes)
         if not result:
+            if not cluster.available or trio.current_time() < cluster.resync_until:
+                # Redis may have come back empty: the hub holding the session re-asserts it at its next heartbeat.
+                raise unavailable("the cluster is resynchronising after an outage")
             return
         raw, previous, alive, members = result
         record = json.loads(raw)
