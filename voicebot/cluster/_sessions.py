@@ -238,11 +238,15 @@ class SessionShare:
                         await handed.wait()
                 if not handed.is_set():  # lost before its key expired: what it never read for the peer is ours
                     unread = await self._unread(previous, peer_id)
+                    alive = 0  # no fences through it: what other hubs send straight here is not held back
             finally:
                 self._handed.pop(peer_id, None)
         kept = await cluster.link.script("drain", peer_id)  # older than what the old hub left unread
         early = self._early.pop(peer_id, (0, []))[1]  # sent here after the takeover, before the session was
         prepend(session, [json.loads(message) for message in kept] + unread + early)
+        if not alive:  # newer than all of the above
+            for key in [key for key in self._holds if key[0] == peer_id]:
+                self._release(*key)
         self.adopted += 1
         moved = {"from": cluster.hub_id, "moved": peer_id, "home": cluster.hub_id,
                  "previous": previous if alive else None}
