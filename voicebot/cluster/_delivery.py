@@ -192,7 +192,7 @@ class Delivery:
                     self._trim_to = next_id(entry_id)
                 try:
                     self.receive(decode_entry(fields))
-                except (KeyError, TypeError, ValueError) as exc:  # a malformed entry: reported, the rest goes on
+                except Exception as exc:  # one bad entry is reported; the inbox goes on
                     cluster.errors.handle(exc, cluster.error_context.request(None))
             if self._trim_to is not None:
                 self._trim_wake.set()
