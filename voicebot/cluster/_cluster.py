@@ -92,6 +92,7 @@ class Cluster:
         """Until when (Trio clock) other hubs may still be re-asserting their state after an outage of this hub's
         Redis (0 when this hub never saw one): a resume token found nowhere meanwhile may just not be back yet."""
         self._ever_available = False
+        self._failures_seen = 0
         self._wake = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
         self._nursery: trio.Nursery | None = None
@@ -133,6 +134,7 @@ class Cluster:
     async def _tick(self) -> None:
         """One heartbeat: a single ``tick`` script call refreshes this hub's key, its sessions and all its
         lobbies and members, keeps its inbox and returns every lobby's live members to reconcile with."""
+        failures = self.link.failures
         try:
             for lobby_id, peer_id in sorted(self.unsynced_leaves):
                 session = self.hub.sessions.get(peer_id)
@@ -150,15 +152,14 @@ class Cluster:
                        "jobs": self.bots.jobs()}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
                                             json.dumps(payload, separators=(",", ":")), self.delivery.inbox_ttl_ms)
-            # Our inbox must be read too: what other hubs send our peers waits there, unread, meanwhile.
-            read_at = self.delivery.read_at
-            if read_at is None or trio.current_time() - read_at > self.hub_ttl:
-                raise unavailable("this hub's inbox is not being read")
-            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
+            # After an outage (maybe a Redis restart), seen by a heartbeat or by any other call that failed
+            # since the last heartbeat: let every hub re-assert first.
+            if not self.available or self.link.failures != self._failures_seen:
                 self._settle_until = trio.current_time() + self.hub_ttl
                 if self._ever_available:
                     self.resync_until = self._settle_until
             self._ever_available = True
+            self._failures_seen = failures
             for lobby, version, live in zip(lobbies, versions, result[1:], strict=True):
                 if self.hub.lobbies.get(lobby.id) is lobby and self._versions.get(lobby.id, 0) == version:
                     self._sync(lobby, live)
@@ -170,6 +171,13 @@ class Cluster:
         if not self.available:
             log.info("cluster available (hub %s)", self.hub_id)
         self.available = True
+
+    def settled(self) -> bool:
+        """Whether Redis' shared state can be taken as complete: available, no Redis call failed since the last
+        heartbeat, and not within a heartbeat timeout after an outage (Redis may have restarted empty; every hub
+        re-asserts its state at its next heartbeat)."""
+        return (self.available and self.link.failures == self._failures_seen
+                and trio.current_time() >= self.resync_until)
 
     def status(self) -> str:
         """``available``/``unavailable`` (the breaker being open counts as unavailable)."""

@@ -176,7 +176,7 @@ class Delivery:
                 if everyone not in after:  # announcements made before this hub started are not for it
                     latest = await link.call("xrevrange", lambda r: r.xrevrange(everyone, count=1))
                     after[everyone] = str(latest[0].identifier) if latest else "0-0"
-                entries = await link.read(after)
+                entries = await link.read(after, wait=self.subscribed.is_set())  # the first one: at once
             except VoiceBotError as exc:
                 self.read_failures += 1
                 cluster.errors.handle(exc, cluster.error_context.request(None))

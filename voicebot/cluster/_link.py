@@ -59,7 +59,7 @@ class RedisLink:
         ))
         self.read_breaker: CircuitBreaker = breakers.get("cluster.inbox", BreakerConfig(
             failure_rate_threshold=50.0, minimum_number_of_calls=5, sliding_window_size=10,
-            wait_duration_in_open_state=0.5, open_wait_multiplier=2.0, max_wait_duration_in_open_state=4.0,
+            wait_duration_in_open_state=0.5, open_wait_multiplier=2.0, max_wait_duration_in_open_state=1.0,
             permitted_calls_in_half_open=1, call_timeout=call_timeout,
         ))
         self.failures = 0
@@ -109,7 +109,8 @@ class RedisLink:
             passthrough, failure = split_passthrough(exc)
             if passthrough is not None:
                 raise
-            self.failures += 1
+            if breaker is None:  # inbox reads count in ``Delivery.read_failures``
+                self.failures += 1
             retry_after = getattr(failure, "retry_after", None)
             raise unavailable(retry_after=retry_after if isinstance(retry_after, float) else None) from exc
 
@@ -118,14 +119,14 @@ class RedisLink:
         """Seconds one :meth:`read` waits for new entries (half the call deadline: the rest is for the reply)."""
         return self.call_timeout / 2
 
-    async def read(self, after: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
+    async def read(self, after: dict[str, str], *, wait: bool = True) -> list[tuple[str, str, dict[str, str]]]:
         """Entries of the streams ``after`` maps to the id last read there, oldest first per stream, as
-        ``(stream, id, fields)``; waits up to :attr:`read_block` for some (``XREAD BLOCK`` on the reading
-        connection, under the fault point, the ``cluster.inbox`` breaker and its deadline)."""
+        ``(stream, id, fields)``; with ``wait``, waits up to :attr:`read_block` for some (``XREAD BLOCK``). On
+        the reading connection, under the fault point, the ``cluster.inbox`` breaker and its deadline."""
         reader = self._reader
         if reader is None:
             raise RuntimeError("RedisLink.open() was not called")
-        block = max(1, int(self.read_block * 1000))
+        block = max(1, int(self.read_block * 1000)) if wait else None
         reply = await self.call("xread", lambda _client: reader.xread(after, count=_READ_COUNT, block=block),
                                 breaker=self.read_breaker)
         return [(str(stream), str(entry.identifier), dict(entry.field_values))

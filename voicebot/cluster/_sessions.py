@@ -188,7 +188,7 @@ class SessionShare:
         result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id, config.resume_buffer,
                                            config.resume_buffer_bytes)
         if not result:
-            if not cluster.available or trio.current_time() < cluster.resync_until:
+            if not cluster.settled():
                 # Redis may have come back empty: the hub holding the session re-asserts it at its next heartbeat.
                 raise unavailable("the cluster is resynchronising after an outage")
             return
