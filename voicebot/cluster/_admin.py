@@ -1,7 +1,7 @@
 """Cluster mode, admin requests that reach any hub: ``admin.kick`` and ``admin.close_lobby``.
 
 The hub an admin talks to finds where the target lives (a peer's hub from its mirror or its stored session; a
-lobby's hubs from its members in Redis) and tells those hubs on their channels (``kick``/``close``); each
+lobby's hubs from its members in Redis) and tells those hubs through their inboxes (``kick``/``close``); each
 carries the request out on its own peers exactly as a single hub does. A kick whose target's hub was lost ends
 the stored session (it can no longer be resumed) and the lobby hears the peer leave with reason ``kicked``.
 """

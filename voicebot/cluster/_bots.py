@@ -5,7 +5,7 @@ Every heartbeat each hub stores the free capacity of its workers per bot (``bots
 ``--max-bots-per-peer``) are counted in Redis by one atomic script per start, so they hold cluster-wide, and a
 join ticket granted for a bot is stored there (its hash) so the bot may join through any hub.
 A ``bot.add`` the requester's hub cannot serve (no local worker offers the bot, or none has room) goes to the
-hub with the most room for it (``bot_add`` on its channel); that hub starts the bot on one of its workers as if
+hub with the most room for it (``bot_add`` in its inbox); that hub starts the bot on one of its workers as if
 asked locally and answers ``bot_reply``. A ``bot.remove`` of a bot whose job another hub holds goes to the hub
 holding the bot's session the same way. The requester's hub waits for the answer within a deadline.
 """

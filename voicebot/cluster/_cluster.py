@@ -3,16 +3,16 @@
 The hub core stays single-hub: a lobby with members on other hubs is a local :class:`~voicebot.hub.Lobby`
 whose remote members are :class:`~voicebot.hub.Session` objects with ``home`` set to their hub's id. The core's
 rules (membership, signal targets, broadcast) then just work, and messages for remote members come out as
-:class:`~voicebot.hub.Forward` actions, which this layer publishes on the home hub's channel.
+:class:`~voicebot.hub.Forward` actions, which this layer appends to the home hub's inbox (a Redis stream).
 
 Order: one task publishes this hub's forwards in order (batched per target hub, :mod:`._delivery`) and each hub
-reads its channel in order, so per sender → receiver order holds. Membership: Redis is the authority
+reads its inbox in order, so per sender → receiver order holds. Membership: Redis is the authority
 (``members:{lobby}``; joins go through an atomic admit script, so caps hold cluster-wide, and a joiner's hub
 waits until every hub holding members has it in its mirror before the joiner hears ``lobby.joined``); every
 ``heartbeat`` each hub refreshes its keys, re-asserts its own
 lobbies, members and sessions in one script call (after an outage or a Redis restart too) and reconciles each
 mirror with Redis, telling local members ``peer.joined``/``peer.left`` for differences (a dead hub's peers leave
-with reason ``disconnected`` once its key and their sessions expire; a lost pub/sub message heals the same way).
+with reason ``disconnected`` once its key and their sessions expire).
 
 The rest is split by domain: :mod:`._lobbies` (joins, caps, ``lobby.list``), :mod:`._sessions` (resume on any
 hub, messages kept for a lost hub's peers), :mod:`._admin` (kick, close), :mod:`._bots` (bots on another hub's
@@ -80,7 +80,7 @@ class Cluster:
         """Messages for peers on other hubs that could not be sent (cluster unavailable or outbox full)."""
         self.published = 0
         self.unreceived = 0
-        """Messages published while the target hub was not subscribed (dead or reconnecting)."""
+        """Messages for a hub that was gone, none of whose receivers' sessions could be resumed any more."""
         self.received = 0
         self._mirrors: set[str] = set()
         self._versions: dict[str, int] = {}
@@ -88,6 +88,11 @@ class Cluster:
         self.unsynced_leaves: set[tuple[str, str]] = set()
         """Leaves that failed to reach Redis (retried by the next heartbeat that reaches it)."""
         self._settle_until = 0.0
+        self.resync_until = 0.0
+        """Until when (Trio clock) other hubs may still be re-asserting their state after an outage of this hub's
+        Redis (0 when this hub never saw one): a resume token found nowhere meanwhile may just not be back yet."""
+        self._ever_available = False
+        self._failures_seen = 0
         self._wake = trio.Event()
         self._ctx = ErrorContext(errors.ids.new(), component="cluster")
         self._nursery: trio.Nursery | None = None
@@ -102,16 +107,17 @@ class Cluster:
         self.sessions = SessionShare(self)
         """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
         self.delivery = Delivery(self)
-        """This hub's publisher and subscription (forwards batched per target hub, control messages)."""
+        """This hub's publisher and inbox reader (forwards batched per target hub, control messages)."""
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Heartbeat/reconcile, publish forwards and read this hub's channel until cancelled."""
+        """Heartbeat/reconcile, publish forwards and read this hub's inbox until cancelled."""
         async with AsyncExitStack() as stack:
-            await self.link.open(stack)
+            await self.link.open(stack, reader_name=f"voicebot-reader-{self.hub_id}")
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self.delivery.subscriber)
+                nursery.start_soon(self.delivery.reader)
+                nursery.start_soon(self.delivery.trimmer)
                 with trio.move_on_after(self.link.call_timeout * 2):
                     await self.delivery.subscribed.wait()
                     await self._tick()  # be ready (or say why not) before listening
@@ -127,7 +133,8 @@ class Cluster:
 
     async def _tick(self) -> None:
         """One heartbeat: a single ``tick`` script call refreshes this hub's key, its sessions and all its
-        lobbies and members, pings its own channel and returns every lobby's live members to reconcile with."""
+        lobbies and members, keeps its inbox and returns every lobby's live members to reconcile with."""
+        failures = self.link.failures
         try:
             for lobby_id, peer_id in sorted(self.unsynced_leaves):
                 session = self.hub.sessions.get(peer_id)
@@ -144,13 +151,15 @@ class Cluster:
                        "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers(),
                        "jobs": self.bots.jobs()}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
-                                            json.dumps(payload, separators=(",", ":")))
-            # Our own subscription must be up too (it reconnects on its own after an outage): until it is,
-            # other hubs' messages for our peers would be lost, so we are not available.
-            if not result[0]:
-                raise unavailable("this hub's subscription is not up yet")
-            if not self.available:  # after an outage (maybe a Redis restart): let every hub re-assert first
+                                            json.dumps(payload, separators=(",", ":")), self.delivery.inbox_ttl_ms)
+            # After an outage (maybe a Redis restart), seen by a heartbeat or by any other call that failed
+            # since the last heartbeat: let every hub re-assert first.
+            if not self.available or self.link.failures != self._failures_seen:
                 self._settle_until = trio.current_time() + self.hub_ttl
+                if self._ever_available:
+                    self.resync_until = self._settle_until
+            self._ever_available = True
+            self._failures_seen = failures
             for lobby, version, live in zip(lobbies, versions, result[1:], strict=True):
                 if self.hub.lobbies.get(lobby.id) is lobby and self._versions.get(lobby.id, 0) == version:
                     self._sync(lobby, live)
@@ -163,6 +172,13 @@ class Cluster:
             log.info("cluster available (hub %s)", self.hub_id)
         self.available = True
 
+    def settled(self) -> bool:
+        """Whether Redis' shared state can be taken as complete: available, no Redis call failed since the last
+        heartbeat, and not within a heartbeat timeout after an outage (Redis may have restarted empty; every hub
+        re-asserts its state at its next heartbeat)."""
+        return (self.available and self.link.failures == self._failures_seen
+                and trio.current_time() >= self.resync_until)
+
     def status(self) -> str:
         """``available``/``unavailable`` (the breaker being open counts as unavailable)."""
         if self.available and self.link.breaker.state not in (CircuitState.OPEN, CircuitState.FORCED_OPEN):
@@ -173,7 +189,7 @@ class Cluster:
         """For ``admin.stats``: this hub's id, state and message counters."""
         return {"hub_id": self.hub_id, "status": self.status(), "published": self.published,
                 "batches": self.delivery.batches, "received": self.received, "dropped": self.dropped,
-                "unreceived": self.unreceived,
+                "unreceived": self.unreceived, "read_failures": self.delivery.read_failures,
                 "redis_failures": self.link.failures,
                 "breaker": str(self.link.breaker.state), **self.sessions.snapshot()}
 
@@ -294,7 +310,7 @@ class Cluster:
         return self.delivery.enqueue(kind, item)
 
     async def send_to(self, hub_id: str, envelope: dict[str, Any]) -> int:
-        """Publish ``envelope`` on hub ``hub_id``'s channel now; how many subscribers got it."""
+        """Append ``envelope`` to hub ``hub_id``'s inbox now; 1, or 0 when that hub is gone."""
         return await self.delivery.send_to(hub_id, envelope)
 
     async def flush(self) -> None:

@@ -1,29 +1,33 @@
-"""Cluster mode, delivery: this hub's one publisher task and its subscription.
+"""Cluster mode, delivery: this hub's one publisher task and the reader of its inbox.
 
 Order: one task carries out what this hub queued for Redis (forwards to other hubs' peers, session records,
-leaves, control messages) in order, and each hub reads its channel in order, so per sender → receiver order
-holds. Forwards are batched: what is queued when the publisher wakes up goes out as one envelope (one
-``PUBLISH``) per target hub, its messages in queue order, up to the first item that is not a plain forward (a
-``peer.left`` frees its place in Redis first, session work must happen between the messages around it).
+leaves, control messages) in order, and each hub reads its inbox (a Redis stream, :mod:`._inbox`) in order, so
+per sender → receiver order holds. Forwards are batched: what is queued when the publisher wakes up goes out as
+one envelope (one inbox entry) per target hub, its messages in queue order, up to the first item that is not a
+plain forward (a ``peer.left`` frees its place in Redis first, session work must happen between the messages
+around it). The reader keeps the id of the last entry it read (in memory): after a failed read it continues
+from there, so what was sent while its connection was down is read once, in order; what it has read is trimmed
+from the inbox, so what is left when the hub is lost is what it never read (salvaged for its peers).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import VoiceBotError, split_passthrough
+from ..errors import VoiceBotError
 from ..hub import Action, Forward
+from ._inbox import decode_entry, encode_envelope, next_id
 from ._mirror import add_remote, local_members, remove_remote, track_signal
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
 
-__all__ = ["OUTBOX", "Delivery"]
+__all__ = ["INBOX_ENTRIES", "OUTBOX", "Delivery"]
 
 log = logging.getLogger("voicebot.cluster")
 
@@ -31,18 +35,29 @@ log = logging.getLogger("voicebot.cluster")
 OUTBOX = 10_000
 #: Most queued items one batch takes (one envelope per target hub).
 BATCH = 256
+#: Approximate most entries a hub's inbox keeps unread (``XADD … MAXLEN ~``): each is an envelope of up to
+#: ``BATCH`` messages.
+INBOX_ENTRIES = 10_000
+#: First pause after a failed read of the inbox (doubling up to a heartbeat).
+_BACKOFF = 0.05
 
 
 class Delivery:
-    """The publisher and the subscriber of a :class:`~voicebot.cluster.Cluster` (``cluster.delivery``)."""
+    """The publisher and the inbox reader of a :class:`~voicebot.cluster.Cluster` (``cluster.delivery``)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._send, self._recv = trio.open_memory_channel[tuple[str, Any]](OUTBOX)
         self.subscribed = trio.Event()
-        """Set once this hub's channel subscription is up for the first time."""
+        """Set once this hub's inbox was read for the first time."""
+        self.read_at: float | None = None
+        """When the last read of this hub's inbox succeeded (Trio clock)."""
+        self.read_failures = 0
+        """Reads of this hub's inbox that failed (each retried from the last entry read)."""
         self.batches = 0
-        """Envelopes of forwards published (each one ``PUBLISH`` carrying one or more messages)."""
+        """Envelopes of forwards published (each one inbox entry carrying one or more messages)."""
+        self._trim_to: str | None = None
+        self._trim_wake = trio.Event()
 
     # -- outbound -----------------------------------------------------------------------------------
     def enqueue(self, kind: str, item: Any) -> bool:
@@ -56,11 +71,21 @@ class Delivery:
         return True
 
     async def send_to(self, hub_id: str, envelope: dict[str, Any]) -> int:
-        """Publish ``envelope`` on hub ``hub_id``'s channel now; how many subscribers got it."""
-        link = self.cluster.link
-        channel, payload = link.channel(hub_id), json.dumps(envelope, separators=(",", ":"))
-        receivers: int = await link.call("publish", lambda r: r.publish(channel, payload))
-        return receivers
+        """Append ``envelope`` to hub ``hub_id``'s inbox now (``*``: every hub's); 1, or 0 when that hub is gone
+        (its unread inbox is then kept for its peers, see :mod:`._inbox`)."""
+        cluster = self.cluster
+        config = cluster.hub.config
+        sent: int = await cluster.link.script(
+            "send", hub_id, self.inbox_ttl_ms, INBOX_ENTRIES, config.resume_buffer, config.resume_buffer_bytes,
+            *encode_envelope(envelope))
+        return sent
+
+    @property
+    def inbox_ttl_ms(self) -> int:
+        """How long an inbox outlives the last refresh by its hub or the last entry sent to it: a lost hub's
+        unread entries are salvaged within the resume grace."""
+        cluster = self.cluster
+        return int((cluster.hub_ttl + cluster.hub.config.resume_grace) * 1000)
 
     async def publisher(self) -> None:
         """Carry out the queue in order, forwards batched per target hub (see the module docstring)."""
@@ -116,18 +141,18 @@ class Delivery:
             item.set()
 
     async def _publish(self, forwards: list[Forward]) -> None:
-        """One envelope per target hub, its messages in order; messages a hub with no subscriber (lost) did
-        not get are kept for its peers (see :meth:`~._sessions.SessionShare.keep`)."""
+        """One envelope per target hub, its messages in order; messages for a hub that is gone are kept for its
+        peers (see :meth:`~._sessions.SessionShare.keep`)."""
         cluster = self.cluster
         by_hub: dict[str, list[Forward]] = {}
         for forward in forwards:
             by_hub.setdefault(forward.home, []).append(forward)
         for home, group in by_hub.items():
             envelope = {"from": cluster.hub_id, "batch": [[list(f.peer_ids), f.message] for f in group]}
-            receivers = await self.send_to(home, envelope)
+            sent = await self.send_to(home, envelope)
             self.batches += 1
             cluster.published += len(group)
-            if not receivers:
+            if not sent:
                 for forward in group:
                     if not await cluster.sessions.keep(forward):
                         cluster.unreceived += 1  # that hub is gone and so are its peers' sessions
@@ -140,37 +165,60 @@ class Delivery:
                 await done.wait()
 
     # -- inbound ------------------------------------------------------------------------------------
-    async def subscriber(self) -> None:
-        """Read this hub's channel (coredis reconnects and resubscribes by itself; the heartbeat heals gaps)."""
-        from coredis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
-        from coredis.retry import ExponentialBackoffRetryPolicy  # noqa: PLC0415
-
+    async def reader(self) -> None:
+        """Read this hub's inbox and the one every hub reads, in order, from the last entry read (a failed read
+        is retried after a short back-off; the heartbeat reports an inbox not read for too long)."""
         cluster = self.cluster
-        channels = [cluster.link.channel(cluster.hub_id), cluster.link.EVERYONE]
-        # Reconnect within a heartbeat (coredis' default backs off to 16 s), retrying for as long as it takes.
-        retry = ExponentialBackoffRetryPolicy((RedisConnectionError, TimeoutError), retries=None,
-                                              base_delay=0.1, max_delay=cluster.heartbeat, jitter=True)
+        link = cluster.link
+        mine, everyone = link.inbox(cluster.hub_id), link.inbox("*")
+        after: dict[str, str] = {mine: "0-0"}  # this hub's id is new: all of its inbox is for it
+        backoff = _BACKOFF
         while True:
             try:
-                async with cluster.link.client.pubsub(channels=channels, ignore_subscribe_messages=True,
-                                                      retry_policy=retry) as pubsub:
-                    self.subscribed.set()
-                    async for message in pubsub:
-                        if message.get("type") == "message":
-                            self.receive(json.loads(message["data"]))
-            except BaseException as exc:  # a broken subscription is retried; the heartbeat reports the outage
-                passthrough, failure = split_passthrough(exc)
-                if passthrough is not None:  # cancelled (coredis' clean-up may fail beside it: that goes too)
-                    raise passthrough from None
-                cluster.available = False
-                cluster.errors.handle(failure or exc, cluster.error_context.request(None))
-                await trio.sleep(cluster.heartbeat)
+                if everyone not in after:  # announcements made before this hub started are not for it
+                    latest = await link.call("xrevrange", lambda r: r.xrevrange(everyone, count=1))
+                    after[everyone] = str(latest[0].identifier) if latest else "0-0"
+                entries = await link.read(after, wait=self.subscribed.is_set())  # the first one: at once
+            except VoiceBotError as exc:
+                self.read_failures += 1
+                cluster.errors.handle(exc, cluster.error_context.request(None))
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, cluster.heartbeat)
+                continue
+            backoff = _BACKOFF
+            self.read_at = trio.current_time()
+            self.subscribed.set()
+            for stream, entry_id, fields in entries:
+                after[stream] = entry_id
+                if stream == mine:
+                    self._trim_to = next_id(entry_id)
+                try:
+                    self.receive(decode_entry(fields))
+                except Exception as exc:  # one bad entry is reported; the inbox goes on
+                    cluster.errors.handle(exc, cluster.error_context.request(None))
+            if self._trim_to is not None:
+                self._trim_wake.set()
+
+    async def trimmer(self) -> None:
+        """Drop what the reader has read from this hub's inbox (one trim in flight; a failed one is covered by
+        the next, the bound holds meanwhile)."""
+        cluster = self.cluster
+        inbox = cluster.link.inbox(cluster.hub_id)
+        while True:
+            await self._trim_wake.wait()
+            self._trim_wake = trio.Event()
+            minimum, self._trim_to = self._trim_to, None
+            if minimum is None:
+                continue
+            try:
+                await cluster.link.call("xtrim", functools.partial(_trim, inbox, minimum))
+            except VoiceBotError as exc:
+                cluster.errors.handle(exc, cluster.error_context.request(None))
 
     def receive(self, envelope: dict[str, Any]) -> None:
-        """One envelope from this hub's channel: a control message, or messages for this hub's peers."""
+        """One envelope from this hub's inbox: a control message, or messages for this hub's peers."""
         cluster = self.cluster
-        # ping: the heartbeat's check of our own channel; then hub-to-hub control messages
-        if ("ping" in envelope or cluster.sessions.on_control(envelope) or cluster.admin.on_control(envelope)
+        if (cluster.sessions.on_control(envelope) or cluster.admin.on_control(envelope)
                 or cluster.lobbies.on_control(envelope) or cluster.bots.on_control(envelope, cluster.nursery)):
             return
         if "name" in envelope:
@@ -220,3 +268,9 @@ class Delivery:
         if lobby is not None and kind == "peer.left":
             cluster.drop_if_unused(lobby)
         return actions
+
+
+def _trim(inbox: str, minimum: str, client: Any) -> Any:
+    from coredis.tokens import PureToken  # noqa: PLC0415 - only cluster mode loads coredis
+
+    return client.xtrim(inbox, PureToken.MINID, minimum)

@@ -155,7 +155,7 @@ class LobbyOps:
         try:
             for hub_id in sorted(hubs):
                 if not await cluster.send_to(hub_id, envelope):
-                    waiting.discard(hub_id)  # nobody reads that hub's channel: it is lost
+                    waiting.discard(hub_id)  # that hub is lost
             if waiting:
                 with trio.move_on_after(cluster.link.call_timeout / 2):
                     await done.wait()

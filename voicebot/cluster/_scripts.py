@@ -16,6 +16,8 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
   and ``close``, as the membership changes), alive while its hub refreshes it and for the resume grace after;
   ``tok:{token hash}`` → peer id; ``buf:{peer}``/``bufb:{peer}``: messages kept for a peer whose hub was lost
   (a list, bounded in count and bytes) and their size.
+- ``inbox:{hub}``: a stream of messages for a hub's peers (see :mod:`._inbox`), alive while its hub refreshes it
+  and for the resume grace after.
 
 A member is live while its hub is alive or, when its hub was lost, while its session can still be resumed;
 other members are pruned whenever a script counts or lists members.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from . import _lobby_scripts as _lifetime
 from ._bot_scripts import BOTFREE, BOTQUOTA, CATALOG, JOBS_FN, OFFERS
+from ._inbox import SALVAGE_FN
 
 __all__ = [
     "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLOSE", "CREATE", "DRAIN", "END", "FINISH", "FORGET", "LEAVE",
@@ -190,13 +193,14 @@ return 1
 
 # ARGV: prefix, hub id, hub TTL, JSON {lobbies: [[id, meta, ttl, [peer id, member JSON, …]], …],
 # sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: [free capacity, description]},
-# jobs: [[job id, lobby id, owner], …]}. A hub's whole heartbeat in one call: its liveness key, a ping on its
-# own channel (are we subscribed?), its sessions (only those no other hub took over), its workers' free
-# capacity, its bots' quota entries and its lobbies. Returns {ping receivers, live members of each lobby…}.
+# jobs: [[job id, lobby id, owner], …]}, inbox TTL (ms). A hub's whole heartbeat in one call: its liveness key
+# and its inbox's TTL, its sessions (only those no other hub took over), its workers' free capacity, its bots'
+# quota entries and its lobbies. Returns {1, live members of each lobby…}.
 TICK = _REFRESH_FN + _SAVE_FN + JOBS_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
-local out = {redis.call('PUBLISH', prefix .. 'to:' .. hub_id, cjson.encode({ping = hub_id}))}
+redis.call('PEXPIRE', prefix .. 'inbox:' .. hub_id, ARGV[5])
+local out = {1}
 local data = cjson.decode(ARGV[4])
 for _, s in ipairs(data.sessions) do
   save(prefix, hub_id, s[1], s[2], s[3], s[4])
@@ -231,11 +235,13 @@ LIST = _PRUNE + _lifetime.LIFETIME_FN + _lifetime.LIST
 CREATE = _REFRESH_FN + _lifetime.CREATE
 FINISH = _PRUNE + _lifetime.LIFETIME_FN + _lifetime.FINISH
 
-# ARGV: prefix, token hash, new hub id. Takes a resumable session over for the new hub: the session record and
-# its lobby membership now name the new hub. The lobby's member set decides: a record naming a lobby the peer
-# is not a member of resumes outside it. Returns {} when the token resumes nothing, else {record JSON, previous
-# hub, whether that hub is alive (1/0), members of its lobby (flat)}.
-TAKEOVER = _PRUNE + """
+# ARGV: prefix, token hash, new hub id, max kept messages, max kept bytes. Takes a resumable
+# session over for the new hub: the session record and its lobby membership now name the new hub; when the
+# previous hub is lost, what it left unread in its inbox is kept for its peers first (drained after this). The
+# lobby's member set decides: a record naming a lobby the peer is not a member of resumes outside it. Returns {}
+# when the token resumes nothing, else {record JSON, previous hub, whether that hub is alive (1/0), members of
+# its lobby (flat)}.
+TAKEOVER = _PRUNE + SALVAGE_FN + """
 local prefix, token, hub_id = ARGV[1], ARGV[2], ARGV[3]
 local peer_id = redis.call('GET', prefix .. 'tok:' .. token)
 if not peer_id then return {} end
@@ -244,6 +250,9 @@ local raw = redis.call('GET', key)
 if not raw then return {} end
 local record = cjson.decode(raw)
 if record.token ~= token then return {} end
+if redis.call('EXISTS', prefix .. 'hub:' .. record.hub) == 0 then
+  salvage(prefix, record.hub, ARGV[4], ARGV[5])
+end
 local previous = record.hub
 record.hub = hub_id
 local members = {}

@@ -7,9 +7,9 @@ moves the session and its lobby membership to this hub atomically; a live previo
 session over (it closes the old socket with 4001 and passes on what it buffered) and answers ``handed``; then
 the messages kept in Redis are taken (oldest first) and the hubs of the lobby's other members are told where the
 peer is now. Each heartbeat copies what a hub buffered for its peers in grace to Redis, so that survives the
-hub's loss too. A message published to a hub that is gone (no subscriber) is kept in Redis for each of its peers
-whose session can still be resumed (bounded like the hub's own resume buffer), or re-sent to the hub that took
-the session over meanwhile.
+hub's loss too. A message for a hub that is gone (its liveness key expired; what it left unread in its inbox
+too) is kept in Redis for each of its peers whose session can still be resumed (bounded like the hub's own
+resume buffer), or re-sent to the hub that took the session over meanwhile.
 
 Order during a move from a live hub: the new hub publishes what it queued for the old hub before asking it (so
 that lands in the buffer handed over); the old hub relays to the new one what other hubs still send it for the
@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..hub import Forward, Session, adopt, hand_off, prepend, token_hash
-from ._link import ttl_seconds
+from ._inbox import messages_for
+from ._link import ttl_seconds, unavailable
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
@@ -176,13 +177,20 @@ class SessionShare:
     async def adopt(self, token: str) -> None:
         """Before ``hello {resume: token}`` with a token this hub does not know: take the session over from the
         hub that holds it (or held it, if that hub was lost) so the core resumes it; nothing when the token
-        resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis."""
+        resumes nothing anywhere (the core then starts a new session). ``cluster_unavailable`` without Redis, and for
+        a token found nowhere while this hub is not available or for a heartbeat timeout after it came back from an
+        outage (the hub holding the session may not have re-asserted it yet)."""
         cluster = self.cluster
         # What this hub already queued for that peer's old hub is kept in Redis before the takeover, so it is
         # drained below, ahead of anything newer.
         await cluster.flush()
-        result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id)
+        config = cluster.hub.config
+        result = await cluster.link.script("takeover", token_hash(token), cluster.hub_id, config.resume_buffer,
+                                           config.resume_buffer_bytes)
         if not result:
+            if not cluster.settled():
+                # Redis may have come back empty: the hub holding the session re-asserts it at its next heartbeat.
+                raise unavailable("the cluster is resynchronising after an outage")
             return
         raw, previous, alive, members = result
         record = json.loads(raw)
@@ -218,6 +226,7 @@ class SessionShare:
         finally:
             if lobby_id is not None:
                 cluster.unhold(lobby_id)
+        unread: list[dict[str, Any]] = []
         if previous != cluster.hub_id and alive:
             handed = self._handed[peer_id] = trio.Event()
             try:
@@ -227,16 +236,28 @@ class SessionShare:
                 if await cluster.send_to(previous, {"from": cluster.hub_id, "takeover": peer_id}):
                     with trio.move_on_after(cluster.link.call_timeout):  # a hub that does not answer is lost
                         await handed.wait()
+                if not handed.is_set():  # lost before its key expired: what it never read for the peer is ours
+                    unread = await self._unread(previous, peer_id)
+                    alive = 0  # no fences through it: what other hubs send straight here is not held back
             finally:
                 self._handed.pop(peer_id, None)
-        kept = await cluster.link.script("drain", peer_id)
+        kept = await cluster.link.script("drain", peer_id)  # older than what the old hub left unread
         early = self._early.pop(peer_id, (0, []))[1]  # sent here after the takeover, before the session was
-        prepend(session, [json.loads(message) for message in kept] + early)
+        prepend(session, [json.loads(message) for message in kept] + unread + early)
+        if not alive:  # newer than all of the above
+            for key in [key for key in self._holds if key[0] == peer_id]:
+                self._release(*key)
         self.adopted += 1
         moved = {"from": cluster.hub_id, "moved": peer_id, "home": cluster.hub_id,
                  "previous": previous if alive else None}
         for other in sorted(self._hubs_of(members) - {cluster.hub_id}):
             await cluster.send_to(other, moved)
+
+    async def _unread(self, hub_id: str, peer_id: str) -> list[dict[str, Any]]:
+        """The messages for ``peer_id`` still unread in the inbox of ``hub_id`` (oldest first)."""
+        inbox = self.cluster.link.inbox(hub_id)
+        entries = await self.cluster.link.call("xrange", lambda r: r.xrange(inbox))
+        return messages_for(peer_id, (entry.field_values for entry in entries))
 
     @staticmethod
     def _hubs_of(members: list[str]) -> set[str]:
@@ -327,7 +348,7 @@ class SessionShare:
 
     # -- messages for a lost hub ----------------------------------------------------------------------
     async def keep(self, action: Forward) -> int:
-        """``action`` found no subscriber (its hub is gone): keep it for each peer whose session can still be
+        """``action``'s hub is gone: keep it for each peer whose session can still be
         resumed, or re-send it to the hub that took the session over. Returns how many peers it reached."""
         cluster = self.cluster
         payload = json.dumps(action.message, separators=(",", ":"))

@@ -85,7 +85,23 @@ class CoreRequests:
             return
         if cluster is not None:
             cluster.check_request(req)  # refuse what needs another hub while Redis is unreachable
-        await self.carry_out(conn, hub.request(conn.id, req, trio.current_time()), rctx)
+        actions = hub.request(conn.id, req, trio.current_time())
+        if cluster is not None and isinstance(req, protocol.LobbyLeave):
+            # Write-before-acknowledge, like joins: the leave is in Redis before its reply, so a resume on any
+            # hub right after the reply does not bring the session back into the lobby it left.
+            reply: list[Action] = [a for a in actions if isinstance(a, Send) and a.conns == (conn.id,)
+                                   and a.message.get("type") == "lobby.left"]
+            partly: VoiceBotError | None = None
+            try:
+                await self.carry_out(conn, [a for a in actions if a not in reply], rctx)
+            except VoiceBotError as exc:  # peers on other hubs not told (Redis unreachable): said after the reply
+                partly = exc
+            await cluster.flush()
+            await self.carry_out(conn, reply, rctx)
+            if partly is not None:
+                raise partly
+            return
+        await self.carry_out(conn, actions, rctx)
 
     def check_lobby_quota(self, conn: Connection) -> None:
         """``lobby_quota`` when the connection's address or peer has its maximum of live lobbies (admins are not

@@ -1,0 +1,82 @@
+"""The inbox script against a real ``redis-server``: a send to a live hub appends one entry (read back as the
+envelope sent, in order, once after a read from the last id); a send to a lost hub answers 0 after keeping what
+that hub left unread for its peers whose sessions still name it (oldest first, bounded), for nobody else; a
+takeover from a lost hub does the same before the drain."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+
+import pytest
+
+from voicebot.cluster._inbox import decode_entry, encode_envelope, messages_for
+from voicebot.cluster._link import RedisLink
+from voicebot.hub import token_hash
+from voicebot.resilience import BreakerRegistry
+from voicebot.testing import RedisEngine
+
+pytestmark = pytest.mark.slow
+
+TTL_MS = 30_000
+
+
+def _record(peer: str, hub: str, token: str) -> str:
+    return json.dumps({"peer_id": peer, "name": "n", "kind": "user", "admin": False, "session_id": "s",
+                       "lobby_id": None, "hub": hub, "token": token_hash(token)})
+
+
+def _batch(sender: str, *items: tuple[list[str], int]) -> dict[str, object]:
+    return {"from": sender, "batch": [[to, {"type": "chat", "n": n, "peers": []}] for to, n in items]}
+
+
+async def _send(link: RedisLink, hub: str, envelope: dict[str, object], max_count: int = 10) -> int:
+    sent: int = await link.script("send", hub, TTL_MS, 100, max_count, 10_000, *encode_envelope(envelope))
+    return sent
+
+
+async def test_send_read_and_salvage(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+        first = _batch("h2", (["p1", "p2"], 0), (["p3"], 1))
+        assert await _send(link, "h1", first) == 1
+        assert await _send(link, "h1", {"from": "h2", "kick": "p1"}) == 1  # a control envelope
+        entries = await link.read({link.inbox("h1"): "0-0"})
+        # messages as sent (an empty list stays a list), in order
+        assert [decode_entry(fields) for _, _, fields in entries] == [first, {"from": "h2", "kick": "p1"}]
+        assert await link.read({link.inbox("h1"): entries[-1][1]}) == []  # from the last id: nothing twice
+        ttl = int(redis_server.command("PTTL", link.inbox("h1")).decode().strip(":\r\n"))
+        assert 0 < ttl <= TTL_MS
+
+        # h1 is lost: p1 and p2 still name it, p3 moved to h3 (it took what it needed), p4 is unknown
+        assert await _send(link, "h1", _batch("h2", (["p1", "p4"], 2), (["p2"], 3))) == 1
+        assert await _send(link, "h1", _batch("h2", *[(["p2"], n) for n in range(4, 14)])) == 1
+        for peer, hub in (("p1", "h1"), ("p2", "h1"), ("p3", "h3")):
+            assert await link.script("save", hub, peer, _record(peer, hub, f"t{peer}"), token_hash(f"t{peer}"), 30)
+        unread = await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))
+        assert [m["n"] for m in messages_for("p2", (e.field_values for e in unread))] == [0, 3, *range(4, 14)]
+        await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))
+        assert await _send(link, "h1", _batch("h2", (["p1"], 99))) == 0  # gone: the sender keeps its own next
+        assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 2]
+        assert await link.script("drain", "p2") == []  # 13 messages > 10: its session ended, as on overflow
+        assert await link.script("takeover", token_hash("tp2"), "h2", 10, 10_000) == []
+        assert await link.script("drain", "p3") == []
+        assert redis_server.command("EXISTS", link.inbox("h1")) == b":0\r\n"
+
+
+async def test_takeover_from_a_lost_hub_keeps_its_unread_inbox_first(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+        assert await link.script("save", "h1", "p1", _record("p1", "h1", "tok"), token_hash("tok"), 30) == 1
+        assert await link.script("stash", "p1", "", 10, 10_000, '{"n":0}') == ["ok"]  # its buffer, copied
+        assert await _send(link, "h1", _batch("h2", (["p1"], 1), (["p1"], 2))) == 1
+        await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))
+        record, previous, alive, _ = await link.script("takeover", token_hash("tok"), "h2", 10, 10_000)
+        assert (json.loads(record)["hub"], previous, alive) == ("h2", "h1", 0)
+        assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 1, 2]
