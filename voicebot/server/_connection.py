@@ -1,9 +1,8 @@
 """One client WebSocket: reader and writer (bounded outbox) in the connection's own nursery.
 
 A message for a connection whose socket is idle (nothing queued, held or being written) is framed and written
-straight from the sending task (see :mod:`._framing`). Otherwise it is queued, and the writer runs only while the
-outbox holds something: the first message queued starts it, and it ends once the outbox is empty, so an idle
-connection holds no writer task and no outbox (both cost memory, times thousands).
+straight from the sending task; otherwise it is queued, and a writer task runs only while the outbox holds
+something (see :mod:`._outbox`): an idle connection holds no writer task and no outbox.
 
 The heartbeat is the server's shared timer (:class:`~voicebot.server._heartbeat.Heartbeats`): it reads when
 bytes last arrived and has a ping frame written here, straight to the socket when nothing else is being written.
@@ -14,7 +13,6 @@ a deadline.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,15 +21,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 import trio_websocket
-from wsproto.connection import ConnectionState
 
 from .. import faults, protocol
 from ..auth import address_key
 from ..errors import Decision, ErrorBudget, ErrorContext, RateLimitError, RequestContext, VoiceBotError
 from ._auth import client_host
-from ._backpressure import CLOSE_POLICY, ReadPausing
+from ._backpressure import CLOSE_POLICY
 from ._batching import BatchingStream
-from ._framing import encode_text, write_frames
+from ._outbox import Closing, OutboxWriting
 from ._pinging import CLOSE_HEARTBEAT, PingSending
 from ._ratelimit import TokenBucket
 from ._wsclose import answer_protocol_errors
@@ -49,22 +46,14 @@ CLOSE_ABNORMAL = 1006
 CLOSE_HELLO_TIMEOUT = 4003
 #: Slow requests (handlers added with ``concurrent=True``) one connection may have running at once.
 MAX_IN_FLIGHT = 4
-#: Most messages, and about the most UTF-8 bytes, the writer takes off the outbox for one batch (one write).
-WRITE_BATCH = 64
-WRITE_BATCH_BYTES = 64 * 1024
 
 
-class _Marker(enum.Enum):
-    CLOSE = "close"
-
-
-class Connection(PingSending, ReadPausing):
+class Connection(PingSending, OutboxWriting):
     """A client connection; created and run by :class:`~voicebot.server.Server`."""
 
     # Slots: a server holds thousands of these; an instance dict would cost about 1 KiB each.
-    __slots__ = ("_batch", "_broken", "_done", "_ended", "_finished", "_nursery", "_outbox", "_scope", "_send_scope",
-                 "address", "bucket", "budget", "close_decision", "ctx", "greeted", "id", "in_flight",
-                 "out_bytes", "quota_slot", "remote", "server", "writing", "ws")
+    __slots__ = ("_batch", "_broken", "_done", "_finished", "_nursery", "_scope", "address", "bucket", "budget",
+                 "close_decision", "ctx", "greeted", "id", "in_flight", "quota_slot", "remote", "server", "ws")
 
     def __init__(
         self, server: ConnectionHost, ws: trio_websocket.WebSocketConnection, conn_id: int, remote: str,
@@ -78,7 +67,7 @@ class Connection(PingSending, ReadPausing):
         self.id = conn_id
         self.remote = remote
         settings = server.settings
-        self._outbox: deque[tuple[str, int] | _Marker] | None = None
+        self._outbox: deque[tuple[str, int] | Closing] | None = None
         """Messages to send (at most ``outbox_size``); None while empty and no writer runs."""
         self.writing = False
         """True while the writer task runs (from the first queued message until the outbox is empty)."""
@@ -153,7 +142,7 @@ class Connection(PingSending, ReadPausing):
         if self.close_decision is not None:
             return
         self.close_decision = (code, reason)
-        if flush and self._put(_Marker.CLOSE):
+        if flush and self._put(Closing.CLOSE):
             return
         if self._send_scope is not None:  # let the frame in flight finish, but only briefly
             self._send_scope.deadline = min(
@@ -205,73 +194,6 @@ class Connection(PingSending, ReadPausing):
         finally:
             self.in_flight -= 1
             self.sync_context()
-
-    def enqueue(self, text: str) -> None:
-        """Queue one encoded message; a full outbox means the client is too slow: close 1008.
-
-        Full means ``outbox_size`` messages or ``outbox_bytes`` bytes queued, whichever comes first (a single
-        message larger than ``outbox_bytes`` is still accepted into an empty outbox).
-        """
-        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
-        ledger = self.server.quotas.outboxes
-        try:
-            if self.out_bytes and (self.out_bytes + size > self.server.settings.outbox_bytes
-                                   or ledger.would_overflow(self.address, size)):
-                raise trio.WouldBlock
-            if self._ended:
-                return  # the connection is finishing; nothing more goes out
-            if self._outbox is None and self._write_direct(text):
-                return
-            if not self._put((text, size)):
-                raise trio.WouldBlock
-            self.out_bytes += size
-            ledger.add(self.address, size)
-        except trio.WouldBlock:
-            if self.close_decision is None:
-                self.server.errors.note_close(CLOSE_POLICY)
-            self.request_close(CLOSE_POLICY, "outbox full: client is not reading fast enough", flush=False)
-
-    def _write_direct(self, text: str) -> bool:
-        """Write ``text``'s frame straight to the socket from the calling task when that keeps the order and cannot
-        wait: the connection runs, nothing is queued, held or being written, the socket has room and no fault plan
-        is active (its ``writer.send``/``ws.send`` points are on the queued path). Saves the writer task's start
-        and wake-up and trio-websocket's lock round trip. The rest of a partial write is flushed by the writer.
-        False when the frame must be queued instead (nothing was written)."""
-        batch = self._batch
-        if (self.writing or self._nursery is None or self.close_decision is not None
-                or not batch.can_write_nowait() or self.ws._wsproto.state is not ConnectionState.OPEN
-                or faults.current_run() is not None):
-            return False
-        try:
-            frame = encode_text(self.ws, text)
-        except trio_websocket.ConnectionClosed:
-            return False  # the writer meets the same error and ends the connection
-        written = batch.write_nowait(frame)
-        if 0 < written < len(frame):
-            self._start_writer()
-        return written > 0
-
-    def _put(self, item: tuple[str, int] | _Marker) -> bool:
-        """Queue ``item`` and make sure the writer runs; False when the outbox is full or the connection ended."""
-        outbox = self._outbox
-        if outbox is None:
-            outbox = self._outbox = deque()
-        elif len(outbox) >= self.server.settings.outbox_size or self._ended:
-            return False
-        outbox.append(item)
-        if not self.writing and self._nursery is not None:
-            self._start_writer()
-        return True
-
-    def _start_writer(self) -> None:
-        assert self._nursery is not None
-        self.writing = True
-        self._nursery.start_soon(self._guarded, "writer", self._writer)
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Encode and queue ``message``."""
-        self.server.counters.count_sent(message.get("type"))
-        self.enqueue(protocol.encode(message))
 
     # -- tasks --------------------------------------------------------------------------------------
     async def _guarded(self, component: str, body: Any) -> None:
@@ -344,55 +266,6 @@ class Connection(PingSending, ReadPausing):
         if self.budget.spend(trio.current_time()):
             self.server.errors.note_close(CLOSE_POLICY)
             self.request_close(CLOSE_POLICY, f"too many errors ({self.budget.limit} in {self.budget.window:g} s)")
-
-    async def _writer(self) -> None:
-        # What is queued when the writer wakes goes out as one batch (at most WRITE_BATCH messages or
-        # WRITE_BATCH_BYTES): one deadline scope, one wake-up and, on a batching stream, one socket write.
-        # A send is never cancelled half-way by the connection's scope (trio-websocket cannot send again,
-        # not even a close frame, after a cut frame): each batch runs shielded under its own deadline, which
-        # request_close() shortens. A batch cut by that deadline leaves the stream unusable (``_broken``).
-        try:
-            await self._write_outbox()
-        finally:
-            self.writing = False
-            if not self._outbox:
-                self._outbox = None  # idle: no deque kept (the next message makes a new one)
-
-    async def _write_outbox(self) -> None:
-        timeout = 2 * self.server.settings.heartbeat_interval
-        outboxes = self.server.quotas.outboxes
-        batch = self._batch
-        while (outbox := self._outbox) or batch.pending:  # pending: the rest of a partial direct write
-            items: list[str] = []
-            size = 0
-            closing = False
-            while outbox and len(items) < WRITE_BATCH and size < WRITE_BATCH_BYTES:
-                item = outbox.popleft()
-                if item is _Marker.CLOSE:
-                    closing = True
-                    break
-                text, n = item
-                self.out_bytes -= n
-                outboxes.remove(self.address, n)
-                items.append(text)
-                size += n
-            if items or batch.pending:
-                with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
-                    self._send_scope = scope
-                    frames: list[bytes] = []
-                    for queued in items:
-                        for text in faults.message("writer.send", queued, conn=self.id):  # may drop/duplicate
-                            await faults.point("ws.send", conn=self.id)  # a hang here is cut by the deadline
-                            frames.append(encode_text(self.ws, text))
-                    await write_frames(self.ws, batch, b"".join(frames))  # after what is held: one write
-                self._send_scope = None
-                if scope.cancelled_caught:
-                    self.send_cut(timeout)
-                    return
-            if closing:
-                self._ended = True
-                self._scope.cancel()
-                return
 
     async def _hello_deadline(self) -> None:
         with trio.move_on_after(self.server.settings.hello_timeout):
