@@ -18,7 +18,6 @@ __all__ = ["fast_signal"]
 
 _KINDS: dict[str, Literal["offer", "answer", "bye"]] = {"offer": "offer", "answer": "answer", "bye": "bye"}
 """The kinds the fast path takes (a ``candidate`` goes to the model), typed as the model's field."""
-_FIELDS = ("id", "to", "kind", "sdp")
 
 
 def fast_signal(data: dict[str, Any]) -> Signal | None:
@@ -40,5 +39,8 @@ def fast_signal(data: dict[str, Any]) -> Signal | None:
             return None
     elif type(sdp) is not str or len(sdp.encode()) > MAX_SDP_BYTES or not sdp.startswith("v=0"):
         return None
-    fields = {name for name in _FIELDS if name in data}
-    return Signal.model_construct(fields, id=rid, to=to, kind=plain, sdp=sdp)
+    fields = {"id", "to", "kind"} if "id" in data else {"to", "kind"}  # the keys sent, as validation records them
+    if "sdp" in data:
+        fields.add("sdp")
+    # Every field given (``candidate`` too): model_construct then skips its per-field default lookups.
+    return Signal.model_construct(fields, id=rid, to=to, kind=plain, sdp=sdp, candidate=None)
