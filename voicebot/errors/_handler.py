@@ -12,7 +12,7 @@ import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import trio
@@ -62,9 +62,12 @@ class ErrorContext:
         return RequestContext(self, f"{self.correlation_id}.{self._requests}", message_type, request_id)
 
 
-@attrs.frozen
-class RequestContext:
-    """Context of one request on a connection."""
+class RequestContext(NamedTuple):
+    """Context of one request on a connection (immutable).
+
+    A named tuple rather than a frozen attrs class: one is made for every frame a connection receives, and a
+    tuple is built several times faster than a frozen class sets its fields one by one.
+    """
 
     connection: ErrorContext
     correlation_id: str
