@@ -44,17 +44,15 @@ def decode(text: str | bytes, types: Mapping[str, type[Request]] = REQUEST_TYPES
     rid = data.get("id")
     if rid is not None and not _valid_id(rid):
         raise ValidationError("id: must be a string of at most 64 characters or an integer", field="id")
-    context = {"request_id": rid} if rid is not None else {}
     mtype = data.get("type")
+    if isinstance(mtype, str) and mtype in types:  # the common case first: no error context is built
+        return Envelope(data, mtype, rid)
+    context = {"request_id": rid} if rid is not None else {}
     if mtype is None:
         raise ValidationError("type: missing", field="type", context=context)
     if not isinstance(mtype, str):
         raise ValidationError(f"type: must be a string, not {_json_kind(mtype)}", field="type", context=context)
-    if mtype not in types:
-        raise ValidationError(
-            f"unknown message type {mtype[:64]!r}", code="unknown_type", field="type", context=context
-        )
-    return Envelope(data, mtype, rid)
+    raise ValidationError(f"unknown message type {mtype[:64]!r}", code="unknown_type", field="type", context=context)
 
 
 def validate(envelope: Envelope, types: Mapping[str, type[Request]] = REQUEST_TYPES) -> Request:

@@ -262,7 +262,8 @@ class Server:
 
     async def dispatch(self, conn: Connection, req: protocol.Request, rctx: RequestContext) -> None:
         """Run one validated request; domain errors propagate to the connection's error handling."""
-        await faults.point("hub.dispatch", type=req.TYPE, conn=conn.id)
+        if faults.current_run() is not None:  # the point's keywords are built only when a plan may use them
+            await faults.point("hub.dispatch", type=req.TYPE, conn=conn.id)
         extension = self._handlers.get(req.TYPE)
         if extension is None:
             await self.core.run(conn, req, rctx)
