@@ -144,11 +144,11 @@ if __name__ == "__main__":
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     result = trio.run(main, args.frames, args.repeat)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'µs per frame, best of ' + str(args.repeat):<34}{result['us_per_frame_best']:>10}")
     print(f"{'µs per frame, median':<34}{result['us_per_frame_median']:>10}")
     print(f"{'function calls per frame':<34}{result['calls_per_frame']:>10}")
     print("profiled (cumulative µs per frame):")
     for label, value in result["profiled_us_per_frame"].items():
         print(f"  {label:<32}{value:>10}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
