@@ -264,6 +264,15 @@ class Cluster:
             self._versions.pop(lobby.id, None)
         return True
 
+    @staticmethod
+    def forget_first(actions: list[Action]) -> list[Action]:
+        """``actions`` with the ends of sessions (:class:`SessionGone`) first, the rest in their order: a session
+        ended for good is forgotten in Redis (queued work, carried out in order) before what the same decision
+        sends to other hubs, so a peer told ``peer.left`` can no longer resume the ended session on any hub."""
+        if len(actions) < 2 or not any(isinstance(a, SessionGone) for a in actions):
+            return actions
+        return sorted(actions, key=lambda a: not isinstance(a, SessionGone))
+
     def on_notice(self, action: Notice | SessionGone) -> None:
         """Hub notices: a local member left a lobby → free its place in Redis and maybe drop the mirror; a
         lobby created here expired unjoined → end it in Redis; a session started, resumed or disconnected →

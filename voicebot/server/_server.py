@@ -305,6 +305,8 @@ class Server:
     def apply(self, actions: list[Action], rctx: RequestContext | None = None) -> None:
         """Carry out the hub's plain decisions: send (encoded once), close, warn, greet, notify. Effects (which
         wait for I/O and report back to the hub) are carried out by :attr:`core` only."""
+        if self.cluster is not None:
+            actions = self.cluster.forget_first(actions)
         for action in actions:
             if isinstance(action, Send):
                 text = protocol.encode(action.message)
