@@ -105,8 +105,9 @@ class BatchingStream(trio.abc.Stream):
         the socket has room. Returns the bytes written: ``len(data)``; 0 when it could not (nothing written; use
         :meth:`send_all`); in between when the socket took only part of it, in which case the rest is held and the
         caller must :meth:`flush` soon. Socket errors are left to the next ordinary write to report."""
-        if self._fd is None or self._held or self._lock.locked():
+        if not self.can_write_nowait():
             return 0
+        assert self._fd is not None  # can_write_nowait: a plain socket
         try:
             sent = os.write(self._fd, data)
         except OSError:  # would block, or the socket is broken: the ordinary write path finds out
