@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from voicebot import protocol
 from voicebot.protocol import MAX_SDP_BYTES, Signal
-from voicebot.protocol._fast import fast_signal
+from voicebot.protocol._fast import _layout_known, fast_signal
 
 _ANY = st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False) | st.text(max_size=4) | st.just([])
 _TO = st.text(min_size=0, max_size=70) | _ANY
@@ -82,3 +82,20 @@ def test_every_refusal_is_the_models() -> None:
             assert got == expected
         else:
             assert not isinstance(got, Signal), (data, got)
+
+
+def test_the_installed_pydantic_lays_out_models_as_the_fast_path_builds_them() -> None:
+    """If a pydantic upgrade changes how a model instance is laid out, the fast path falls back to
+    ``model_construct`` (still correct, slower): this test says so, so the upgrade is looked at."""
+    assert _layout_known()
+    fast = fast_signal({"type": "signal", "to": "p_1", "kind": "answer", "sdp": "v=0\r\n", "id": 3})
+    assert fast is not None and fast.sdp == "v=0\r\n" and fast.id == 3 and fast.candidate is None
+    assert fast.model_fields_set == {"id", "to", "kind", "sdp"}
+    assert fast.model_dump() == {"id": 3, "to": "p_1", "kind": "answer", "sdp": "v=0\r\n", "candidate": None}
+
+
+def test_unhashable_kinds_are_left_to_the_model() -> None:
+    for kind in ([], {}, [1], {"a": 1}):
+        data = {"type": "signal", "to": "p_1", "kind": kind, "sdp": "v=0"}
+        assert fast_signal(data) is None
+        assert isinstance(_model(data), str)
