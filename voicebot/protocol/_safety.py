@@ -69,7 +69,8 @@ def loads(text: str) -> Any:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:  # not JSON, NaN/Infinity, lone surrogates, too deep: the reference decides
         return _loads_reference(text)
-    if _SURROGATE_ESCAPE.search(text) is not None or text.count("[") + text.count("{") > MAX_DEPTH:
+    if (("\\u" in text and _SURROGATE_ESCAPE.search(text) is not None)
+            or text.count("[") + text.count("{") > MAX_DEPTH):
         return _loads_reference(text)
     numbers = _numbers(data)
     # Only a float literal can be refused for its length alone (an integer of more than MAX_INT_DIGITS digits is
@@ -86,6 +87,12 @@ _PLAIN, _FLOATS, _UNSAFE = "plain", "floats", "unsafe"
 def _numbers(data: Any) -> str:
     """``_UNSAFE``: an integer beyond ±MAX_INT or a float that may stand for an integer literal beyond 64 bits;
     else ``_FLOATS`` when the value holds any float, ``_PLAIN`` when it holds none."""
+    if type(data) is dict:  # the common message first: an object of strings (a relayed signal, a chat line)
+        for value in data.values():
+            if type(value) is not str:
+                break
+        else:
+            return _PLAIN
     stack = [data]
     floats = False
     while stack:
