@@ -6,9 +6,11 @@ N WebSocket clients (one Trio process, raw ``trio_websocket``) join M lobbies on
 send time (``time.perf_counter_ns()``, system-wide CLOCK_MONOTONIC, so sender and receiver agree) in the SDP
 (``s=bench SRC DST SEQ SCHED_NS SEND_NS``); the receiving client computes the end-to-end relay latency.
 
-The same load shape is run against a raw trio-websocket echo server (this script with ``--echo-server``) as a
-baseline: same frames, same clients, same rate, but the frame comes back to its sender (two network legs and one
-server hop, like a relay).
+The same load shape is run against two baselines built on the same stack: a minimal trio-websocket relay (this
+script with ``--relay-server``: ``hello`` gets a peer id, every other message is parsed, looked up by ``to`` and
+re-serialised to that peer — nothing else) and a raw trio-websocket echo server (``--echo-server``: the frame comes
+back to its sender unparsed; two network legs and one server hop like a relay, but no parsing or routing — the
+stack's ceiling). Same frames, same clients, same rate.
 
 Load model: open loop by default. Each client sends at a fixed ``--rate`` (messages/s) on its own schedule
 (random phase), whatever the server does; a stalled send delays the following ones, which then go out
@@ -28,6 +30,7 @@ least disturbed by other load, and the one to compare for --compare-fault-points
 Internal modes (used by the benchmark itself)::
 
     bench_relay.py --echo-server [--port 0]
+    bench_relay.py --relay-server [--port 0]
     bench_relay.py --hub-server [--stub-fault-points] [voicebot serve flags...]
 
 Examples::
@@ -59,7 +62,7 @@ from benchmarks.load import LoadRun, Target, add_load_arguments, describe
 from benchmarks.peerjs import PEERJS_READY_RE, peerjs_command, peerjs_url, prepare
 from benchmarks.procstats import system_busy_seconds
 from benchmarks.report import compare, emit, fault_point_calls, machine_info, ratios, render_table
-from benchmarks.servers import raise_nofile, run_echo_server, run_hub_server, stop_process
+from benchmarks.servers import raise_nofile, run_echo_server, run_hub_server, run_relay_server, stop_process
 
 
 # -- orchestration -----------------------------------------------------------------------------------------
@@ -142,6 +145,10 @@ def echo_command(args: argparse.Namespace) -> list[str]:
     return _profiled(args, "echo", [sys.executable, str(SCRIPT), "--echo-server", "--port", "0"])
 
 
+def relay_command(args: argparse.Namespace) -> list[str]:
+    return _profiled(args, "relay", [sys.executable, str(SCRIPT), "--relay-server", "--port", "0"])
+
+
 def plan_targets(args: argparse.Namespace) -> list[Target]:
     targets: list[Target] = []
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -156,11 +163,13 @@ def plan_targets(args: argparse.Namespace) -> list[Target]:
                     targets.append(Target(label, "hub", hub_command(args, stub=args.stub_fault_points)))
             elif name == "echo":
                 targets.append(Target("echo", "echo", echo_command(args)))
+            elif name == "relay":
+                targets.append(Target("relay", "relay", relay_command(args)))
             elif name == "peerjs":
                 if args.peerjs_script is not None:
                     targets.append(Target("peerjs", "peerjs", peerjs_command(args.peerjs_script)))
             else:
-                raise SystemExit(f"bench_relay: unknown target {name!r} (hub, echo, peerjs)")
+                raise SystemExit(f"bench_relay: unknown target {name!r} (hub, echo, relay, peerjs)")
     return targets
 
 
@@ -220,8 +229,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="max-sustainable mode: measure at each per-client rate in turn (same connections, "
                              "--duration each) until delivery falls behind or p99 exceeds --slo-p99-ms")
     parser.add_argument("--slo-p99-ms", type=float, default=100.0, help="p99 latency bound for --sweep (100)")
-    parser.add_argument("--targets", default="hub,echo",
-                        help="comma-separated: hub, echo, peerjs (default hub,echo; --peerjs adds peerjs)")
+    parser.add_argument("--targets", default="hub,relay,echo",
+                        help="comma-separated: hub, relay (minimal trio-websocket relay), echo (bare echo), peerjs "
+                             "(default hub,relay,echo; --peerjs adds peerjs)")
     parser.add_argument("--peerjs", nargs="?", const="", default=None, metavar="DIR",
                         help="also run the PeerJS server (npm install peer@1 into DIR, reused if there, or into a "
                              "temporary folder) under the same load in its message shape; skipped, with the "
@@ -236,10 +246,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--hub-args", default="", metavar="FLAGS",
                         help="extra `voicebot serve` flags for the hub, e.g. '--local-worker 0'")
     parser.add_argument("--profile", metavar="DIR",
-                        help="run the hub and echo servers under cProfile: DIR/hub-N.prof, DIR/echo-N.prof")
+                        help="run the servers under cProfile: DIR/hub-N.prof, DIR/relay-N.prof, DIR/echo-N.prof")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-': stdout)")
     parser.add_argument("--echo-server", action="store_true", help="internal: run the raw echo server")
-    parser.add_argument("--port", type=int, default=0, help="internal: echo server port (0 picks one)")
+    parser.add_argument("--relay-server", action="store_true", help="internal: run the minimal relay server")
+    parser.add_argument("--port", type=int, default=0, help="internal: echo/relay server port (0 picks one)")
     args = parser.parse_args(argv)
     if args.lobbies is None:
         args.lobbies = max(1, args.clients // 10)
@@ -261,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.echo_server:
         return run_echo_server("127.0.0.1", args.port)
+    if args.relay_server:
+        return run_relay_server("127.0.0.1", args.port)
     args.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.peerjs_script, args.peerjs_note = None, None
     if args.peerjs is not None or "peerjs" in args.targets.split(","):

@@ -44,7 +44,7 @@ def add_load_arguments(parser: argparse.ArgumentParser, *, clients: int, rate: f
 @dataclass
 class Target:
     name: str
-    kind: str  # "hub", "echo" or "peerjs"
+    kind: str  # "hub", "echo", "relay" or "peerjs"
     command: list[str]
 
 
@@ -194,7 +194,7 @@ class LoadRun:
             if self.kind == "peerjs":  # the id was chosen in the URL; OPEN says the server registered it
                 with trio.fail_after(self.args.request_timeout):
                     await c.reply_event.wait()
-            elif self.kind == "hub":
+            elif self.kind in ("hub", "relay"):  # the minimal relay answers hello with a peer id too
                 welcome = await self.request(c, {"type": "hello", "name": f"bench-{c.idx}"})
                 c.peer_id = welcome["peer_id"]
 

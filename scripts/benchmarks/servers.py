@@ -1,8 +1,10 @@
-"""The two servers under test: the voicebot hub (optionally with fault points stubbed) and a bare
-trio-websocket echo server (the stack's ceiling)."""
+"""The servers under test: the voicebot hub (optionally with fault points stubbed), a bare trio-websocket echo
+server (the stack's ceiling: no parsing, no routing) and a minimal trio-websocket relay (what the same stack does
+when it must parse, route and re-serialise each message, and nothing else)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import resource
@@ -13,13 +15,14 @@ from collections.abc import Generator
 from functools import partial
 from typing import Any
 
+import orjson
 import trio
 import trio_websocket
 
 from .common import ROOT
 
 
-# -- the two servers ---------------------------------------------------------------------------------------
+# -- the servers -------------------------------------------------------------------------------------------
 def run_echo_server(host: str, port: int) -> int:
     """Raw trio-websocket echo server: every message goes back to its sender, as is."""
 
@@ -38,6 +41,52 @@ def run_echo_server(host: str, port: int) -> int:
                     partial(trio_websocket.serve_websocket, handler, host, port, None, max_message_size=65536)
                 )
                 print(f"echo server listening on ws://{host}:{server.port}/ws", flush=True)
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
+
+    raise_nofile()
+    trio.run(main)
+    return 0
+
+
+def run_relay_server(host: str, port: int) -> int:
+    """Minimal trio-websocket relay: the first message (``hello``) is answered ``welcome {peer_id}``; every other one
+    names a peer in ``to`` and goes to that peer as ``{type, from, kind, sdp}`` (parsed and re-serialised with
+    orjson, as the hub does). No lobbies, limits, validation beyond the lookup, or error replies: what is left of a
+    relay when everything a production server adds is taken away."""
+    peers: dict[str, trio_websocket.WebSocketConnection] = {}
+    ids = iter(range(1, 1 << 62))
+
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        peer_id = ""
+        try:
+            hello = orjson.loads(await ws.get_message())
+            peer_id = f"r{next(ids)}"
+            peers[peer_id] = ws
+            await ws.send_message(orjson.dumps({"type": "welcome", "peer_id": peer_id,
+                                                "reply_to": hello.get("id")}).decode())
+            while True:
+                message = orjson.loads(await ws.get_message())
+                target = peers.get(message.get("to"))
+                if target is None:
+                    continue
+                out = {"type": "signal", "from": peer_id, "kind": message.get("kind"), "sdp": message.get("sdp")}
+                with contextlib.suppress(trio_websocket.ConnectionClosed):  # the receiver left: dropped
+                    await target.send_message(orjson.dumps(out).decode())
+        except trio_websocket.ConnectionClosed:
+            pass
+        finally:
+            peers.pop(peer_id, None)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(
+                    partial(trio_websocket.serve_websocket, handler, host, port, None, max_message_size=65536)
+                )
+                print(f"relay server listening on ws://{host}:{server.port}/ws", flush=True)
                 async for _ in signals:
                     break
                 nursery.cancel_scope.cancel()
