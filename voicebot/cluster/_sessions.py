@@ -15,6 +15,11 @@ Order during a move from a live hub: the new hub publishes what it queued for th
 that lands in the buffer handed over); the old hub relays to the new one what other hubs still send it for the
 peer; each other hub, told of the move, sends a fence through the old hub after all it sent there, and the new
 hub holds back what that hub sends it directly for the peer until the fence arrives (or a window passes).
+
+An old hub that does not answer the hand-over within a call deadline (lost before its key expired, or stalled)
+loses the peer to a claim (see :mod:`._move_scripts`): the new hub takes the peer's messages still unread in the old
+hub's inbox, later sends to the old hub for the peer go to the new hub, and whatever the old hub does for the
+peer when it runs again is refused or dropped, so no message arrives twice.
 """
 
 from __future__ import annotations
