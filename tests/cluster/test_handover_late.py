@@ -5,7 +5,8 @@ Covers: an old hub that answers the hand-over only after the 2 s the new hub wai
 continued while its key still lives): nothing it read late reaches the peer again, neither relayed nor handed
 over into the kept messages a later resume drains; a hub lost (kill -9) before its key expired, with a sender whose
 hub learns of the move only after the takeover read the lost hub's inbox: what it sends there reaches the peer on
-its new hub.
+its new hub; a hub whose key expires while the new hub waits for its answer: what it had unread for the peer is
+kept for it when the inbox is salvaged, and comes first.
 """
 
 from __future__ import annotations
@@ -153,3 +154,51 @@ async def test_messages_sent_to_a_lost_hub_after_the_takeover_reach_the_peer(red
                     await chat_acked(cy, f"after {i}")
                 got = await chats_from(bob2, cy.peer_id, "after 2")
                 assert got == [f"{when} {i}" for when in ("late", "after") for i in range(3)]
+
+
+def pttl(redis: RedisEngine, key: str) -> int:
+    """Milliseconds ``key`` has left (``-2``: gone)."""
+    return int(redis.command("PTTL", key).decode().strip(":\r\n"))
+
+
+async def test_a_hub_lost_while_the_new_hub_waits_for_it_leaves_its_unread_messages(
+        redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
+    with hubs(redis_server, postgres_server, count=3, grace=10) as (one, two, three):
+        async with connect(one) as root:
+            await root.hello("Root", admin_token="cluster-admin")
+            one_key = "voicebot:hub:" + (await root.request("admin.stats"))["stats"]["cluster"]["hub_id"]
+        async with connect(three) as cy:
+            await cy.hello("Cy")
+            lobby = await cy.create_lobby("expiring")
+            await cy.join(lobby["id"])
+            async with connect(one) as bob, connect(one) as dan:  # Dan does not come back: chats go to hub one
+                for client, name in ((bob, "Bob"), (dan, "Dan")):
+                    await client.hello(name)
+                    await client.join(lobby["id"])
+                token = bob.resume_token
+                await trio.sleep(0.3)
+                HUBS[one].kill()
+                await bob.wait_closed(timeout=10)
+                await trio.to_thread.run_sync(HUBS[one].wait, 10)
+            for i in range(3):  # into hub one's inbox: its key lives on for a while
+                await chat_acked(cy, f"unread {i}")
+            while pttl(redis_server, one_key) > 1500:  # noqa: ASYNC110 - the key expires while hub two waits
+                await trio.sleep(0.02)
+            assert pttl(redis_server, one_key) > 0
+            async with connect(two) as bob2, trio.open_nursery() as nursery:
+                welcome: dict[str, object] = {}
+                resumed = trio.Event()
+
+                async def resume() -> None:
+                    welcome.update(await bob2.request("hello", name="Bob", resume=token, timeout=30))
+                    resumed.set()
+
+                nursery.start_soon(resume)
+                while pttl(redis_server, one_key) > 0:  # noqa: ASYNC110 - polling Redis
+                    await trio.sleep(0.02)
+                await chat_acked(cy, "gone 0")  # for Dan to hub one, which is gone: its unread inbox is salvaged
+                await chat_acked(cy, "gone 1")
+                await resumed.wait()
+                assert welcome["resumed"] is True
+                got = await chats_from(bob2, cy.peer_id, "gone 1")
+                assert got == ["unread 0", "unread 1", "unread 2", "gone 0", "gone 1"]

@@ -2,7 +2,8 @@
 a claim takes the peer's messages still in the old hub's inbox (with their entry ids) and then refuses the old
 hub's hand-over and copies; a hand-over that came first makes the claim take nothing; sends to the old hub for a
 claimed peer go to its session's hub in order (dropped when it has no session), the rest stays; a takeover back
-to the old hub ends the diversion."""
+to the old hub ends the diversion; an old hub lost while the new hub still waits for its answer leaves what it had
+unread for the peer in the peer's kept messages."""
 
 from __future__ import annotations
 
@@ -100,3 +101,20 @@ async def test_claim_hand_and_divert(redis_server: RedisEngine) -> None:
         count = (len(await _inbox(link, "h1")), len(await _inbox(link, "h2")))
         assert await _send(link, "h1", _batch("h3", (["p3"], 9))) == 1
         assert (len(await _inbox(link, "h1")), len(await _inbox(link, "h2"))) == count
+
+
+async def test_a_hub_lost_while_the_new_hub_waits_leaves_its_unread_messages_kept(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        for hub in ("h1", "h2"):
+            await link.call("setup", lambda r, hub=hub: r.set(link.hub_key(hub), "1"))
+        assert await link.script("save", "h1", "p1", _record("p1", "h1"), token_hash("tp1"), 30) == 1
+        assert await _send(link, "h1", _batch("h3", (["p1"], 0), (["p1"], 1))) == 1
+        _, previous, alive, _ = await link.script("takeover", token_hash("tp1"), "h2", 10, 10_000)
+        assert (previous, alive) == ("h1", 1)  # h2 now waits for h1's answer
+        await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))
+        assert await _send(link, "h1", _batch("h3", (["p1"], 2))) == 0  # salvaged: kept for p1
+        assert await link.script("claim", "h1", "p1", "h2", TTL_MS) == ["claimed"]  # nothing left in the inbox
+        assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 1]

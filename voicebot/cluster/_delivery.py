@@ -199,6 +199,7 @@ class Delivery:
                     self.receive(decode_entry(fields))
                 except Exception as exc:  # one bad entry is reported; the inbox goes on
                     cluster.errors.handle(exc, cluster.error_context.request(None))
+            self.reading = None
             if self._trim_to is not None:
                 self._trim_wake.set()
 

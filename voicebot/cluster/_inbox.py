@@ -22,14 +22,17 @@ from typing import Any
 __all__ = ["SALVAGE_FN", "SEND", "decode_entry", "encode_envelope", "messages_for", "next_id"]
 
 # Keeps one message of a lost hub's inbox for ``peer_id`` in its kept messages (bounded like STASH: passing the
-# bounds ends the session) while its session still names the lost hub. A session another hub took over already
-# took what it needed from this inbox (see ``SessionShare.adopt``).
+# bounds ends the session) while its session still names the lost hub, or names the hub taking it over from the
+# lost hub right now (it drains them once it stops waiting for the hand-over). A session the lost hub handed
+# over, or that another hub claimed away from it, took what it needed already (see :mod:`._move_scripts`).
 _KEEP_RAW_FN = """
 local function keep_raw(prefix, lost, peer_id, raw, max_count, max_bytes)
   local key = prefix .. 'sess:' .. peer_id
   local record = redis.call('GET', key)
   if not record then return end
-  if cjson.decode(record).hub == lost then
+  if cjson.decode(record).hub == lost
+      or (redis.call('HEXISTS', prefix .. 'handed:' .. lost, peer_id) == 0
+          and redis.call('HEXISTS', prefix .. 'claimed:' .. lost, peer_id) == 0) then
     local buf, bytes_key = prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id
     local bytes = tonumber(redis.call('GET', bytes_key) or '0')
     if redis.call('LLEN', buf) + 1 > tonumber(max_count) or bytes + #raw > tonumber(max_bytes) then
