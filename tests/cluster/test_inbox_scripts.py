@@ -51,11 +51,12 @@ async def test_send_read_and_salvage(redis_server: RedisEngine) -> None:
         ttl = int(redis_server.command("PTTL", link.inbox("h1")).decode().strip(":\r\n"))
         assert 0 < ttl <= TTL_MS
 
-        # h1 is lost: p1 and p2 still name it, p3 moved to h3 (it took what it needed), p4 is unknown
+        # h1 is lost: p1 and p2 still name it, p3 was handed over to h3 (it took what it needed), p4 is unknown
         assert await _send(link, "h1", _batch("h2", (["p1", "p4"], 2), (["p2"], 3))) == 1
         assert await _send(link, "h1", _batch("h2", *[(["p2"], n) for n in range(4, 14)])) == 1
         for peer, hub in (("p1", "h1"), ("p2", "h1"), ("p3", "h3")):
             assert await link.script("save", hub, peer, _record(peer, hub, f"t{peer}"), token_hash(f"t{peer}"), 30)
+        assert await link.script("hand", "p3", "h1", 1, TTL_MS, 10, 10_000) == ["ok"]  # h1 handed it over
         unread = await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))
         assert [m["n"] for m in messages_for("p2", (e.field_values for e in unread))] == [0, 3, *range(4, 14)]
         await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))

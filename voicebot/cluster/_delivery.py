@@ -56,6 +56,8 @@ class Delivery:
         """Reads of this hub's inbox that failed (each retried from the last entry read)."""
         self.batches = 0
         """Envelopes of forwards published (each one inbox entry carrying one or more messages)."""
+        self.reading: str | None = None
+        """Id of the entry of this hub's inbox being received (None for the inbox every hub reads)."""
         self._trim_to: str | None = None
         self._trim_wake = trio.Event()
 
@@ -192,10 +194,12 @@ class Delivery:
                 after[stream] = entry_id
                 if stream == mine:
                     self._trim_to = next_id(entry_id)
+                self.reading = entry_id if stream == mine else None
                 try:
                     self.receive(decode_entry(fields))
                 except Exception as exc:  # one bad entry is reported; the inbox goes on
                     cluster.errors.handle(exc, cluster.error_context.request(None))
+            self.reading = None
             if self._trim_to is not None:
                 self._trim_wake.set()
 
@@ -232,7 +236,10 @@ class Delivery:
         now = trio.current_time()
         relayed = "via" in envelope
         for to, message in items:  # the hub decides message by message; what it decided is carried out at once
-            actions += self._deliver(home, to, message, now, relayed=relayed)
+            # What this hub claimed from a relaying hub's inbox already is not delivered again.
+            receivers = cluster.sessions.untaken(envelope["via"], envelope.get("at"), to) if relayed else to
+            if receivers or not to:
+                actions += self._deliver(home, receivers, message, now, relayed=relayed)
         if actions:
             cluster.apply(actions)
 

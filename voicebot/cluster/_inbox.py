@@ -8,8 +8,9 @@ session can still be resumed, or appended to the inbox of the hub that took the 
 then keeps its own message for those peers after it, in order.
 
 Entry layout (so that scripts can copy a message without decoding and re-encoding it): ``from`` (sender hub),
-optional ``via`` (the hub that relayed it), then ``t{i}`` (receiver peer ids, space-separated) and ``m{i}`` (the
-message JSON) for each message of a batch, in order; a control envelope is one ``c`` field (its JSON).
+optional ``via`` (the hub that relayed it) and ``at`` (the id of the entry of that hub's inbox it relays), then
+``t{i}`` (receiver peer ids, space-separated) and ``m{i}`` (the message JSON) for each message of a batch, in
+order; a control envelope is one ``c`` field (its JSON).
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from typing import Any
 __all__ = ["SALVAGE_FN", "SEND", "decode_entry", "encode_envelope", "messages_for", "next_id"]
 
 # Keeps one message of a lost hub's inbox for ``peer_id`` in its kept messages (bounded like STASH: passing the
-# bounds ends the session) while its session still names the lost hub. A session another hub took over already
-# took what it needed from this inbox (see ``SessionShare.adopt``).
+# bounds ends the session) while its session still names the lost hub, or names the hub taking it over from the
+# lost hub right now (it drains them once it stops waiting for the hand-over). A session the lost hub handed
+# over, or that another hub claimed away from it, took what it needed already (see :mod:`._move_scripts`).
 _KEEP_RAW_FN = """
 local function keep_raw(prefix, lost, peer_id, raw, max_count, max_bytes)
   local key = prefix .. 'sess:' .. peer_id
   local record = redis.call('GET', key)
   if not record then return end
-  if cjson.decode(record).hub == lost then
+  if cjson.decode(record).hub == lost
+      or (redis.call('HEXISTS', prefix .. 'handed:' .. lost, peer_id) == 0
+          and redis.call('HEXISTS', prefix .. 'claimed:' .. lost, peer_id) == 0) then
     local buf, bytes_key = prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id
     local bytes = tonumber(redis.call('GET', bytes_key) or '0')
     if redis.call('LLEN', buf) + 1 > tonumber(max_count) or bytes + #raw > tonumber(max_bytes) then
@@ -65,20 +69,84 @@ local function salvage(prefix, lost, max_count, max_bytes)
 end
 """
 
+# Splits an entry's field/value pairs for ``hub_id`` by receiver: a peer claimed away from that hub (in hash
+# ``claimed``, see :mod:`._move_scripts`) gets its messages through the hub its session names now (none when it
+# has no session any more); the others stay. Returns hub id → the pairs of its entry (the same head, its
+# messages renumbered, in order); a control entry stays whole.
+_DIVERT_FN = """
+local function divert(prefix, hub_id, claimed, fields)
+  local head, items = {}, {}
+  local i = 1
+  while i <= #fields do
+    if string.match(fields[i], '^t%d+$') then
+      items[#items + 1] = {fields[i + 1], fields[i + 3]}
+      i = i + 4
+    else
+      head[#head + 1] = fields[i]
+      head[#head + 1] = fields[i + 1]
+      i = i + 2
+    end
+  end
+  if #items == 0 then return {[hub_id] = fields} end
+  local out, home_of = {}, {}
+  for _, item in ipairs(items) do
+    local to = {}
+    for peer_id in string.gmatch(item[1], '%S+') do
+      local home = home_of[peer_id]
+      if home == nil then
+        home = hub_id
+        if redis.call('HEXISTS', claimed, peer_id) == 1 then
+          local raw = redis.call('GET', prefix .. 'sess:' .. peer_id)
+          home = raw and cjson.decode(raw).hub or false
+        end
+        home_of[peer_id] = home
+      end
+      if home then
+        to[home] = to[home] or {}
+        table.insert(to[home], peer_id)
+      end
+    end
+    for home, peers in pairs(to) do
+      local entry = out[home]
+      if not entry then
+        entry = {}
+        for _, value in ipairs(head) do entry[#entry + 1] = value end
+        out[home] = entry
+      end
+      local n = (#entry - #head) / 4
+      entry[#entry + 1] = 't' .. n
+      entry[#entry + 1] = table.concat(peers, ' ')
+      entry[#entry + 1] = 'm' .. n
+      entry[#entry + 1] = item[2]
+    end
+  end
+  return out
+end
+"""
+
 #: ARGV: prefix, target hub id (``*``: the inbox every hub reads), inbox TTL (ms), approximate most entries, max
 #: kept messages and bytes per peer, then the entry's field/value pairs. Appends the entry to the target's inbox
-#: and returns 1; returns 0 when the target hub is gone (its unread inbox salvaged first).
-SEND = SALVAGE_FN + """
+#: (the messages for peers claimed away from the target to their session's hub instead, see
+#: :mod:`._move_scripts`) and returns 1; returns 0 when the target hub is gone (its unread inbox salvaged first).
+SEND = SALVAGE_FN + _DIVERT_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 local inbox = prefix .. 'inbox:' .. hub_id
 if hub_id ~= '*' and redis.call('EXISTS', prefix .. 'hub:' .. hub_id) == 0 then
   if redis.call('EXISTS', inbox) == 1 then salvage(prefix, hub_id, ARGV[5], ARGV[6]) end
   return 0
 end
-local args = {'XADD', inbox, 'MAXLEN', '~', ARGV[4], '*'}
-for i = 7, #ARGV do args[#args + 1] = ARGV[i] end
-redis.call(unpack(args))
-if redis.call('PTTL', inbox) < 0 then redis.call('PEXPIRE', inbox, ARGV[3]) end
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+local out = {[hub_id] = fields}
+local claimed = prefix .. 'claimed:' .. hub_id
+if hub_id ~= '*' and redis.call('EXISTS', claimed) == 1 then out = divert(prefix, hub_id, claimed, fields) end
+for home, entry in pairs(out) do
+  local target = prefix .. 'inbox:' .. home
+  local args = {'XADD', target, 'MAXLEN', '~', ARGV[4], '*'}
+  for _, value in ipairs(entry) do args[#args + 1] = value end
+  redis.call(unpack(args))
+  if redis.call('PTTL', target) < 0 then redis.call('PEXPIRE', target, ARGV[3]) end
+end
 return 1
 """
 
@@ -99,6 +167,8 @@ def encode_envelope(envelope: Mapping[str, Any]) -> list[str]:
     fields = ["from", str(envelope["from"])]
     if "via" in envelope:
         fields += ["via", str(envelope["via"])]
+    if "at" in envelope:
+        fields += ["at", str(envelope["at"])]
     for index, (to, message) in enumerate(items):
         fields += [f"t{index}", " ".join(to), f"m{index}", _dumps(message)]
     return fields
@@ -115,8 +185,9 @@ def decode_entry(fields: Mapping[str, str]) -> dict[str, Any]:
         batch.append([fields[f"t{index}"].split(), json.loads(fields[f"m{index}"])])
         index += 1
     out: dict[str, Any] = {"from": fields["from"], "batch": batch}
-    if "via" in fields:
-        out["via"] = fields["via"]
+    for key in ("via", "at"):
+        if key in fields:
+            out[key] = fields[key]
     return out
 
 

@@ -18,6 +18,8 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
   (a list, bounded in count and bytes) and their size.
 - ``inbox:{hub}``: a stream of messages for a hub's peers (see :mod:`._inbox`), alive while its hub refreshes it
   and for the resume grace after.
+- ``handed:{hub}``, ``claimed:{hub}``: peers a hub handed over, or that a new hub claimed away from it because it
+  did not answer the hand-over in time (see :mod:`._move_scripts`).
 
 A member is live while its hub is alive or, when its hub was lost, while its session can still be resumed;
 other members are pruned whenever a script counts or lists members.
@@ -28,10 +30,12 @@ from __future__ import annotations
 from . import _lobby_scripts as _lifetime
 from ._bot_scripts import BOTFREE, BOTQUOTA, CATALOG, JOBS_FN, OFFERS
 from ._inbox import SALVAGE_FN
+from ._move_scripts import CLAIM, HAND
+from ._move_scripts import STASH_FN as _STASH_FN
 
 __all__ = [
-    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLOSE", "CREATE", "DRAIN", "END", "FINISH", "FORGET", "LEAVE",
-    "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
+    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLAIM", "CLOSE", "CREATE", "DRAIN", "END", "FINISH", "FORGET",
+    "HAND", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
 ]
 
 # Whether a hub is alive is looked up once per script call (members are mostly on a few hubs; no script changes
@@ -268,6 +272,9 @@ if type(record.lobby_id) == 'string' then
     record.lobby_id = cjson.null
   end
 end
+-- Marks of an earlier move no longer apply: the peer is back on this hub, or moves on from a hub that held it.
+redis.call('HDEL', prefix .. 'claimed:' .. hub_id, peer_id)
+redis.call('HDEL', prefix .. 'handed:' .. previous, peer_id)
 local encoded = cjson.encode(record)
 redis.call('SET', key, encoded, 'KEEPTTL')
 local alive = redis.call('EXISTS', prefix .. 'hub:' .. previous)
@@ -278,30 +285,15 @@ return {encoded, previous, alive, members}
 # messages for a peer whose hub was lost (or that hub's buffer when it hands the session over). Returns
 # {'ok'}; {'gone'} when the session cannot be resumed any more; {'moved', hub} when another hub took it over
 # (send there instead); {'overflow'} when the bounds were passed: the session is ended (no resume).
-STASH = """
+STASH = _STASH_FN + """
 local prefix, peer_id = ARGV[1], ARGV[2]
-local key = prefix .. 'sess:' .. peer_id
-local raw = redis.call('GET', key)
+local raw = redis.call('GET', prefix .. 'sess:' .. peer_id)
 if not raw then return {'gone'} end
 local hub = cjson.decode(raw).hub
 if ARGV[3] ~= '' and hub ~= ARGV[3] then return {'moved', hub} end
-local buf, bytes_key = prefix .. 'buf:' .. peer_id, prefix .. 'bufb:' .. peer_id
-local max_count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-for i = 6, #ARGV do
-  local bytes = tonumber(redis.call('GET', bytes_key) or '0')
-  if redis.call('LLEN', buf) + 1 > max_count or bytes + #ARGV[i] > max_bytes then
-    redis.call('DEL', key, buf, bytes_key)
-    return {'overflow'}
-  end
-  redis.call('RPUSH', buf, ARGV[i])
-  redis.call('INCRBY', bytes_key, #ARGV[i])
-end
-local ttl = redis.call('PTTL', key)
-if ttl > 0 then
-  redis.call('PEXPIRE', buf, ttl)
-  redis.call('PEXPIRE', bytes_key, ttl)
-end
-return {'ok'}
+local payloads = {}
+for i = 6, #ARGV do payloads[#payloads + 1] = ARGV[i] end
+return stash(prefix, peer_id, payloads, tonumber(ARGV[4]), tonumber(ARGV[5]))
 """
 
 # ARGV: prefix, peer id. The messages kept for a peer (oldest first), removed.

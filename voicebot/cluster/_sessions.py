@@ -15,6 +15,11 @@ Order during a move from a live hub: the new hub publishes what it queued for th
 that lands in the buffer handed over); the old hub relays to the new one what other hubs still send it for the
 peer; each other hub, told of the move, sends a fence through the old hub after all it sent there, and the new
 hub holds back what that hub sends it directly for the peer until the fence arrives (or a window passes).
+
+An old hub that does not answer the hand-over within a call deadline (lost before its key expired, or stalled)
+loses the peer to a claim (see :mod:`._move_scripts`): the new hub takes the peer's messages still unread in the old
+hub's inbox, later sends to the old hub for the peer go to the new hub, and whatever the old hub does for the
+peer when it runs again is refused or dropped, so no message arrives twice.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..hub import Forward, Session, adopt, hand_off, prepend, token_hash
-from ._inbox import messages_for
 from ._link import ttl_seconds, unavailable
 
 if TYPE_CHECKING:
@@ -59,6 +63,9 @@ class SessionShare:
         self._holds: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(peer id, sender hub) → (since, messages held): messages a hub sent straight here for a peer taken
         over from a live hub wait until that hub's fence, relayed by the old hub, says nothing older is behind."""
+        self._taken: dict[tuple[str, str], tuple[float, set[str]]] = {}
+        """(peer id, old hub) → (since, entry ids): entries of the old hub's inbox whose messages for the peer
+        this hub claimed when that hub did not answer the hand-over in time; what it relays from them is dropped."""
 
     # -- records ------------------------------------------------------------------------------------
     def _record(self, session: Session) -> str:
@@ -120,6 +127,10 @@ class SessionShare:
         for key, (since, _) in list(self._holds.items()):
             if now - since > window:  # its fence was lost with the old hub or the sender: what is held goes now
                 self._release(*key)
+        inbox_life = self.cluster.hub_ttl + self.cluster.hub.config.resume_grace  # the old hub's unread inbox
+        for key, (since, _) in list(self._taken.items()):
+            if now - since > inbox_life:
+                del self._taken[key]
         for peer_id, (seen, messages) in list(self._early.items()):
             if peer_id in self._adopting:
                 continue
@@ -162,8 +173,9 @@ class SessionShare:
             await self.discard(item)
 
     async def copy(self, peer_id: str, messages: list[dict[str, Any]]) -> None:
-        """Append ``messages`` buffered here for ``peer_id`` to its kept messages in Redis."""
-        await self._stash(peer_id, "", [json.dumps(m, separators=(",", ":")) for m in messages])
+        """Append ``messages`` buffered here for ``peer_id`` to its kept messages in Redis (not once another hub
+        claimed the peer away from this one: it took what this hub had unread for it)."""
+        await self._hand(peer_id, messages, handed=False)
 
     async def discard(self, peer_id: str) -> None:
         """Drop the kept messages of ``peer_id`` (delivered here)."""
@@ -236,9 +248,11 @@ class SessionShare:
                 if await cluster.send_to(previous, {"from": cluster.hub_id, "takeover": peer_id}):
                     with trio.move_on_after(cluster.link.call_timeout):  # a hub that does not answer is lost
                         await handed.wait()
-                if not handed.is_set():  # lost before its key expired: what it never read for the peer is ours
-                    unread = await self._unread(previous, peer_id)
-                    alive = 0  # no fences through it: what other hubs send straight here is not held back
+                if not handed.is_set():  # lost or stalled: what it has not read for the peer is ours, unless it
+                    claimed = await self._claim(previous, peer_id)  # answered in the meantime
+                    if claimed is not None:
+                        unread = claimed
+                        alive = 0  # no fences through it: what other hubs send straight here is not held back
             finally:
                 self._handed.pop(peer_id, None)
         kept = await cluster.link.script("drain", peer_id)  # older than what the old hub left unread
@@ -253,11 +267,24 @@ class SessionShare:
         for other in sorted(self._hubs_of(members) - {cluster.hub_id}):
             await cluster.send_to(other, moved)
 
-    async def _unread(self, hub_id: str, peer_id: str) -> list[dict[str, Any]]:
-        """The messages for ``peer_id`` still unread in the inbox of ``hub_id`` (oldest first)."""
-        inbox = self.cluster.link.inbox(hub_id)
-        entries = await self.cluster.link.call("xrange", lambda r: r.xrange(inbox))
-        return messages_for(peer_id, (entry.field_values for entry in entries))
+    async def _claim(self, hub_id: str, peer_id: str) -> list[dict[str, Any]] | None:
+        """Claim ``peer_id`` away from ``hub_id``, which did not answer the hand-over in time: the messages for it
+        still in that hub's inbox (oldest first), which that hub then no longer hands over, copies or relays (see
+        :mod:`._move_scripts`); None when that hub handed the session over just before (its buffer is kept)."""
+        cluster = self.cluster
+        result = await cluster.link.script("claim", hub_id, peer_id, cluster.hub_id, cluster.delivery.inbox_ttl_ms)
+        if result[0] == "handed":
+            return None
+        pairs = list(zip(result[1::2], result[2::2], strict=True))
+        self._taken[(peer_id, hub_id)] = (trio.current_time(), {str(entry_id) for entry_id, _ in pairs})
+        return [json.loads(raw) for _, raw in pairs]
+
+    def untaken(self, via: str, at: str | None, to: list[str]) -> list[str]:
+        """The receivers of a message hub ``via`` relayed from entry ``at`` of its inbox that did not get it yet
+        (this hub claimed it for them from that inbox when ``via`` did not answer a hand-over in time)."""
+        if at is None or not self._taken:
+            return to
+        return [peer_id for peer_id in to if at not in self._taken.get((peer_id, via), (0.0, set()))[1]]
 
     @staticmethod
     def _hubs_of(members: list[str]) -> set[str]:
@@ -312,8 +339,10 @@ class SessionShare:
             hold = self._holds.get((peer_id, sender))
             here = self.cluster.hub.sessions.get(peer_id)
             if moved is not None and (here is None or here.home is not None):  # not back here meanwhile
-                self.cluster.enqueue("send", (moved[0], {"from": sender, "via": self.cluster.hub_id,
-                                                         "to": [peer_id], "msg": message}))
+                relayed = {"from": sender, "via": self.cluster.hub_id, "to": [peer_id], "msg": message}
+                if self.cluster.delivery.reading is not None:  # its entry: the new hub may have claimed it
+                    relayed["at"] = self.cluster.delivery.reading
+                self.cluster.enqueue("send", (moved[0], relayed))
             elif hold is not None:
                 hold[1].append(message)
             else:
@@ -341,10 +370,11 @@ class SessionShare:
             self.arrived(peer_id, message)
 
     async def hand_over(self, peer_id: str, home: str, buffered: list[dict[str, Any]]) -> None:
-        """Pass on what this hub buffered for a session another hub took over, then tell that hub."""
-        if buffered:
-            await self._stash(peer_id, "", [json.dumps(m, separators=(",", ":")) for m in buffered])
-        await self.cluster.send_to(home, {"from": self.cluster.hub_id, "handed": peer_id})
+        """Pass on what this hub buffered for a session another hub took over, then tell that hub; nothing when
+        that hub stopped waiting and claimed the peer first (it took what this hub had not read for the peer;
+        what this hub buffered meanwhile is lost, as for a lost hub)."""
+        if (await self._hand(peer_id, buffered, handed=True))[0] != "claimed":
+            await self.cluster.send_to(home, {"from": self.cluster.hub_id, "handed": peer_id})
 
     # -- messages for a lost hub ----------------------------------------------------------------------
     async def keep(self, action: Forward) -> int:
@@ -368,6 +398,14 @@ class SessionShare:
                 envelope = {"from": cluster.hub_id, "to": [peer_id], "msg": action.message}
                 reached += await cluster.send_to(str(result[1]), envelope) > 0
         return reached
+
+    async def _hand(self, peer_id: str, messages: list[dict[str, Any]], *, handed: bool) -> list[Any]:
+        cluster = self.cluster
+        config = cluster.hub.config
+        result: list[Any] = await cluster.link.script(
+            "hand", peer_id, cluster.hub_id, int(handed), cluster.delivery.inbox_ttl_ms, config.resume_buffer,
+            config.resume_buffer_bytes, *[json.dumps(m, separators=(",", ":")) for m in messages])
+        return result
 
     async def _stash(self, peer_id: str, expected: str, payloads: list[str]) -> list[Any]:
         config = self.cluster.hub.config
