@@ -141,6 +141,7 @@ class Cluster:
                 if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
                     await self.leave(lobby_id, peer_id)
                 self.unsynced_leaves.discard((lobby_id, peer_id))
+            await self.lobbies.finish_unsynced()
             self.sessions.copy_buffers()
             self.sessions.expire_early()
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]

@@ -92,10 +92,19 @@ refresh(prefix, lobby_id, meta, ttl, {})
 return {'ok'}
 """
 
-# ARGV: prefix, lobby id, lobby TTL. A hub dropped an ephemeral lobby it held (nobody joined it in time): it ends
-# cluster-wide unless a member joined it through another hub meanwhile. Returns 1 when it ended.
+# ARGV: prefix, lobby id, lobby TTL, '1' when the lobby's creation was undone (else ''). A hub dropped an
+# ephemeral lobby it held (nobody joined it in time): it ends cluster-wide unless a member joined it through
+# another hub meanwhile. A lobby whose creation was undone (its id never given out) ends whatever it is, and is
+# tombstoned even when it is not in Redis: the create (or a heartbeat) a hub gave up on may still reach Redis
+# after this, and must not register it then. Returns 1 when it ended.
 FINISH = """
-local prefix, lobby_id, ttl = ARGV[1], ARGV[2], ARGV[3]
+local prefix, lobby_id, ttl, undone = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+if undone then
+  local meta = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
+  finish(prefix, lobby_id, meta and cjson.decode(meta) or {}, ttl)
+  redis.call('SET', prefix .. 'closed:' .. lobby_id, '1', 'EX', ttl)
+  return 1
+end
 local raw = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
 if not raw then return 0 end
 local meta = cjson.decode(raw)
