@@ -6,21 +6,23 @@ places coming back when a lobby ends (its last member leaves, it expires unjoine
 not showing lobbies that ended (expired, left, or lost with their hub); a refused persistent lobby not kept in the
 database (two in-process hubs, clients on one in-memory address); no Redis outage letting an address pass its
 quota (creates held to a quota are refused with ``cluster_unavailable`` meanwhile, a persistent one removed from
-the database again).
+the database again); a lost hub's unjoined lobby ending in Redis with nobody listing lobbies or counting quotas.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 import trio
 
+from voicebot.auth import address_key
 from voicebot.client import Client, RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine, open_client, open_test_server, settings_for_tests
 from voicebot.testing import readyz_reasons as readyz
 
-from ._hubs import HUBS, two_hubs, wait_for
+from ._hubs import HUBS, hubs, two_hubs, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -216,3 +218,51 @@ async def test_a_create_cut_off_by_an_outage_is_undone(redis_server: RedisEngine
             await zed.create_lobby("one too many")
         assert info.value.code == "lobby_quota"
 
+
+async def test_a_lost_hubs_unjoined_lobby_ends_with_nobody_looking(redis_server: RedisEngine,
+                                                                  postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server, "--max-lobbies-per-address", "1") as (one, two):
+        async with connect(two) as ada:
+            await ada.hello("Ada")
+            lobby = (await ada.create_lobby("left behind"))["id"]
+        quota_key = f"voicebot:lqa:{address_key('127.0.0.1')}"
+        assert _redis_int(redis_server, "HEXISTS", quota_key, lobby) == 1
+        HUBS[two].kill()
+        killed = trio.current_time()
+        # Gone from Redis within the hub key's TTL (5 s) and a couple of heartbeats of the surviving hub, though
+        # no client lists lobbies or creates one meanwhile.
+        await _until(lambda: not _redis_int(redis_server, "EXISTS", f"voicebot:lobby:{lobby}"), 5.0 + 3.0)
+        assert trio.current_time() - killed > 4.0  # not before the hub's key expired
+        assert _redis_int(redis_server, "ZCARD", "voicebot:lobbies") == 0
+        assert _redis_int(redis_server, "HEXISTS", quota_key, lobby) == 0  # its creator's place is back
+        assert _redis_int(redis_server, "EXISTS", f"voicebot:closed:{lobby}") == 1  # tombstoned
+        async with connect(one) as again:
+            await again.hello("Ada again")
+            await again.create_lobby("in the freed place")
+
+
+async def test_a_lost_hubs_lobby_ends_once_its_last_member_is_lost(redis_server: RedisEngine,
+                                                                   postgres_server: PostgresEngine) -> None:
+    with hubs(redis_server, postgres_server, "--max-lobbies-per-address", "2", count=3) as (one, two, three):
+        async with connect(three) as ada:
+            await ada.hello("Ada")
+            lobby = (await ada.create_lobby("handed on"))["id"]
+        async with connect(two) as bob:
+            await bob.hello("Bob")
+            await bob.join(lobby)
+            HUBS[three].kill()  # the creating hub: Bob (on hub two) keeps the lobby
+            await trio.sleep(5.0 + 2.0)
+            meta = json.loads(redis_server.command("GET", f"voicebot:lobby:{lobby}").split(b"\r\n")[1])
+            # Hub two answers for it now (its key is one of the two live hubs'; hub three's expired).
+            assert _redis_int(redis_server, "EXISTS", f"voicebot:hub:{meta['hub']}") == 1
+            assert _redis_int(redis_server, "ZCARD", f"voicebot:hublobs:{meta['hub']}") == 1
+            HUBS[two].kill()  # Bob's connection is cut: his session outlives his hub by the resume grace (2 s)
+        await _until(lambda: not _redis_int(redis_server, "EXISTS", f"voicebot:lobby:{lobby}"), 5.0 + 2.0 + 3.0)
+        quota_key = f"voicebot:lqa:{address_key('127.0.0.1')}"
+        assert _redis_int(redis_server, "HEXISTS", quota_key, lobby) == 0
+        assert _redis_int(redis_server, "ZCARD", "voicebot:lobbies") == 0
+        assert _redis_int(redis_server, "SCARD", "voicebot:lobhubs") == 0  # the lost hubs' indexes are gone
+        async with connect(one) as again:
+            await again.hello("Ada again")
+            for i in range(2):  # both places of the address are free
+                await again.create_lobby(f"freed {i}")

@@ -47,6 +47,10 @@ __all__ = ["Cluster"]
 
 log = logging.getLogger("voicebot.cluster")
 
+SWEEP = 100
+"""Lobbies of lost hubs each heartbeat looks at, at most (see :mod:`._lobby_scripts`): a lost hub's unjoined
+lobbies end within ``ceil(n / (SWEEP × live hubs))`` heartbeats of its key expiring."""
+
 
 class Cluster:
     """This hub's membership in a cluster (``--cluster redis://…``).
@@ -152,7 +156,8 @@ class Cluster:
                        "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers(),
                        "jobs": self.bots.jobs()}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
-                                            json.dumps(payload, separators=(",", ":")), self.delivery.inbox_ttl_ms)
+                                            json.dumps(payload, separators=(",", ":")), self.delivery.inbox_ttl_ms,
+                                            ttl, SWEEP)
             # After an outage (maybe a Redis restart), seen by a heartbeat or by any other call that failed
             # since the last heartbeat: let every hub re-assert first.
             if not self.available or self.link.failures != self._failures_seen:

@@ -12,16 +12,32 @@ resumable), or when it has no live member and its creating hub is gone. An ended
 (``lobby.list``) at once, gives its quota places back, and is tombstoned (``closed:{id}`` → its creation time)
 for the lobby TTL so that no hub re-asserts it from a stale mirror.
 
+``hublobs:{hub}`` (sorted set: lobby id → when to look at it next, Redis time in seconds) indexes the ephemeral
+lobbies each hub is answerable for (the ``hub`` of their meta), and ``lobhubs`` is the set of hubs with such an
+index. Every hub's heartbeat sweeps the indexes of lost hubs (:data:`SWEEP_FN`), so a lost hub's lobby ends
+within a heartbeat of its hub key expiring without anyone counting a quota or listing lobbies: one with no live
+member ends; one with a live member on a live hub is handed to that hub (its meta names it; it ends when that
+hub's last member leaves); one whose only live members are resumable sessions of lost hubs is looked at again a
+second later.
+
 These functions need ``live_members`` (``_PRUNE`` of :mod:`._scripts`) defined before them.
 """
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "FINISH", "LIFETIME_FN", "LIST"]
+__all__ = ["CREATE", "FINISH", "LIFETIME_FN", "LIST", "SWEEP_FN"]
 
 LIFETIME_FN = """
 local function quota_keys(prefix, owner)
   return prefix .. 'lqa:' .. owner[1], prefix .. 'lqp:' .. owner[2]
+end
+-- ``hub`` answers for the lobby: a lost hub's lobbies are swept (SWEEP_FN) from ``at`` (Redis time, seconds) on.
+local function index_lobby(prefix, hub, lobby_id, ttl, at)
+  local index = prefix .. 'hublobs:' .. hub
+  redis.call('ZADD', index, at, lobby_id)
+  redis.call('EXPIRE', index, ttl)
+  redis.call('SADD', prefix .. 'lobhubs', hub)
+  redis.call('EXPIRE', prefix .. 'lobhubs', ttl)
 end
 local function own_lobby(prefix, lobby_id, owner, ttl)
   local a, p = quota_keys(prefix, owner)
@@ -40,6 +56,7 @@ local function finish(prefix, lobby_id, meta, ttl)
   redis.call('DEL', prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id)
   redis.call('ZREM', prefix .. 'lobbies', lobby_id)
   redis.call('SET', prefix .. 'closed:' .. lobby_id, tostring(meta.created), 'EX', ttl)
+  if type(meta.hub) == 'string' then redis.call('ZREM', prefix .. 'hublobs:' .. meta.hub, lobby_id) end
   if type(meta.owner) == 'table' then
     local a, p = quota_keys(prefix, meta.owner)
     redis.call('HDEL', a, lobby_id)
@@ -144,4 +161,45 @@ while found < want do
   end
 end
 return out
+"""
+
+# The sweep of lost hubs' lobbies a heartbeat runs (see the module docstring): ``sweep(prefix, hub id, budget,
+# ttl)`` looks at no more than ``budget`` lobbies, those waiting longest first, after one EXISTS per hub in
+# ``lobhubs`` (a handful: the hubs that ran lately). Needs LIFETIME_FN and ``hub_alive`` (``_PRUNE``).
+SWEEP_FN = """
+local function sweep(prefix, hub_id, budget, ttl)
+  local hubs_key = prefix .. 'lobhubs'
+  local now = tonumber(redis.call('TIME')[1])
+  for _, lost in ipairs(redis.call('SMEMBERS', hubs_key)) do
+    if budget <= 0 then return end
+    if lost ~= hub_id and redis.call('EXISTS', prefix .. 'hub:' .. lost) == 0 then
+      local index = prefix .. 'hublobs:' .. lost
+      local ids = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, budget)
+      budget = budget - #ids
+      for _, id in ipairs(ids) do
+        redis.call('ZREM', index, id)
+        local raw = redis.call('GET', prefix .. 'lobby:' .. id)
+        if raw then
+          local meta = cjson.decode(raw)
+          local live, lives = lobby_members(prefix, id, raw, ttl)
+          if lives and not meta.persistent then
+            local heir = nil
+            for i = 2, #live, 2 do
+              local hub = cjson.decode(live[i]).hub
+              if hub_alive[hub] then heir = hub break end
+            end
+            if heir then  -- a live hub's member keeps it: that hub answers for it now
+              meta.hub = heir
+              redis.call('SET', prefix .. 'lobby:' .. id, cjson.encode(meta), 'KEEPTTL')
+              index_lobby(prefix, heir, id, ttl, 0)
+            else  -- kept by sessions of lost hubs still in their resume grace
+              redis.call('ZADD', index, now + 1, id)
+            end
+          end
+        end
+      end
+      if redis.call('EXISTS', index) == 0 then redis.call('SREM', hubs_key, lost) end
+    end
+  end
+end
 """
