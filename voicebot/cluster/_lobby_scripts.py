@@ -5,10 +5,11 @@ address and a peer created (``--max-lobbies-per-address``, ``--max-lobbies-per-p
 refreshed by every heartbeat that re-asserts one of those lobbies. An entry counts while its lobby lives; entries
 of lobbies that ended are pruned whenever a quota is counted, so a lost hub's lobbies stop counting when they end.
 
-A lobby's stored meta names its creator (``owner``: [address key, peer id]) and the hub that created it
-(``hub``). An ephemeral lobby ends when its last live member leaves, when its creating hub drops it unjoined
-(``--empty-lobby-ttl``), when every member it had was lost (their hub gone, their sessions no longer
-resumable), or when it has no live member and its creating hub is gone. An ended lobby leaves ``lobbies``
+A lobby's stored meta names its creator (``owner``: [address key, peer id]) and the hub that answers for it
+(``hub``: the one that created it, or the one it was handed to when that hub was lost). An ephemeral lobby ends
+when its last live member leaves, when its creating hub drops it unjoined (``--empty-lobby-ttl``), when every
+member it had was lost (their hub gone, their sessions no longer resumable), or when it has no live member and
+the hub answering for it is gone. An ended lobby leaves ``lobbies``
 (``lobby.list``) at once, gives its quota places back, and is tombstoned (``closed:{id}`` → its creation time)
 for the lobby TTL so that no hub re-asserts it from a stale mirror.
 
