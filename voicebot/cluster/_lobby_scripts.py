@@ -180,8 +180,8 @@ local function sweep(prefix, hub_id, budget, ttl)
       for _, id in ipairs(ids) do
         redis.call('ZREM', index, id)
         local raw = redis.call('GET', prefix .. 'lobby:' .. id)
-        if raw then
-          local meta = cjson.decode(raw)
+        local meta = raw and cjson.decode(raw)
+        if meta and meta.hub == lost then  -- else another hub answers for it now: not this index's any more
           local live, lives = lobby_members(prefix, id, raw, ttl)
           if lives and not meta.persistent then
             local heir = nil
