@@ -1,5 +1,6 @@
 """The cluster's Redis link against a real ``redis-server``: the admit script's cluster-wide cap, dead hubs'
-members pruned, and every call behind the ``cluster.redis`` fault point and the ``cluster`` breaker."""
+members pruned, a lost hub's lobbies swept by the other hubs' heartbeats (within a budget per heartbeat), and
+every call behind the ``cluster.redis`` fault point and the ``cluster`` breaker."""
 
 from __future__ import annotations
 
@@ -80,3 +81,32 @@ async def test_fault_point_and_breaker(redis_server: RedisEngine) -> None:
             assert link.breaker.state == CircuitState.CLOSED
             fired = [fields for _, kind, fields in run.journal.entries() if fields.get("point") == "cluster.redis"]
             assert len(fired) >= 3, run.journal.getvalue()
+
+
+async def test_heartbeats_sweep_a_lost_hubs_lobbies_within_a_budget(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        ids = [f"l_{i:04d}" for i in range(25)]
+        for lobby_id in ids:  # created by hub "gone" (whose key does not exist), for peer p_ada
+            meta = json.loads(_meta(lobby_id, 4)) | {"owner": ["addr", "p_ada"], "hub": "gone"}
+            assert await link.script("create", lobby_id, json.dumps(meta), 60, 0, 0) == ["ok"]
+        joined = ids[0]  # one has a member on the live hub "h1": it is handed to that hub, not ended
+        await link.script("admit", "p_bob", member_json({"peer_id": "p_bob"}, "h1"), joined, 60, "", "", "")
+
+        def count(*command: str) -> int:
+            return int(redis_server.command(*command)[1:].strip())
+
+        empty = json.dumps({"lobbies": [], "sessions": [], "bots": {}, "jobs": []})
+        left = []
+        for _ in range(3):
+            await link.script("tick", "h1", 5, empty, 5000, 60, 10)  # a budget of 10 lobbies per heartbeat
+            left.append(count("ZCARD", "voicebot:hublobs:gone"))
+        assert left == [15, 5, 0]
+        assert count("ZCARD", "voicebot:lobbies") == 1 and count("HLEN", "voicebot:lqp:p_ada") == 1
+        assert count("EXISTS", "voicebot:closed:" + ids[1]) == 1  # ended lobbies are tombstoned
+        assert json.loads(await link.call("get", lambda r: r.get(f"voicebot:lobby:{joined}")))["hub"] == "h1"
+        assert count("ZCARD", "voicebot:hublobs:h1") == 1 and count("SISMEMBER", "voicebot:lobhubs", "gone") == 0
+        await link.script("leave", "p_bob", joined, 60)  # its last member leaves: it ends as any lobby does
+        assert count("ZCARD", "voicebot:lobbies") == 0 and count("ZCARD", "voicebot:hublobs:h1") == 0

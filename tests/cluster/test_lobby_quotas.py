@@ -4,18 +4,26 @@
 Covers: ``--max-lobbies-per-address``/``--max-lobbies-per-peer`` counted over both hubs under concurrent creates;
 places coming back when a lobby ends (its last member leaves, it expires unjoined, its hub dies); ``lobby.list``
 not showing lobbies that ended (expired, left, or lost with their hub); a refused persistent lobby not kept in the
-database (two in-process hubs, clients on one in-memory address).
+database (two in-process hubs, clients on one in-memory address); no Redis outage letting an address pass its
+quota (creates held to a quota are refused with ``cluster_unavailable`` meanwhile, a persistent one removed from
+the database again); a lost hub's unjoined lobby ending in Redis with nobody listing lobbies or counting quotas.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import trio
 
+from voicebot.auth import address_key
 from voicebot.client import Client, RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine, open_client, open_test_server, settings_for_tests
+from voicebot.testing import readyz_reasons as readyz
 
-from ._hubs import HUBS, two_hubs
+from ._hubs import HUBS, hubs, two_hubs, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +143,131 @@ async def test_a_refused_persistent_lobby_is_not_kept(redis_server: RedisEngine,
         assert [record.id for record in stored] == [kept["id"]]
         assert list(two.hub.lobbies) == [] and list(one.hub.lobbies) == [kept["id"]]
         assert await _listed(yan) == {kept["id"]}
+
+
+async def _until(predicate: Callable[[], bool], timeout: float) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 - polling state another task or process changes
+            await trio.sleep(0.1)
+
+
+def _stored_meta(redis: RedisEngine, lobby_id: str) -> dict[str, Any]:
+    return dict(json.loads(redis.command("GET", f"voicebot:lobby:{lobby_id}").split(b"\r\n")[1]))
+
+
+def _redis_int(redis: RedisEngine, *command: str) -> int:
+    reply = redis.command(*command)
+    assert reply.startswith(b":"), reply
+    return int(reply[1:].strip())
+
+
+async def test_no_redis_outage_lets_an_address_pass_its_quota(redis_server: RedisEngine,
+                                                             postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server, "--max-lobbies-per-address", "4",
+                  "--request-rate", "1000") as (one, two):
+        await wait_for(lambda: not {"cluster_unavailable"} & set(readyz(one) + readyz(two)))
+        async with connect(one) as ada, connect(two) as bob, connect(two) as root:
+            await ada.hello("Ada")
+            await bob.hello("Bob")
+            await root.hello("Root", admin_token="cluster-admin")
+            before = (await ada.create_lobby("before the outage"))["id"]
+
+            redis_server.stop()
+            try:
+                await wait_for(lambda: "cluster_unavailable" in readyz(one) and "cluster_unavailable" in readyz(two))
+                for client in (ada, bob):  # the quota cannot be counted: no lobby, on either hub
+                    with pytest.raises(RemoteError) as info:
+                        await client.create_lobby("during the outage")
+                    assert info.value.code == "cluster_unavailable" and info.value.retryable
+                # An admin is held to no quota: created on its hub, registered once Redis is back.
+                admins = (await root.create_lobby("an admin's"))["id"]
+                listed = await ada.request("lobby.list")
+                assert listed["partial"] is True and {lb["id"] for lb in listed["lobbies"]} == {before}
+            finally:
+                if redis_server.process.poll() is not None:
+                    redis_server.start()  # empty: every hub re-registers its lobbies
+
+            await wait_for(lambda: not {"cluster_unavailable"} & set(readyz(one) + readyz(two)))
+            await trio.sleep(1.5)  # a heartbeat of each hub re-registered its lobbies and their creators
+            outcomes: list[str] = []
+            async with trio.open_nursery() as nursery:  # the address has 2 of its 4: 2 of these 6 go through
+                for i in range(3):
+                    nursery.start_soon(_create, ada, outcomes, f"after a{i}")
+                    nursery.start_soon(_create, bob, outcomes, f"after b{i}")
+            assert outcomes.count("ok") == 2, outcomes
+            assert outcomes.count("lobby_quota:address") == 4, outcomes
+            listed_ids = await _listed(bob)
+            assert {before, admins} <= listed_ids and len(listed_ids) == 4
+
+
+async def test_a_create_cut_off_by_an_outage_is_undone(redis_server: RedisEngine,
+                                                       postgres_server: PostgresEngine) -> None:
+    redis_server.command("FLUSHALL")
+    settings = settings_for_tests(db=postgres_server.new_database("outage"), cluster=redis_server.url,
+                                  max_lobbies_per_address=2)
+    async with open_test_server(settings, seed=1) as one, open_client(one, "Zed") as zed:
+        assert one.cluster is not None
+        await zed.request("name.register", password="zed's password")
+        kept = await zed.create_lobby("kept", persistent=True)
+        await _until(one.cluster.settled, 10)  # the hub must not know of the outage beforehand
+        # Every call Redis gets hangs past the 2 s call deadline (the hub still believes it is reachable).
+        redis_server.command("CLIENT", "PAUSE", "3000", "ALL")
+        with pytest.raises(RemoteError) as info:
+            await zed.create_lobby("cut off", persistent=True)
+        assert info.value.code == "cluster_unavailable" and info.value.retryable
+        assert list(one.hub.lobbies) == [kept["id"]]  # not kept here, nor in the database
+        assert [r.id for r in await one.persistence.require().list_lobbies()] == [kept["id"]]
+        await _until(one.cluster.settled, 15)  # Redis answers again: the one place the address holds is its own
+        await zed.create_lobby("the second place")
+        with pytest.raises(RemoteError) as info:
+            await zed.create_lobby("one too many")
+        assert info.value.code == "lobby_quota"
+
+
+async def test_a_lost_hubs_unjoined_lobby_ends_with_nobody_looking(redis_server: RedisEngine,
+                                                                  postgres_server: PostgresEngine) -> None:
+    with two_hubs(redis_server, postgres_server, "--max-lobbies-per-address", "1") as (one, two):
+        async with connect(two) as ada:
+            await ada.hello("Ada")
+            lobby = (await ada.create_lobby("left behind"))["id"]
+        quota_key = f"voicebot:lqa:{address_key('127.0.0.1')}"
+        assert _redis_int(redis_server, "HEXISTS", quota_key, lobby) == 1
+        hub_key = f"voicebot:hub:{_stored_meta(redis_server, lobby)['hub']}"
+        HUBS[two].kill()
+        # Gone from Redis within the hub key's TTL (5 s) and a couple of heartbeats of the surviving hub, though
+        # no client lists lobbies or creates one meanwhile.
+        await _until(lambda: not _redis_int(redis_server, "EXISTS", f"voicebot:lobby:{lobby}"), 5.0 + 3.0)
+        assert _redis_int(redis_server, "EXISTS", hub_key) == 0  # not before the hub's key expired
+        assert _redis_int(redis_server, "ZCARD", "voicebot:lobbies") == 0
+        assert _redis_int(redis_server, "HEXISTS", quota_key, lobby) == 0  # its creator's place is back
+        assert _redis_int(redis_server, "EXISTS", f"voicebot:closed:{lobby}") == 1  # tombstoned
+        async with connect(one) as again:
+            await again.hello("Ada again")
+            await again.create_lobby("in the freed place")
+
+
+async def test_a_lost_hubs_lobby_ends_once_its_last_member_is_lost(redis_server: RedisEngine,
+                                                                   postgres_server: PostgresEngine) -> None:
+    with hubs(redis_server, postgres_server, "--max-lobbies-per-address", "2", count=3) as (one, two, three):
+        async with connect(three) as ada:
+            await ada.hello("Ada")
+            lobby = (await ada.create_lobby("handed on"))["id"]
+        async with connect(two) as bob:
+            await bob.hello("Bob")
+            await bob.join(lobby)
+            HUBS[three].kill()  # the creating hub: Bob (on hub two) keeps the lobby
+            await trio.sleep(5.0 + 2.0)
+            meta = _stored_meta(redis_server, lobby)
+            # Hub two answers for it now (its key is one of the two live hubs'; hub three's expired).
+            assert _redis_int(redis_server, "EXISTS", f"voicebot:hub:{meta['hub']}") == 1
+            assert _redis_int(redis_server, "ZCARD", f"voicebot:hublobs:{meta['hub']}") == 1
+            HUBS[two].kill()  # Bob's connection is cut: his session outlives his hub by the resume grace (2 s)
+        await _until(lambda: not _redis_int(redis_server, "EXISTS", f"voicebot:lobby:{lobby}"), 5.0 + 2.0 + 3.0)
+        quota_key = f"voicebot:lqa:{address_key('127.0.0.1')}"
+        assert _redis_int(redis_server, "HEXISTS", quota_key, lobby) == 0
+        assert _redis_int(redis_server, "ZCARD", "voicebot:lobbies") == 0
+        assert _redis_int(redis_server, "SCARD", "voicebot:lobhubs") == 0  # the lost hubs' indexes are gone
+        async with connect(one) as again:
+            await again.hello("Ada again")
+            for i in range(2):  # both places of the address are free
+                await again.create_lobby(f"freed {i}")

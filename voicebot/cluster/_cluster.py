@@ -47,6 +47,10 @@ __all__ = ["Cluster"]
 
 log = logging.getLogger("voicebot.cluster")
 
+SWEEP = 100
+"""Lobbies of lost hubs each heartbeat looks at, at most (see :mod:`._lobby_scripts`): a lost hub's unjoined
+lobbies end within ``ceil(n / (SWEEP × live hubs))`` heartbeats of its key expiring."""
+
 
 class Cluster:
     """This hub's membership in a cluster (``--cluster redis://…``).
@@ -141,6 +145,7 @@ class Cluster:
                 if session is None or session.lobby_id != lobby_id:  # not back in that lobby meanwhile
                     await self.leave(lobby_id, peer_id)
                 self.unsynced_leaves.discard((lobby_id, peer_id))
+            await self.lobbies.finish_unsynced()
             self.sessions.copy_buffers()
             self.sessions.expire_early()
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
@@ -151,7 +156,8 @@ class Cluster:
                        "sessions": self.sessions.held(trio.current_time()), "bots": self.bots.offers(),
                        "jobs": self.bots.jobs()}
             result = await self.link.script("tick", self.hub_id, ttl_seconds(self.hub_ttl),
-                                            json.dumps(payload, separators=(",", ":")), self.delivery.inbox_ttl_ms)
+                                            json.dumps(payload, separators=(",", ":")), self.delivery.inbox_ttl_ms,
+                                            ttl, SWEEP)
             # After an outage (maybe a Redis restart), seen by a heartbeat or by any other call that failed
             # since the last heartbeat: let every hub re-assert first.
             if not self.available or self.link.failures != self._failures_seen:

@@ -33,6 +33,11 @@ class LobbyOps:
         """(lobby id, peer id) → when another hub announced that peer as joining (see :meth:`_announce`)."""
         self._owners: dict[str, tuple[str, str]] = {}
         """Lobby id → (address key, peer id) of its creator, for the lobbies created here that this hub holds."""
+        self.unfinished: dict[str, bool] = {}
+        """Lobbies created here that Redis may still hold though they are gone here: ended while Redis was
+        unreachable (False), or whose creation was undone (True: refused by a quota, or cut off by an outage,
+        while a call under way may still register it). The next heartbeat that reaches Redis ends them there
+        (:meth:`finish_unsynced`), so they stop counting against their creator."""
 
     def meta(self, lobby: Lobby) -> str:
         """The ``lobby:{id}`` value: the lobby's public settings and password hash (JSON), and for a lobby created
@@ -50,8 +55,12 @@ class LobbyOps:
         """Register the lobby a ``lobby.create`` made (its ``lobby.created`` notice is in ``actions``) and count
         it against ``owner``'s (address key, peer id) lobby quotas cluster-wide, ``limits`` being (per address,
         per peer; 0: unlimited), in one atomic step. Returns the quota that is full (``address``/``peer``:
-        nothing was registered, the caller undoes the lobby), else None. During an outage the lobby is created
-        unchecked, and the first heartbeat that reaches Redis registers it and counts it."""
+        nothing was registered, the caller undoes the lobby), else None.
+
+        While Redis is unreachable no outage may let a creator pass a quota: with a limit to count (non-zero)
+        ``cluster_unavailable`` is raised (the caller undoes the lobby; its entry is ended in Redis by the first
+        heartbeat that reaches it, in case the call got through), else (unlimited, or an admin) the lobby is
+        created here and that heartbeat registers it."""
         for action in actions:
             if isinstance(action, Notice) and action.event == "lobby.created":
                 lobby = self.cluster.hub.lobbies.get(action.fields["lobby_id"])
@@ -64,10 +73,15 @@ class LobbyOps:
                                                             ttl_seconds(self.cluster.lobby_ttl), *limits)
                 except VoiceBotError as exc:
                     self.cluster.available = False
+                    if any(limits):
+                        self._owners.pop(lobby.id, None)
+                        self.unfinished[lobby.id] = True
+                        raise unavailable("lobby quotas are counted cluster-wide") from exc
                     self.cluster.errors.handle(exc, self.cluster.error_context.request(None))
                     continue
                 if result[0] == "quota":
                     self._owners.pop(lobby.id, None)
+                    self.unfinished[lobby.id] = True  # a heartbeat under way may still re-assert it
                     return str(result[1])
         return None
 
@@ -82,7 +96,20 @@ class LobbyOps:
         cluster-wide (its quota places come back, ``lobby.list`` stops showing it) unless a member joined it
         through another hub meanwhile."""
         self._owners.pop(lobby_id, None)
-        await self.cluster.link.script("finish", lobby_id, ttl_seconds(self.cluster.lobby_ttl))
+        try:
+            await self.cluster.link.script("finish", lobby_id, ttl_seconds(self.cluster.lobby_ttl), "")
+        except VoiceBotError:
+            self.unfinished.setdefault(lobby_id, False)
+            raise
+
+    async def finish_unsynced(self) -> None:
+        """End in Redis the lobbies whose end could not be written there (see :attr:`unfinished`); raises
+        ``cluster_unavailable`` if Redis is still unreachable (what is left is retried next time)."""
+        for lobby_id in sorted(self.unfinished):
+            if lobby_id not in self.cluster.hub.lobbies:
+                await self.cluster.link.script("finish", lobby_id, ttl_seconds(self.cluster.lobby_ttl),
+                                               "1" if self.unfinished[lobby_id] else "")
+            del self.unfinished[lobby_id]
 
     async def ensure_lobby(self, lobby_id: str) -> None:
         """Before ``lobby.join``: mirror a lobby another hub created (``lobby_not_found`` if none has)."""

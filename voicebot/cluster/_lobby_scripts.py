@@ -5,23 +5,40 @@ address and a peer created (``--max-lobbies-per-address``, ``--max-lobbies-per-p
 refreshed by every heartbeat that re-asserts one of those lobbies. An entry counts while its lobby lives; entries
 of lobbies that ended are pruned whenever a quota is counted, so a lost hub's lobbies stop counting when they end.
 
-A lobby's stored meta names its creator (``owner``: [address key, peer id]) and the hub that created it
-(``hub``). An ephemeral lobby ends when its last live member leaves, when its creating hub drops it unjoined
-(``--empty-lobby-ttl``), when every member it had was lost (their hub gone, their sessions no longer
-resumable), or when it has no live member and its creating hub is gone. An ended lobby leaves ``lobbies``
+A lobby's stored meta names its creator (``owner``: [address key, peer id]) and the hub that answers for it
+(``hub``: the one that created it, or the one it was handed to when that hub was lost). An ephemeral lobby ends
+when its last live member leaves, when its creating hub drops it unjoined (``--empty-lobby-ttl``), when every
+member it had was lost (their hub gone, their sessions no longer resumable), or when it has no live member and
+the hub answering for it is gone. An ended lobby leaves ``lobbies``
 (``lobby.list``) at once, gives its quota places back, and is tombstoned (``closed:{id}`` → its creation time)
 for the lobby TTL so that no hub re-asserts it from a stale mirror.
+
+``hublobs:{hub}`` (sorted set: lobby id → when to look at it next, Redis time in seconds) indexes the ephemeral
+lobbies each hub is answerable for (the ``hub`` of their meta), and ``lobhubs`` is the set of hubs with such an
+index. Every hub's heartbeat sweeps the indexes of lost hubs (:data:`SWEEP_FN`), so a lost hub's lobby ends
+within a heartbeat of its hub key expiring without anyone counting a quota or listing lobbies: one with no live
+member ends; one with a live member on a live hub is handed to that hub (its meta names it; it ends when that
+hub's last member leaves); one whose only live members are resumable sessions of lost hubs is looked at again a
+second later.
 
 These functions need ``live_members`` (``_PRUNE`` of :mod:`._scripts`) defined before them.
 """
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "FINISH", "LIFETIME_FN", "LIST"]
+__all__ = ["CREATE", "FINISH", "LIFETIME_FN", "LIST", "SWEEP_FN"]
 
 LIFETIME_FN = """
 local function quota_keys(prefix, owner)
   return prefix .. 'lqa:' .. owner[1], prefix .. 'lqp:' .. owner[2]
+end
+-- ``hub`` answers for the lobby: a lost hub's lobbies are swept (SWEEP_FN) from ``at`` (Redis time, seconds) on.
+local function index_lobby(prefix, hub, lobby_id, ttl, at)
+  local index = prefix .. 'hublobs:' .. hub
+  redis.call('ZADD', index, at, lobby_id)
+  redis.call('EXPIRE', index, ttl)
+  redis.call('SADD', prefix .. 'lobhubs', hub)
+  redis.call('EXPIRE', prefix .. 'lobhubs', ttl)
 end
 local function own_lobby(prefix, lobby_id, owner, ttl)
   local a, p = quota_keys(prefix, owner)
@@ -40,6 +57,7 @@ local function finish(prefix, lobby_id, meta, ttl)
   redis.call('DEL', prefix .. 'lobby:' .. lobby_id, prefix .. 'members:' .. lobby_id)
   redis.call('ZREM', prefix .. 'lobbies', lobby_id)
   redis.call('SET', prefix .. 'closed:' .. lobby_id, tostring(meta.created), 'EX', ttl)
+  if type(meta.hub) == 'string' then redis.call('ZREM', prefix .. 'hublobs:' .. meta.hub, lobby_id) end
   if type(meta.owner) == 'table' then
     local a, p = quota_keys(prefix, meta.owner)
     redis.call('HDEL', a, lobby_id)
@@ -92,10 +110,19 @@ refresh(prefix, lobby_id, meta, ttl, {})
 return {'ok'}
 """
 
-# ARGV: prefix, lobby id, lobby TTL. A hub dropped an ephemeral lobby it held (nobody joined it in time): it ends
-# cluster-wide unless a member joined it through another hub meanwhile. Returns 1 when it ended.
+# ARGV: prefix, lobby id, lobby TTL, '1' when the lobby's creation was undone (else ''). A hub dropped an
+# ephemeral lobby it held (nobody joined it in time): it ends cluster-wide unless a member joined it through
+# another hub meanwhile. A lobby whose creation was undone (its id never given out) ends whatever it is, and is
+# tombstoned even when it is not in Redis: the create (or a heartbeat) a hub gave up on may still reach Redis
+# after this, and must not register it then. Returns 1 when it ended.
 FINISH = """
-local prefix, lobby_id, ttl = ARGV[1], ARGV[2], ARGV[3]
+local prefix, lobby_id, ttl, undone = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+if undone then
+  local meta = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
+  finish(prefix, lobby_id, meta and cjson.decode(meta) or {}, ttl)
+  redis.call('SET', prefix .. 'closed:' .. lobby_id, '1', 'EX', ttl)
+  return 1
+end
 local raw = redis.call('GET', prefix .. 'lobby:' .. lobby_id)
 if not raw then return 0 end
 local meta = cjson.decode(raw)
@@ -135,4 +162,45 @@ while found < want do
   end
 end
 return out
+"""
+
+# The sweep of lost hubs' lobbies a heartbeat runs (see the module docstring): ``sweep(prefix, hub id, budget,
+# ttl)`` looks at no more than ``budget`` lobbies, those waiting longest first, after one EXISTS per hub in
+# ``lobhubs`` (a handful: the hubs that ran lately). Needs LIFETIME_FN and ``hub_alive`` (``_PRUNE``).
+SWEEP_FN = """
+local function sweep(prefix, hub_id, budget, ttl)
+  local hubs_key = prefix .. 'lobhubs'
+  local now = tonumber(redis.call('TIME')[1])
+  for _, lost in ipairs(redis.call('SMEMBERS', hubs_key)) do
+    if budget <= 0 then return end
+    if lost ~= hub_id and redis.call('EXISTS', prefix .. 'hub:' .. lost) == 0 then
+      local index = prefix .. 'hublobs:' .. lost
+      local ids = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, budget)
+      budget = budget - #ids
+      for _, id in ipairs(ids) do
+        redis.call('ZREM', index, id)
+        local raw = redis.call('GET', prefix .. 'lobby:' .. id)
+        local meta = raw and cjson.decode(raw)
+        if meta and meta.hub == lost then  -- else another hub answers for it now: not this index's any more
+          local live, lives = lobby_members(prefix, id, raw, ttl)
+          if lives and not meta.persistent then
+            local heir = nil
+            for i = 2, #live, 2 do
+              local hub = cjson.decode(live[i]).hub
+              if hub_alive[hub] then heir = hub break end
+            end
+            if heir then  -- a live hub's member keeps it: that hub answers for it now
+              meta.hub = heir
+              redis.call('SET', prefix .. 'lobby:' .. id, cjson.encode(meta), 'KEEPTTL')
+              index_lobby(prefix, heir, id, ttl, 0)
+            else  -- kept by sessions of lost hubs still in their resume grace
+              redis.call('ZADD', index, now + 1, id)
+            end
+          end
+        end
+      end
+      if redis.call('EXISTS', index) == 0 then redis.call('SREM', hubs_key, lost) end
+    end
+  end
+end
 """

@@ -10,7 +10,8 @@ uses one Redis database, not Redis Cluster, so keys need not be declared). Keys,
   :mod:`._bot_scripts`); ``ticket:{hash}`` → lobby id: a join ticket any hub accepts.
 - ``closed:{id}``: ``1`` for a lobby an admin closed (for a minute), else the creation time of a lobby that
   ended (for the lobby TTL): no hub re-asserts it meanwhile.
-- ``lqa:{address key}``, ``lqp:{peer}``: the cluster-wide lobby quotas (see :mod:`._lobby_scripts`).
+- ``lqa:{address key}``, ``lqp:{peer}``: the cluster-wide lobby quotas; ``hublobs:{hub}``, ``lobhubs``: which hub
+  answers for which ephemeral lobby, swept when that hub is lost (see :mod:`._lobby_scripts`).
 - ``sess:{peer}``: a resumable session (JSON ``{peer_id, name, kind, admin, session_id, lobby_id, hub,
   token}``, ``token`` being the resume token's hash; ``lobby_id`` is set by ``admit`` and cleared by ``leave``
   and ``close``, as the membership changes), alive while its hub refreshes it and for the resume grace after;
@@ -72,7 +73,12 @@ local function refresh(prefix, lobby_id, meta, ttl, pairs)
   local stored = redis.call('GET', lobby_key)
   local decoded = cjson.decode(stored or meta)
   if tombstoned(prefix, lobby_id, decoded) then return {} end
-  if not stored then redis.call('SET', lobby_key, meta) end
+  if not stored then
+    redis.call('SET', lobby_key, meta)
+    if type(decoded.hub) == 'string' and not decoded.persistent then
+      index_lobby(prefix, decoded.hub, lobby_id, ttl, 0)
+    end
+  end
   redis.call('EXPIRE', lobby_key, ttl)
   if type(decoded.owner) == 'table' then own_lobby(prefix, lobby_id, decoded.owner, ttl) end
   redis.call('ZADD', prefix .. 'lobbies', 'NX', 0, lobby_id)
@@ -197,10 +203,11 @@ return 1
 
 # ARGV: prefix, hub id, hub TTL, JSON {lobbies: [[id, meta, ttl, [peer id, member JSON, …]], …],
 # sessions: [[peer id, record JSON, token hash, ttl], …], bots: {bot: [free capacity, description]},
-# jobs: [[job id, lobby id, owner], …]}, inbox TTL (ms). A hub's whole heartbeat in one call: its liveness key
-# and its inbox's TTL, its sessions (only those no other hub took over), its workers' free capacity, its bots'
-# quota entries and its lobbies. Returns {1, live members of each lobby…}.
-TICK = _REFRESH_FN + _SAVE_FN + JOBS_FN + """
+# jobs: [[job id, lobby id, owner], …]}, inbox TTL (ms), lobby TTL, sweep budget. A hub's whole heartbeat in one
+# call: its liveness key and its inbox's TTL, its sessions (only those no other hub took over), its workers' free
+# capacity, its bots' quota entries and its lobbies, then the sweep of lost hubs' lobbies (up to the budget; see
+# :mod:`._lobby_scripts`). Returns {1, live members of each lobby…}.
+TICK = _REFRESH_FN + _SAVE_FN + JOBS_FN + _lifetime.SWEEP_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
 redis.call('PEXPIRE', prefix .. 'inbox:' .. hub_id, ARGV[5])
@@ -218,6 +225,11 @@ sync_jobs(prefix, hub_id, data.jobs or {})
 for _, lobby in ipairs(data.lobbies) do
   out[#out + 1] = refresh(prefix, lobby[1], lobby[2], lobby[3], lobby[4])
 end
+if redis.call('EXPIRE', prefix .. 'hublobs:' .. hub_id, ARGV[6]) == 1 then
+  redis.call('SADD', prefix .. 'lobhubs', hub_id)
+  redis.call('EXPIRE', prefix .. 'lobhubs', ARGV[6])
+end
+sweep(prefix, hub_id, tonumber(ARGV[7]), ARGV[6])
 return out
 """
 

@@ -71,9 +71,13 @@ class CoreRequests:
             admin = await s.auth.check_hello(conn, req, rctx)
             await self.carry_out(conn, hub.hello(conn.id, req, trio.current_time(), admin=admin), rctx, greeting=True)
             return
+        cluster = s.cluster
         if isinstance(req, protocol.LobbyCreate):
             self.check_lobby_quota(conn)
-        cluster = s.cluster
+            if cluster is not None and any(self._creator(conn)[1]) and cluster.status() != "available":
+                from ..cluster import cluster_unavailable  # noqa: PLC0415 - loaded with cluster mode only
+
+                raise cluster_unavailable("lobby quotas are counted cluster-wide")
         if cluster is not None and isinstance(req, protocol.LobbyList):
             await self.carry_out(conn, await self._cluster_list(conn, req), rctx)
             return
@@ -114,18 +118,35 @@ class CoreRequests:
     async def _register_created(self, conn: Connection | None, batch: list[Action], rctx: RequestContext) -> None:
         """Cluster mode: register a lobby ``lobby.create`` made (its notice is in ``batch``) and count it against
         its creator's address and peer cluster-wide in one atomic step; when a quota is full the lobby is
-        removed again (a persistent one from the database too) and ``lobby_quota`` raised, nothing sent."""
+        removed again (a persistent one from the database too) and ``lobby_quota`` raised, nothing sent; when
+        a quota is to be counted and Redis cannot be reached, the same with ``cluster_unavailable``."""
         cluster, s = self.server.cluster, self.server
         assert cluster is not None
-        session = s.hub.session_of(conn.id) if conn is not None else None
-        owner = limits = None
-        if conn is not None and session is not None:
-            owner = (address_key(client_host(conn.remote)), session.peer_id)
-            q = s.quotas.settings
-            limits = (0, 0) if session.admin else (q.max_lobbies_per_address, q.max_lobbies_per_peer)
-        refused = await cluster.lobbies.register_created(batch, owner, limits or (0, 0))
+        owner, limits = self._creator(conn)
+        try:
+            refused = await cluster.lobbies.register_created(batch, owner, limits)
+        except VoiceBotError:  # Redis unreachable and a quota to count: the lobby is not created
+            await self._undo_created(batch, rctx)
+            raise
         if refused is None:
             return
+        await self._undo_created(batch, rctx)
+        raise s.quotas.lobby_refusal(refused)
+
+    def _creator(self, conn: Connection | None) -> tuple[tuple[str, str] | None, tuple[int, int]]:
+        """Cluster mode: the (address key, peer id) a lobby ``conn`` creates counts against, and the lobby quotas
+        held to (per address, per peer; ``(0, 0)``: none, for admins and requests without a session)."""
+        session = self.server.hub.session_of(conn.id) if conn is not None else None
+        if conn is None or session is None:
+            return None, (0, 0)
+        q = self.server.quotas.settings
+        limits = (0, 0) if session.admin else (q.max_lobbies_per_address, q.max_lobbies_per_peer)
+        return (address_key(client_host(conn.remote)), session.peer_id), limits
+
+    async def _undo_created(self, batch: list[Action], rctx: RequestContext) -> None:
+        """Remove again the lobby whose ``lobby.created`` notice is in ``batch`` (a persistent one from the
+        database too: it was committed before): its creation is refused."""
+        s = self.server
         for action in batch:
             if isinstance(action, Notice) and action.event == "lobby.created":
                 lobby_id = str(action.fields["lobby_id"])
@@ -133,7 +154,6 @@ class CoreRequests:
                     s.apply(s.hub.close_lobby(lobby_id), rctx)
                 if action.fields.get("persistent"):  # committed before the refusal goes out
                     await s.persistence.require().delete_lobby(lobby_id)
-        raise s.quotas.lobby_refusal(refused)
 
     async def carry_out(self, conn: Connection, actions: list[Action], rctx: RequestContext, *,
                         greeting: bool = False) -> None:
