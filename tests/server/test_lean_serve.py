@@ -1,5 +1,5 @@
 """``voicebot serve --local-worker 0``, started and idle, has not loaded what only a later request, another
-subcommand or a bot needs (each costs resident memory in every idle server)."""
+subcommand or a bot needs, nor built a pydantic validator (each costs resident memory in every idle server)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ NOT_AT_IDLE = ("argon2", "tomllib", "voicebot.chaos", "voicebot.workers.cli", "v
 
 PROGRAM = f"""
 import json, signal, sys
+import pydantic
 from voicebot.cli import main
 
+def built(cls):
+    for sub in cls.__subclasses__():
+        if sub.__pydantic_complete__:
+            yield sub.__module__ + "." + sub.__qualname__
+        yield from built(sub)
+
 def report(signum, frame):
-    print(json.dumps(sorted(m for m in {NOT_AT_IDLE!r} if m in sys.modules)), flush=True)
+    loaded = [m for m in {NOT_AT_IDLE!r} if m in sys.modules]
+    print(json.dumps(sorted(loaded + list(built(pydantic.BaseModel)))), flush=True)
 
 signal.signal(signal.SIGUSR1, report)
 sys.exit(main(["serve", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:", "--local-worker", "0",
