@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 
-#: Password hashing (first password), fault-plan files and their schema (chaos), the other subcommands and the
-#: bot worker.
-NOT_AT_IDLE = ("argon2", "tomllib", "voicebot.faults._planfile", "voicebot.chaos", "voicebot.workers.cli",
-               "voicebot.workers._worker", "voicebot.client", "voicebot.bots._session", "numpy", "aiortc", "av",
-               "_pytest")
+#: Password hashing (first password), fault-plan files and their schema (chaos), the provider chains (a bot's
+#: first turn), the other subcommands and the bot worker.
+NOT_AT_IDLE = ("argon2", "tomllib", "voicebot.faults._planfile", "voicebot.providers._facade",
+               "voicebot.providers._chain", "voicebot.chaos", "voicebot.workers.cli", "voicebot.workers._worker",
+               "voicebot.client", "voicebot.bots._session", "numpy", "aiortc", "av", "_pytest")
 
 PROGRAM = f"""
 import json, signal, sys
