@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 
-#: Password hashing (first password), fault-plan files and their schema (chaos), the provider chains (a bot's
-#: first turn), the other subcommands and the bot worker.
-NOT_AT_IDLE = ("argon2", "tomllib", "voicebot.faults._planfile", "voicebot.providers._facade",
-               "voicebot.providers._chain", "voicebot.chaos", "voicebot.workers.cli", "voicebot.workers._worker",
-               "voicebot.client", "voicebot.bots._session", "numpy", "aiortc", "av", "_pytest")
+#: Password hashing and its thread pool (first password), fault-plan files and their schema (chaos), the provider
+#: chains (a bot's first turn), what only some HTTP responses need (status phrases, gzip, guessed content types),
+#: the other subcommands and the bot worker.
+NOT_AT_IDLE = ("argon2", "concurrent.futures", "tomllib", "voicebot.faults._planfile", "shlex",
+               "voicebot.providers._facade", "voicebot.providers._chain", "http", "gzip", "mimetypes",
+               "voicebot.chaos", "voicebot.workers.cli", "voicebot.workers._worker", "voicebot.client",
+               "voicebot.bots._session", "numpy", "aiortc", "av", "_pytest")
 
 PROGRAM = f"""
 import json, signal, sys
