@@ -10,10 +10,11 @@ import sys
 
 #: Password hashing and its thread pool (first password), fault-plan files and their schema (chaos), the provider
 #: chains (a bot's first turn), what only some HTTP responses need (status phrases, gzip, guessed content types),
-#: the other subcommands and the bot worker.
+#: the other subcommands and the bot worker (and its supervisor).
 NOT_AT_IDLE = ("argon2", "concurrent.futures", "tomllib", "voicebot.faults._planfile", "shlex",
                "voicebot.providers._facade", "voicebot.providers._chain", "http", "gzip", "mimetypes",
-               "voicebot.chaos", "voicebot.workers.cli", "voicebot.workers._worker", "voicebot.client",
+               "voicebot.chaos", "voicebot.workers.cli", "voicebot.workers._worker",
+               "voicebot.resilience._supervisor", "voicebot.client",
                "voicebot.bots._session", "numpy", "aiortc", "av", "_pytest")
 
 PROGRAM = f"""
