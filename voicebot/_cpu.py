@@ -16,10 +16,12 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["LOW_PRIORITY_NICE", "CpuPool"]
 
@@ -56,6 +58,9 @@ class CpuPool:
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
+                # Loaded with the first pool used (the first password hash), not by every idle server.
+                from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=self.name,
                                                     initializer=_lower_priority)
             return self._executor

@@ -18,6 +18,9 @@ Time comes only from Trio's clock, randomness only from per-point ``random.Rando
 SHA-256 of (seed, point name), so the same seed, plan and sequence of hits give a byte-identical journal.
 """
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from ._corrupt import corrupt_value
 from ._journal import Journal, JournalEntry, canonical_json, first_divergence, jsonable
 from ._kinds import (
@@ -36,7 +39,6 @@ from ._kinds import (
     resolve_exception,
 )
 from ._plan import Plan, PlanError, RandomRule, Rule, WeightedFault, matches
-from ._planfile import load_plan, parse_plan, plan_to_dict, plan_to_json
 from ._runtime import (
     FaultRun,
     InvariantViolation,
@@ -51,6 +53,9 @@ from ._runtime import (
     record_error,
     stream_seed,
 )
+
+if TYPE_CHECKING:
+    from ._planfile import load_plan, parse_plan, plan_to_dict, plan_to_json
 
 __all__ = [
     "ALLOWED_EXCEPTION_MODULES",
@@ -95,3 +100,11 @@ __all__ = [
     "resolve_exception",
     "stream_seed",
 ]
+
+# The plan-file schema (pydantic models) loads with the first plan file read or written, not with every server.
+__getattr__ = lazy_exports(__name__, {
+    "load_plan": "._planfile",
+    "parse_plan": "._planfile",
+    "plan_to_dict": "._planfile",
+    "plan_to_json": "._planfile",
+})

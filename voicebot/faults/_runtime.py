@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-import shlex
 from collections import Counter
 from collections.abc import Awaitable, Generator, Iterator
 from contextvars import ContextVar
@@ -53,6 +52,8 @@ def stream_seed(master_seed: int, *parts: str) -> int:
 
 def describe_replay(seed: int, plan_path: str | Path | None = None) -> str:
     """The command line replaying a run: ``voicebot chaos --seed N [--plan FILE]``."""
+    import shlex  # noqa: PLC0415 (only for a replay command line)
+
     command = f"voicebot chaos --seed {int(seed)}"
     if plan_path is not None:
         command += f" --plan {shlex.quote(str(plan_path))}"

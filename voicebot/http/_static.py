@@ -8,9 +8,7 @@ pointing out are refused too): no path traversal.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import mimetypes
 import os
 from pathlib import Path
 from urllib.parse import unquote
@@ -43,6 +41,8 @@ def content_type(path: Path) -> str:
     known = _TYPES.get(path.suffix.lower())
     if known is not None:
         return known
+    import mimetypes  # noqa: PLC0415 (loaded for the first file of an unlisted type, not by every server)
+
     guessed, _ = mimetypes.guess_type(path.name)
     return guessed or "application/octet-stream"
 
@@ -82,6 +82,8 @@ def _load(path: Path, key: tuple[int, int], ctype: str) -> _Asset:
     digest = hashlib.sha256(body).hexdigest()[:32]
     gzipped = None
     if len(body) >= GZIP_MIN_BYTES and ctype.startswith(_COMPRESSIBLE):
+        import gzip  # noqa: PLC0415 (loaded with the first compressible file, not by every server)
+
         packed = gzip.compress(body, compresslevel=6, mtime=0)
         gzipped = packed if len(packed) < len(body) * 0.9 else None
     return _Asset(key, body, f'"{digest}"', gzipped)

@@ -9,7 +9,6 @@ handshake itself exactly as on a fresh socket.
 from __future__ import annotations
 
 import email.utils
-import http
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -108,6 +107,8 @@ async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: Respons
                ("date", email.utils.formatdate(usegmt=True))]
     if close:
         headers.append(("connection", "close"))
+    import http  # noqa: PLC0415 (HTTPStatus, an enum of every status: loaded with the first response)
+
     try:
         reason = http.HTTPStatus(response.status).phrase.encode()
     except ValueError:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ._chain import ProviderChain, Reply
     from ._config import API_KEY_ENV, PROVIDER_SETTINGS, ProviderConfig, add_provider_arguments, parse_chain
     from ._conversation import DEFAULT_PERSONA, MAX_PERSONA_CHARS, Conversation, Turn
-    from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript, configure_providers, current_config
+    from ._facade import APOLOGY, PROVIDER_BREAKERS, Providers, Transcript
     from ._registry import (
         ENTRY_POINT_GROUP,
         LOCAL_CHAINS,
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         registered_providers,
         unregister_provider,
     )
+    from ._setup import configure_providers, current_config
     from ._stats import PROVIDER_STATS, ProviderStats
 
 __all__ = [
@@ -112,8 +113,6 @@ __getattr__ = lazy_exports(__name__, {
     "PROVIDER_BREAKERS": "._facade",
     "Providers": "._facade",
     "Transcript": "._facade",
-    "configure_providers": "._facade",
-    "current_config": "._facade",
     "ENTRY_POINT_GROUP": "._registry",
     "LOCAL_CHAINS": "._registry",
     "ProviderUnavailable": "._registry",
@@ -122,6 +121,8 @@ __getattr__ = lazy_exports(__name__, {
     "register_provider": "._registry",
     "registered_providers": "._registry",
     "unregister_provider": "._registry",
+    "configure_providers": "._setup",
+    "current_config": "._setup",
     "PROVIDER_STATS": "._stats",
     "ProviderStats": "._stats",
 })

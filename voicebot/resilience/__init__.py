@@ -9,6 +9,9 @@ They compose as ``await retry.call(breaker.call, fn, *args)``: the breaker's :cl
 is retryable and carries ``retry_after``, which the retry honours.
 """
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from ._backoff import Backoff, Jitter
 from ._breaker import CircuitBreaker
 from ._config import BreakerConfig, Outcome, WindowType, default_ignore
@@ -16,8 +19,10 @@ from ._core import LEGAL_TRANSITIONS, BreakerCore, BreakerEvent, BreakerEventKin
 from ._errors import CircuitOpenError, IllegalStateTransition, RestartBudgetExceeded
 from ._registry import BreakerRegistry
 from ._retry import Attempt, RetryEvent, RetryEventKind, RetryStrategy
-from ._supervisor import ChildState, ChildStatus, Policy, Supervisor
 from ._window import CountWindow, TimeWindow, WindowCounts
+
+if TYPE_CHECKING:
+    from ._supervisor import ChildState, ChildStatus, Policy, Supervisor
 
 __all__ = [
     "LEGAL_TRANSITIONS",
@@ -49,3 +54,11 @@ __all__ = [
     "WindowType",
     "default_ignore",
 ]
+
+# The supervisor (restart policies) loads with the bot worker that uses it, not with every server.
+__getattr__ = lazy_exports(__name__, {
+    "ChildState": "._supervisor",
+    "ChildStatus": "._supervisor",
+    "Policy": "._supervisor",
+    "Supervisor": "._supervisor",
+})

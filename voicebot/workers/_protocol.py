@@ -76,7 +76,7 @@ class BotRemove(Request):
 class BotDescriptor(BaseModel):
     """One bot a worker can run: ``{name, description}``."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", defer_build=True)
     name: BotName
     description: Annotated[str, StringConstraints(max_length=200)] = ""
 
