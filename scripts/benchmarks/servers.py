@@ -23,6 +23,26 @@ from .common import ROOT
 
 
 # -- the servers -------------------------------------------------------------------------------------------
+def _serve(name: str, handler: Any, host: str, port: int) -> int:
+    """Serve WebSocket ``handler`` on ``host:port`` (0: any free port; the line ``NAME server listening on URL`` says
+    which) until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(
+                    partial(trio_websocket.serve_websocket, handler, host, port, None, max_message_size=65536)
+                )
+                print(f"{name} server listening on ws://{host}:{server.port}/ws", flush=True)
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
+
+    raise_nofile()
+    trio.run(main)
+    return 0
+
+
 def run_echo_server(host: str, port: int) -> int:
     """Raw trio-websocket echo server: every message goes back to its sender, as is."""
 
@@ -34,20 +54,7 @@ def run_echo_server(host: str, port: int) -> int:
         except trio_websocket.ConnectionClosed:
             pass
 
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                server = await nursery.start(
-                    partial(trio_websocket.serve_websocket, handler, host, port, None, max_message_size=65536)
-                )
-                print(f"echo server listening on ws://{host}:{server.port}/ws", flush=True)
-                async for _ in signals:
-                    break
-                nursery.cancel_scope.cancel()
-
-    raise_nofile()
-    trio.run(main)
-    return 0
+    return _serve("echo", handler, host, port)
 
 
 def run_relay_server(host: str, port: int) -> int:
@@ -80,20 +87,7 @@ def run_relay_server(host: str, port: int) -> int:
         finally:
             peers.pop(peer_id, None)
 
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                server = await nursery.start(
-                    partial(trio_websocket.serve_websocket, handler, host, port, None, max_message_size=65536)
-                )
-                print(f"relay server listening on ws://{host}:{server.port}/ws", flush=True)
-                async for _ in signals:
-                    break
-                nursery.cancel_scope.cancel()
-
-    raise_nofile()
-    trio.run(main)
-    return 0
+    return _serve("relay", handler, host, port)
 
 
 class _Done:
