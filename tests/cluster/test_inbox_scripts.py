@@ -81,3 +81,24 @@ async def test_takeover_from_a_lost_hub_keeps_its_unread_inbox_first(redis_serve
         record, previous, alive, _ = await link.script("takeover", token_hash("tok"), "h2", 10, 10_000)
         assert (json.loads(record)["hub"], previous, alive) == ("h2", "h1", 0)
         assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 1, 2]
+
+
+async def test_a_full_inbox_drops_its_oldest_entry_and_counts_it(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+        for n in range(7):  # a bound of 4 entries: the first three go, one by one, each counted
+            envelope = encode_envelope(_batch("h2", (["p1"], n)))
+            assert await link.script("send", "h1", TTL_MS, 4, 10, 10_000, *envelope) == 1
+        kept = await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))
+        assert [m["n"] for m in messages_for("p1", (e.field_values for e in kept))] == [3, 4, 5, 6]
+        result = await link.script("tick", "h1", 5, '{"lobbies":[],"sessions":[],"bots":{},"jobs":[]}', TTL_MS,
+                                   60, 10)
+        assert result[0] == 3  # the hub's heartbeat learns how many of its entries were lost
+        for n in range(7):  # the inbox every hub reads is bounded the same way, uncounted (no one hub's loss)
+            envelope = encode_envelope({"from": "h2", "name": f"n{n}"})
+            assert await link.script("send", "*", TTL_MS, 4, 10, 10_000, *envelope) == 1
+        assert redis_server.command("XLEN", link.inbox("*")) == b":4\r\n"
+        assert redis_server.command("EXISTS", "voicebot:lost:*") == b":0\r\n"

@@ -1,9 +1,11 @@
-"""The scripts deciding who passes on what an old hub held for a moving peer, against a real ``redis-server``:
+"""The scripts deciding who passes on what a hub held for a peer, against a real ``redis-server``:
 a claim takes the peer's messages still in the old hub's inbox (with their entry ids) and then refuses the old
 hub's hand-over and copies; a hand-over that came first makes the claim take nothing; sends to the old hub for a
 claimed peer go to its session's hub in order (dropped when it has no session), the rest stays; a takeover back
 to the old hub ends the diversion; an old hub lost while the new hub still waits for its answer leaves what it had
-unread for the peer in the peer's kept messages."""
+unread for the peer in the peer's kept messages; the write-through copy keeps what a hub buffered for its peers in
+grace and trims its inbox in the same script (refused for a claimed peer, nothing for a session that ended, the
+session ended past the bounds)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from voicebot.cluster._inbox import decode_entry, encode_envelope
+from voicebot.cluster._inbox import decode_entry, encode_envelope, next_id
 from voicebot.cluster._link import RedisLink
 from voicebot.hub import token_hash
 from voicebot.resilience import BreakerRegistry
@@ -118,3 +120,38 @@ async def test_a_hub_lost_while_the_new_hub_waits_leaves_its_unread_messages_kep
         assert await _send(link, "h1", _batch("h3", (["p1"], 2))) == 0  # salvaged: kept for p1
         assert await link.script("claim", "h1", "p1", "h2", TTL_MS) == ["claimed"]  # nothing left in the inbox
         assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 1]
+
+
+async def _copy(link: RedisLink, hub: str, trim: str, *groups: tuple[str, list[int]]) -> list[str]:
+    args: list[object] = []
+    for peer, numbers in groups:
+        args += [peer, len(numbers), *[json.dumps({"n": n}) for n in numbers]]
+    result: list[str] = await link.script("copy", hub, trim, 4, 10_000, *args)
+    return result
+
+
+async def test_copy_keeps_buffers_and_trims_the_inbox_in_one_step(redis_server: RedisEngine) -> None:
+    redis_server.command("FLUSHALL")
+    link = RedisLink(redis_server.url, BreakerRegistry())
+    async with AsyncExitStack() as stack:
+        await link.open(stack)
+        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+        for peer in ("p1", "p2", "p3"):
+            assert await link.script("save", "h1", peer, _record(peer, "h1"), token_hash(f"t{peer}"), 30) == 1
+        for n in range(3):
+            assert await _send(link, "h1", _batch("h2", (["p1"], n))) == 1
+        ids = [str(e.identifier) for e in await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))]
+        # h1 read the first two entries: their messages are copied and the entries go, in the same script
+        assert await _copy(link, "h1", next_id(ids[1]), ("p1", [0, 1]), ("p2", [7])) == ["ok", "ok"]
+        left = [str(e.identifier) for e in await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))]
+        assert left == ids[2:]
+        assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 1]
+        assert [json.loads(m)["n"] for m in await link.script("drain", "p2")] == [7]
+        # claimed away from h1 (the claim took what it needed), no session any more, past the bounds; no trim
+        await link.call("setup", lambda r: r.hset("voicebot:claimed:h1", {"p1": "1"}))
+        assert await _copy(link, "h1", "", ("p1", [2]), ("p4", [1]), ("p3", [1, 2, 3, 4, 5])) == [
+            "claimed", "gone", "overflow"]
+        assert await link.script("drain", "p1") == []
+        assert redis_server.command("EXISTS", "voicebot:sess:p3") == b":0\r\n"  # its session ended
+        left = [str(e.identifier) for e in await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))]
+        assert left == ids[2:]

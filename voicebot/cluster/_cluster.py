@@ -42,6 +42,7 @@ from ._link import RedisLink, sleep_or, ttl_seconds, unavailable
 from ._lobbies import LobbyOps
 from ._mirror import local_members, reconcile
 from ._sessions import SessionShare
+from ._writethrough import WriteThrough
 
 __all__ = ["Cluster"]
 
@@ -112,6 +113,8 @@ class Cluster:
         """Sessions shared with the other hubs (resume on any hub, messages kept for a lost hub's peers)."""
         self.delivery = Delivery(self)
         """This hub's publisher and inbox reader (forwards batched per target hub, control messages)."""
+        self.copies = WriteThrough(self)
+        """Copies of what this hub buffers for peers in grace, and trims of its inbox once that is safe."""
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -121,7 +124,7 @@ class Cluster:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self.delivery.reader)
-                nursery.start_soon(self.delivery.trimmer)
+                nursery.start_soon(self.copies.trimmer)
                 with trio.move_on_after(self.link.call_timeout * 2):
                     await self.delivery.subscribed.wait()
                     await self._tick()  # be ready (or say why not) before listening
@@ -146,7 +149,7 @@ class Cluster:
                     await self.leave(lobby_id, peer_id)
                 self.unsynced_leaves.discard((lobby_id, peer_id))
             await self.lobbies.finish_unsynced()
-            self.sessions.copy_buffers()
+            self.copies.backstop()
             self.sessions.expire_early()
             lobbies = [lobby for lobby in list(self.hub.lobbies.values()) if not self._drop_if_unused(lobby)]
             versions = [self._versions.get(lobby.id, 0) for lobby in lobbies]
@@ -164,6 +167,7 @@ class Cluster:
                 self._settle_until = trio.current_time() + self.hub_ttl
                 if self._ever_available:
                     self.resync_until = self._settle_until
+            self.delivery.inbox_overflow = int(result[0])
             self._ever_available = True
             self._failures_seen = failures
             for lobby, version, live in zip(lobbies, versions, result[1:], strict=True):
@@ -197,6 +201,7 @@ class Cluster:
                 "batches": self.delivery.batches, "received": self.received, "dropped": self.dropped,
                 "unreceived": self.unreceived, "read_failures": self.delivery.read_failures,
                 "redis_failures": self.link.failures,
+                "inbox_overflow": self.delivery.inbox_overflow, **self.copies.snapshot(),
                 "breaker": str(self.link.breaker.state), **self.sessions.snapshot()}
 
     def hold(self, lobby_id: str) -> None:
@@ -284,11 +289,11 @@ class Cluster:
         lobby created here expired unjoined → end it in Redis; a session started, resumed or disconnected →
         store it; a session ended → forget it."""
         if isinstance(action, SessionGone):
-            self.sessions.resumed_here(action.peer_id)
+            self.copies.resumed_here(action.peer_id)
             self.enqueue("forget", action.peer_id)
             return
         if action.event in ("session.started", "session.resumed"):
-            self.sessions.resumed_here(action.fields["peer_id"])
+            self.copies.resumed_here(action.fields["peer_id"])
         if action.event in ("session.started", "session.resumed", "session.disconnected", "lobby.joined",
                             "lobby.left"):  # the stored session names its lobby
             self.enqueue("save", action.fields["peer_id"])

@@ -7,12 +7,12 @@ one envelope (one inbox entry) per target hub, its messages in queue order, up t
 plain forward (a ``peer.left`` frees its place in Redis first, session work must happen between the messages
 around it). The reader keeps the id of the last entry it read (in memory): after a failed read it continues
 from there, so what was sent while its connection was down is read once, in order; what it has read is trimmed
-from the inbox, so what is left when the hub is lost is what it never read (salvaged for its peers).
+from the inbox once what it brought for peers in grace here is copied to Redis (:mod:`._writethrough`), so what
+is left when the hub is lost is what it did not pass on yet (salvaged for its peers).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -35,8 +35,8 @@ log = logging.getLogger("voicebot.cluster")
 OUTBOX = 10_000
 #: Most queued items one batch takes (one envelope per target hub).
 BATCH = 256
-#: Approximate most entries a hub's inbox keeps unread (``XADD … MAXLEN ~``): each is an envelope of up to
-#: ``BATCH`` messages.
+#: Most entries a hub's inbox keeps unread (each an envelope of up to ``BATCH`` messages): beyond, the oldest
+#: goes, counted in the hub's ``inbox_overflow``.
 INBOX_ENTRIES = 10_000
 #: First pause after a failed read of the inbox (doubling up to a heartbeat).
 _BACKOFF = 0.05
@@ -58,8 +58,9 @@ class Delivery:
         """Envelopes of forwards published (each one inbox entry carrying one or more messages)."""
         self.reading: str | None = None
         """Id of the entry of this hub's inbox being received (None for the inbox every hub reads)."""
-        self._trim_to: str | None = None
-        self._trim_wake = trio.Event()
+        self.inbox_overflow = 0
+        """Entries of this hub's inbox dropped unread by its bound (:data:`INBOX_ENTRIES`), as of the last
+        heartbeat."""
 
     # -- outbound -----------------------------------------------------------------------------------
     def enqueue(self, kind: str, item: Any) -> bool:
@@ -132,8 +133,16 @@ class Delivery:
         if kind == "publish":
             await self._publish([item])
         elif kind == "send":
-            await self.send_to(*item)
-        elif kind in ("save", "forget", "handoff", "copy", "discard", "fence"):
+            try:
+                await self.send_to(*item)
+            finally:
+                if "at" in item[1]:  # a relay of an entry of this hub's inbox, which may go now
+                    cluster.copies.relayed(str(item[1]["at"]))
+        elif kind == "copy":
+            await cluster.copies.copy()
+        elif kind == "discard":
+            await cluster.copies.discard(item)
+        elif kind in ("save", "forget", "handoff", "fence"):
             await cluster.sessions.work(kind, item)
         elif kind == "botfree":
             await cluster.bots.freed(*item)
@@ -190,34 +199,19 @@ class Delivery:
             backoff = _BACKOFF
             self.read_at = trio.current_time()
             self.subscribed.set()
+            taken: str | None = None
             for stream, entry_id, fields in entries:
                 after[stream] = entry_id
                 if stream == mine:
-                    self._trim_to = next_id(entry_id)
+                    taken = next_id(entry_id)
                 self.reading = entry_id if stream == mine else None
                 try:
                     self.receive(decode_entry(fields))
                 except Exception as exc:  # one bad entry is reported; the inbox goes on
                     cluster.errors.handle(exc, cluster.error_context.request(None))
             self.reading = None
-            if self._trim_to is not None:
-                self._trim_wake.set()
-
-    async def trimmer(self) -> None:
-        """Drop what the reader has read from this hub's inbox (one trim in flight; a failed one is covered by
-        the next, the bound holds meanwhile)."""
-        cluster = self.cluster
-        inbox = cluster.link.inbox(cluster.hub_id)
-        while True:
-            await self._trim_wake.wait()
-            self._trim_wake = trio.Event()
-            minimum, self._trim_to = self._trim_to, None
-            if minimum is None:
-                continue
-            try:
-                await cluster.link.call("xtrim", functools.partial(_trim, inbox, minimum))
-            except VoiceBotError as exc:
-                cluster.errors.handle(exc, cluster.error_context.request(None))
+            if taken is not None:  # trimmed once what it buffered for peers in grace is copied
+                cluster.copies.read(taken)
 
     def receive(self, envelope: dict[str, Any]) -> None:
         """One envelope from this hub's inbox: a control message, or messages for this hub's peers."""
@@ -276,8 +270,3 @@ class Delivery:
             cluster.drop_if_unused(lobby)
         return actions
 
-
-def _trim(inbox: str, minimum: str, client: Any) -> Any:
-    from coredis.tokens import PureToken  # noqa: PLC0415 - only cluster mode loads coredis
-
-    return client.xtrim(inbox, PureToken.MINID, minimum)

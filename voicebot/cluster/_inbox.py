@@ -124,8 +124,9 @@ local function divert(prefix, hub_id, claimed, fields)
 end
 """
 
-#: ARGV: prefix, target hub id (``*``: the inbox every hub reads), inbox TTL (ms), approximate most entries, max
+#: ARGV: prefix, target hub id (``*``: the inbox every hub reads), inbox TTL (ms), most entries an inbox keeps, max
 #: kept messages and bytes per peer, then the entry's field/value pairs. Appends the entry to the target's inbox
+#: (a full inbox drops its oldest entry, counted in ``lost:{hub}``, reported by that hub as ``inbox_overflow``)
 #: (the messages for peers claimed away from the target to their session's hub instead, see
 #: :mod:`._move_scripts`) and returns 1; returns 0 when the target hub is gone (its unread inbox salvaged first).
 SEND = SALVAGE_FN + _DIVERT_FN + """
@@ -140,9 +141,16 @@ for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 local out = {[hub_id] = fields}
 local claimed = prefix .. 'claimed:' .. hub_id
 if hub_id ~= '*' and redis.call('EXISTS', claimed) == 1 then out = divert(prefix, hub_id, claimed, fields) end
+local bound = tonumber(ARGV[4])
 for home, entry in pairs(out) do
   local target = prefix .. 'inbox:' .. home
-  local args = {'XADD', target, 'MAXLEN', '~', ARGV[4], '*'}
+  local length = redis.call('XLEN', target)
+  if home ~= '*' and length >= bound then  -- the oldest entry goes: counted where its hub reads it
+    local lost = prefix .. 'lost:' .. home
+    redis.call('INCRBY', lost, length - bound + 1)
+    redis.call('PEXPIRE', lost, ARGV[3])
+  end
+  local args = {'XADD', target, 'MAXLEN', ARGV[4], '*'}
   for _, value in ipairs(entry) do args[#args + 1] = value end
   redis.call(unpack(args))
   if redis.call('PTTL', target) < 0 then redis.call('PEXPIRE', target, ARGV[3]) end

@@ -82,7 +82,8 @@ class RedisLink:
                                         connect_timeout=timeout, client_name=reader_name)
         self._reader = await stack.enter_async_context(reader)
         for name in ("admit", "refresh", "leave", "list", "tick", "save", "forget", "takeover", "stash", "drain",
-                     "hand", "claim", "close", "end", "offers", "catalog", "botquota", "botfree", "create", "finish"):
+                     "hand", "claim", "copy", "close", "end", "offers", "catalog", "botquota", "botfree", "create",
+                     "finish"):
             self._scripts[name] = client.register_script(getattr(_scripts, name.upper()))
         self._scripts["send"] = client.register_script(_inbox.SEND)
 

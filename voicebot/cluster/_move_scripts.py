@@ -20,7 +20,7 @@ A takeover clears the marks of the peer that no longer apply (it is back on a hu
 
 from __future__ import annotations
 
-__all__ = ["CLAIM", "HAND", "MARK_FN", "STASH_FN"]
+__all__ = ["CLAIM", "COPY", "HAND", "MARK_FN", "STASH_FN"]
 
 # Appends raw messages to a peer's kept messages, bounded: past ``max_count`` messages or ``max_bytes`` bytes the
 # session ends (its record and what was kept go). Returns {'ok'} or {'overflow'}.
@@ -68,6 +68,37 @@ for i = 8, #ARGV do payloads[#payloads + 1] = ARGV[i] end
 local result = stash(prefix, peer_id, payloads, tonumber(ARGV[6]), tonumber(ARGV[7]))
 if ARGV[4] == '1' then mark(prefix .. 'handed:' .. source, peer_id, ARGV[5]) end
 return result
+"""
+
+#: ARGV: prefix, this hub's id, trim id (``''``: none), max kept messages, max kept bytes, then for each peer: its
+#: id, a count n and n messages (JSON). The write-through copy (see :mod:`._writethrough`): what this hub buffered
+#: for peers in grace goes to their kept messages, except for a peer claimed away from this hub (the claim took
+#: what it needed) or without a resumable session; then this hub's inbox is trimmed before the trim id, in the
+#: same script, so an entry leaves the inbox only with its messages for peers in grace safe. Returns each peer's
+#: outcome in order: ``ok``, ``claimed``, ``gone`` or ``overflow`` (the bounds were passed: the session ended).
+COPY = STASH_FN + """
+local prefix, source, trim = ARGV[1], ARGV[2], ARGV[3]
+local max_count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local claimed = prefix .. 'claimed:' .. source
+local out = {}
+local i = 6
+while i <= #ARGV do
+  local peer_id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local payloads = {}
+  for j = 1, n do payloads[j] = ARGV[i + 1 + j] end
+  i = i + 2 + n
+  local result = 'claimed'
+  if redis.call('HEXISTS', claimed, peer_id) == 0 then
+    if redis.call('EXISTS', prefix .. 'sess:' .. peer_id) == 0 then
+      result = 'gone'
+    else
+      result = stash(prefix, peer_id, payloads, max_count, max_bytes)[1]
+    end
+  end
+  out[#out + 1] = result
+end
+if trim ~= '' then redis.call('XTRIM', prefix .. 'inbox:' .. source, 'MINID', trim) end
+return out
 """
 
 #: ARGV: prefix, old hub id, peer id, this hub's id, mark TTL (ms). The old hub did not answer the hand-over in

@@ -31,11 +31,11 @@ from __future__ import annotations
 from . import _lobby_scripts as _lifetime
 from ._bot_scripts import BOTFREE, BOTQUOTA, CATALOG, JOBS_FN, OFFERS
 from ._inbox import SALVAGE_FN
-from ._move_scripts import CLAIM, HAND
+from ._move_scripts import CLAIM, COPY, HAND
 from ._move_scripts import STASH_FN as _STASH_FN
 
 __all__ = [
-    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLAIM", "CLOSE", "CREATE", "DRAIN", "END", "FINISH", "FORGET",
+    "ADMIT", "BOTFREE", "BOTQUOTA", "CATALOG", "CLAIM", "CLOSE", "COPY", "CREATE", "DRAIN", "END", "FINISH", "FORGET",
     "HAND", "LEAVE", "LIST", "OFFERS", "REFRESH", "SAVE", "STASH", "TAKEOVER", "TICK",
 ]
 
@@ -206,12 +206,13 @@ return 1
 # jobs: [[job id, lobby id, owner], …]}, inbox TTL (ms), lobby TTL, sweep budget. A hub's whole heartbeat in one
 # call: its liveness key and its inbox's TTL, its sessions (only those no other hub took over), its workers' free
 # capacity, its bots' quota entries and its lobbies, then the sweep of lost hubs' lobbies (up to the budget; see
-# :mod:`._lobby_scripts`). Returns {1, live members of each lobby…}.
+# :mod:`._lobby_scripts`). Returns {entries of this hub's inbox lost to its bound so far, live members of each
+# lobby…}.
 TICK = _REFRESH_FN + _SAVE_FN + JOBS_FN + _lifetime.SWEEP_FN + """
 local prefix, hub_id = ARGV[1], ARGV[2]
 redis.call('SET', prefix .. 'hub:' .. hub_id, '1', 'EX', ARGV[3])
 redis.call('PEXPIRE', prefix .. 'inbox:' .. hub_id, ARGV[5])
-local out = {1}
+local out = {tonumber(redis.call('GET', prefix .. 'lost:' .. hub_id) or '0')}
 local data = cjson.decode(ARGV[4])
 for _, s in ipairs(data.sessions) do
   save(prefix, hub_id, s[1], s[2], s[3], s[4])

@@ -6,10 +6,10 @@ A resume token this hub does not know is looked up there (:meth:`SessionShare.ad
 moves the session and its lobby membership to this hub atomically; a live previous hub is asked to hand the
 session over (it closes the old socket with 4001 and passes on what it buffered) and answers ``handed``; then
 the messages kept in Redis are taken (oldest first) and the hubs of the lobby's other members are told where the
-peer is now. Each heartbeat copies what a hub buffered for its peers in grace to Redis, so that survives the
-hub's loss too. A message for a hub that is gone (its liveness key expired; what it left unread in its inbox
-too) is kept in Redis for each of its peers whose session can still be resumed (bounded like the hub's own
-resume buffer), or re-sent to the hub that took the session over meanwhile.
+peer is now. What a hub buffers for its peers in grace is copied to Redis as it comes (:mod:`._writethrough`),
+so that survives the hub's loss too. A message for a hub that is gone (its liveness key expired; what it left
+unread in its inbox too) is kept in Redis for each of its peers whose session can still be resumed (bounded like
+the hub's own resume buffer), or re-sent to the hub that took the session over meanwhile.
 
 Order during a move from a live hub: the new hub publishes what it queued for the old hub before asking it (so
 that lands in the buffer handed over); the old hub relays to the new one what other hubs still send it for the
@@ -24,7 +24,6 @@ peer when it runs again is refused or dropped, so no message arrives twice.
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +54,6 @@ class SessionShare:
         """Peers being taken over here: their buffer is not copied to Redis and their mirror entry is kept."""
         self._early: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         """Peer id → (heartbeats seen, messages) sent here for a peer whose takeover is not finished yet."""
-        self._copied: dict[str, int] = {}
-        """Peer id → how many of its buffered messages (in grace here) are already copied to Redis."""
         self._moved_away: dict[str, tuple[str, float]] = {}
         """Peer id → (its new hub, since when) of sessions this hub handed over: messages for them that still
         arrive here (from hubs that did not know yet) are relayed there."""
@@ -139,26 +136,9 @@ class SessionShare:
             else:
                 self._early[peer_id] = (seen + 1, messages)
 
-    def copy_buffers(self) -> None:
-        """Each heartbeat: queue a copy to Redis of what was buffered here since the last one for peers in
-        grace, so it survives the loss of this hub (it reaches them if they resume on another hub)."""
-        cluster = self.cluster
-        for session in cluster.hub.sessions.values():
-            if (session.home is None and session.conn is None and session.buffer
-                    and session.peer_id not in self._adopting):
-                done = self._copied.get(session.peer_id, 0)
-                if len(session.buffer) > done:
-                    self._copied[session.peer_id] = len(session.buffer)
-                    cluster.enqueue("copy", (session.peer_id, list(itertools.islice(session.buffer, done, None))))
-
-    def resumed_here(self, peer_id: str) -> None:
-        """A session resumed (or ended) here: its buffer was delivered here, so the copy in Redis goes."""
-        if self._copied.pop(peer_id, None) is not None:
-            self.cluster.enqueue("discard", peer_id)
-
     async def work(self, kind: str, item: Any) -> None:
-        """Carry out session work the publisher task dequeued (``save``, ``forget``, ``handoff``, ``copy``,
-        ``discard``, ``fence``), in order with this hub's messages."""
+        """Carry out session work the publisher task dequeued (``save``, ``forget``, ``handoff``, ``fence``), in
+        order with this hub's messages."""
         if kind == "fence":
             await self.send_fence(*item)
         elif kind == "save":
@@ -167,19 +147,6 @@ class SessionShare:
             await self.forget(item)
         elif kind == "handoff":
             await self.hand_over(*item)
-        elif kind == "copy":
-            await self.copy(*item)
-        elif kind == "discard":
-            await self.discard(item)
-
-    async def copy(self, peer_id: str, messages: list[dict[str, Any]]) -> None:
-        """Append ``messages`` buffered here for ``peer_id`` to its kept messages in Redis (not once another hub
-        claimed the peer away from this one: it took what this hub had unread for it)."""
-        await self._hand(peer_id, messages, handed=False)
-
-    async def discard(self, peer_id: str) -> None:
-        """Drop the kept messages of ``peer_id`` (delivered here)."""
-        await self.cluster.link.script("drain", peer_id)
 
     async def forget(self, peer_id: str) -> None:
         """A session this hub held ended for good: it can no longer be resumed on any hub."""
@@ -300,7 +267,7 @@ class SessionShare:
             session = hub.sessions.get(peer_id)
             lobby_id = session.lobby_id if session is not None else None
             buffered, actions = hand_off(hub, peer_id, home)
-            buffered = buffered[self._copied.pop(peer_id, 0):]  # the rest is in Redis already
+            buffered = buffered[cluster.copies.handed(peer_id):]  # the rest is in Redis already
             if actions:
                 cluster.apply(actions)
                 self.handed_off += 1
@@ -340,9 +307,11 @@ class SessionShare:
             here = self.cluster.hub.sessions.get(peer_id)
             if moved is not None and (here is None or here.home is not None):  # not back here meanwhile
                 relayed = {"from": sender, "via": self.cluster.hub_id, "to": [peer_id], "msg": message}
-                if self.cluster.delivery.reading is not None:  # its entry: the new hub may have claimed it
-                    relayed["at"] = self.cluster.delivery.reading
-                self.cluster.enqueue("send", (moved[0], relayed))
+                reading = self.cluster.delivery.reading
+                if reading is not None:  # its entry: the new hub may have claimed it
+                    relayed["at"] = reading
+                if self.cluster.enqueue("send", (moved[0], relayed)) and reading is not None:
+                    self.cluster.copies.relaying(reading)  # that entry stays in the inbox until it is sent
             elif hold is not None:
                 hold[1].append(message)
             else:
@@ -373,7 +342,7 @@ class SessionShare:
         """Pass on what this hub buffered for a session another hub took over, then tell that hub; nothing when
         that hub stopped waiting and claimed the peer first (it took what this hub had not read for the peer;
         what this hub buffered meanwhile is lost, as for a lost hub)."""
-        if (await self._hand(peer_id, buffered, handed=True))[0] != "claimed":
+        if (await self._hand(peer_id, buffered))[0] != "claimed":
             await self.cluster.send_to(home, {"from": self.cluster.hub_id, "handed": peer_id})
 
     # -- messages for a lost hub ----------------------------------------------------------------------
@@ -399,11 +368,11 @@ class SessionShare:
                 reached += await cluster.send_to(str(result[1]), envelope) > 0
         return reached
 
-    async def _hand(self, peer_id: str, messages: list[dict[str, Any]], *, handed: bool) -> list[Any]:
+    async def _hand(self, peer_id: str, messages: list[dict[str, Any]]) -> list[Any]:
         cluster = self.cluster
         config = cluster.hub.config
         result: list[Any] = await cluster.link.script(
-            "hand", peer_id, cluster.hub_id, int(handed), cluster.delivery.inbox_ttl_ms, config.resume_buffer,
+            "hand", peer_id, cluster.hub_id, 1, cluster.delivery.inbox_ttl_ms, config.resume_buffer,
             config.resume_buffer_bytes, *[json.dumps(m, separators=(",", ":")) for m in messages])
         return result
 

@@ -10,6 +10,7 @@ from ._handoff import adopt, hand_off, hold_delivery, prepend, release_delivery
 from ._model import (
     Action,
     Admit,
+    Buffered,
     Close,
     ConnId,
     Effect,
@@ -37,6 +38,7 @@ __all__ = [
     "RESUMED_ELSEWHERE",
     "Action",
     "Admit",
+    "Buffered",
     "Close",
     "ConnId",
     "Effect",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..auth._names import strip_unsafe
 from ..errors import AuthError, LobbyError, RateLimitError, Severity, ValidationError, WebRTCError
 from ..protocol import BotStatus, Caption, Chat, LobbyCreate, LobbyJoin, LobbyLeave, Signal, encode
-from ._model import Action, ConnId, Forward, Lobby, Notice, SaveSession, Send, Session, Warn
+from ._model import Action, Buffered, ConnId, Forward, Lobby, Notice, SaveSession, Send, Session, Warn
 
 if TYPE_CHECKING:
     from ._core import Hub
@@ -243,6 +243,7 @@ def deliver(hub: Hub, peer_ids: Iterable[str], message: dict[str, Any], now: flo
     live: list[ConnId] = []
     overflow: list[Session] = []
     remote: dict[str, list[str]] = {}
+    buffered: list[str] = []
     size: int | None = None
     for pid in peer_ids:
         hub.items_examined += 1
@@ -261,10 +262,14 @@ def deliver(hub: Hub, peer_ids: Iterable[str], message: dict[str, Any], now: flo
                 and session.buffer_bytes + size <= hub.config.resume_buffer_bytes):
             session.buffer.append(message)
             session.buffer_bytes += size
+            if session.conn is None:  # in grace (a held session is live: its socket gets the buffer soon)
+                buffered.append(pid)
         else:
             overflow.append(session)
     actions: list[Action] = [Send(tuple(live), message)] if live else []
     actions += [Forward(home, tuple(pids), message) for home, pids in remote.items()]
+    if buffered and hub.config.announce_buffered:
+        actions.append(Buffered(tuple(buffered)))
     for session in overflow:
         if session.peer_id in hub.sessions:
             actions += hub.end_session(session, "disconnected", now)

@@ -86,6 +86,9 @@ class HubConfig:
     shared_membership: bool = False
     """Cluster mode: lobby places are shared with other hubs, so a join asks the shell to :class:`Admit` it
     (take a place cluster-wide) before the hub counts it as a member."""
+    announce_buffered: bool = False
+    """Cluster mode: a message put in the resume buffer of a peer in grace is announced with a :class:`Buffered`
+    action, so the shell copies it to shared storage at once (it must survive the loss of this process)."""
 
 
 @attrs.define(eq=False)
@@ -161,6 +164,14 @@ class Forward:
     home: str
     peer_ids: tuple[str, ...]
     message: dict[str, Any]
+
+
+@attrs.frozen
+class Buffered:
+    """Cluster mode (``announce_buffered``): messages were added to the resume buffers of ``peer_ids``, peers in
+    grace here; the shell copies them to shared storage so a resume on another hub gets them if this one dies."""
+
+    peer_ids: tuple[str, ...]
 
 
 @attrs.frozen
@@ -284,4 +295,4 @@ Effect = HashPassword | VerifyPassword | Admit | Persist
 """Decisions that need slow I/O and whose outcome comes back to the hub as an event (keyed by ``op``); only a
 request's carrier (the shell awaiting it) can complete them."""
 
-Action = Send | Close | Warn | SessionGone | Notice | Forward | Greeted | SaveSession | Effect
+Action = Send | Close | Warn | SessionGone | Notice | Forward | Buffered | Greeted | SaveSession | Effect

@@ -22,7 +22,21 @@ from ..errors import (
     RequestContext,
     SessionError,
 )
-from ..hub import Action, Close, Effect, Forward, Greeted, Hub, HubConfig, Notice, SaveSession, Send, SessionGone, Warn
+from ..hub import (
+    Action,
+    Buffered,
+    Close,
+    Effect,
+    Forward,
+    Greeted,
+    Hub,
+    HubConfig,
+    Notice,
+    SaveSession,
+    Send,
+    SessionGone,
+    Warn,
+)
 from ..metrics import HubCounters
 from ..resilience import BreakerRegistry
 from ._auth import Auth, client_host
@@ -91,7 +105,8 @@ class Server:
                       resume_buffer_bytes=s.resume_buffer_bytes,
                       heartbeat_interval=s.heartbeat_interval, max_lobbies=s.max_lobbies,
                       empty_lobby_ttl=s.empty_lobby_ttl, server=f"voicebot/{__version__}",
-                      ice_servers=tuple(s.ice_server_list()), shared_membership=bool(s.cluster)),
+                      ice_servers=tuple(s.ice_server_list()), shared_membership=bool(s.cluster),
+                      announce_buffered=bool(s.cluster)),
             rng=random.Random(self.rng.random()) if seeded else None,
             registered_name=lambda name: self.persistence.name_record(name) is not None,
         )
@@ -324,6 +339,9 @@ class Server:
             elif isinstance(action, Forward):
                 if self.cluster is not None:
                     self.cluster.forward(action)
+            elif isinstance(action, Buffered):
+                if self.cluster is not None:
+                    self.cluster.copies.buffered(action.peer_ids)
             elif isinstance(action, Warn):
                 target = self.connections.get(action.conn)
                 if target is not None:
