@@ -1,10 +1,15 @@
-"""``admin.kick`` and ``admin.close_lobby`` reach peers and lobbies on any hub (real hubs, Redis, PostgreSQL)."""
+"""``admin.kick`` and ``admin.close_lobby`` reach peers and lobbies on any hub (real hubs, Redis, PostgreSQL).
+
+A kicked client that tries to resume on another hub the moment it hears of the kick gets a new session: its hub
+forgets the stored session in Redis before telling anyone, even with a backlog of forwards queued before it.
+"""
 
 from __future__ import annotations
 
 import pytest
+import trio
 
-from voicebot.client import RemoteError, connect
+from voicebot.client import Client, RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine
 
 from ._hubs import hubs
@@ -54,3 +59,46 @@ async def test_kick_and_close_lobby_across_hubs(redis_server: RedisEngine, postg
                 await admin.request("admin.close_lobby", lobby_id=lobby["id"])
             assert info.value.code == "lobby_not_found"
             assert (await ada.request("lobby.list"))["lobbies"] == []
+
+
+async def _drain(client: Client) -> None:
+    while True:
+        event = await client.next_event(timeout=60)
+        assert event.get("type") != "error", event
+
+
+@pytest.mark.parametrize("admin_on", ["same hub", "other hub"])
+async def test_a_kicked_client_cannot_resume_on_another_hub(redis_server: RedisEngine,
+                                                            postgres_server: PostgresEngine, admin_on: str) -> None:
+    unlimited = ("--request-rate", "100000", "--request-burst", "100000", "--request-rate-per-address", "0")
+    with hubs(redis_server, postgres_server, *unlimited, grace=10) as (one, two):
+        async with connect(one if admin_on == "same hub" else two) as admin, connect(one) as ada, \
+                connect(two) as bob, trio.open_nursery() as nursery:
+            await admin.hello("Root", admin_token="cluster-admin")
+            await ada.hello("Ada")
+            await bob.hello("Bob")
+            lobby = await ada.create_lobby("strict", max_members=16)
+            await ada.join(lobby["id"])
+            await bob.join(lobby["id"])
+
+            async def chatter() -> None:  # keeps hub one's publisher busy with forwards for Bob on hub two
+                i = 0
+                while True:
+                    await ada.chat(f"busy {i}")
+                    i += 1
+                    await trio.sleep(0.002)
+
+            for client in (ada, bob):
+                nursery.start_soon(_drain, client)
+            nursery.start_soon(chatter)
+            for i in range(10):
+                async with connect(two) as again:  # open already: the resume is one message away
+                    async with connect(one) as victim:
+                        await victim.hello(f"Victim {i}")
+                        await victim.join(lobby["id"])
+                        token, peer_id = victim.resume_token, victim.peer_id
+                        await admin.request("admin.kick", peer_id=peer_id)
+                        assert (await victim.next_event("lobby.left"))["reason"] == "kicked"
+                        welcome = await again.hello(f"Victim {i}", resume=token)
+                    assert welcome["resumed"] is False and welcome["peer_id"] != peer_id, (i, welcome)
+            nursery.cancel_scope.cancel()

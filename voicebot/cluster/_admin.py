@@ -4,6 +4,9 @@ The hub an admin talks to finds where the target lives (a peer's hub from its mi
 lobby's hubs from its members in Redis) and tells those hubs through their inboxes (``kick``/``close``); each
 carries the request out on its own peers exactly as a single hub does. A kick whose target's hub was lost ends
 the stored session (it can no longer be resumed) and the lobby hears the peer leave with reason ``kicked``.
+
+A kicked peer's hub forgets its stored session in Redis before anyone hears of the kick (:meth:`AdminOps.kick_here`):
+a kicked client that tried to resume at once on another hub would otherwise find the session still there.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import LobbyError
+from ..errors import LobbyError, VoiceBotError
 from ._link import PREFIX
 from ._mirror import remove_remote
 
@@ -51,6 +54,26 @@ class AdminOps:
         if ghost is not None and ghost.home is not None:
             cluster.apply(hub.end_session(ghost, "kicked", trio.current_time()))
 
+    async def kick_here(self, peer_id: str) -> None:
+        """``admin.kick`` of a peer whose socket is on this hub (``peer_not_found`` when it has no session here):
+        its session ends in the hub core at once, and in Redis (after what this hub queued before, such as a save
+        of that session) before the hub's decision is carried out — the kicked client, its lobby and the admin
+        are told only then. When Redis cannot be reached they are told anyway (the forget stays queued)."""
+        cluster = self.cluster
+        actions = cluster.hub.kick(peer_id, trio.current_time())
+        try:
+            await cluster.flush()
+            await cluster.sessions.forget(peer_id)
+        except VoiceBotError as exc:
+            cluster.errors.handle(exc, cluster.error_context.request(None))
+        finally:
+            cluster.apply(actions)
+
+    async def _kicked_by_another_hub(self, peer_id: str) -> None:
+        session = self.cluster.hub.sessions.get(peer_id)
+        if session is not None and session.home is None:  # still here (the core is asked before any await)
+            await self.kick_here(peer_id)
+
     async def close_lobby(self, lobby_id: str) -> bool:
         """``admin.close_lobby`` on every hub holding ``lobby_id`` (``lobby_not_found`` when none does);
         returns whether it was persistent (the caller deletes it from the store)."""
@@ -80,11 +103,10 @@ class AdminOps:
 
     def on_control(self, envelope: dict[str, Any]) -> bool:
         """Handle ``kick``/``close`` from another hub; False for other messages."""
-        hub = self.cluster.hub
         if "kick" in envelope:
-            session = hub.sessions.get(str(envelope["kick"]))
-            if session is not None and session.home is None:
-                self.cluster.apply(hub.kick(session.peer_id, trio.current_time()))
+            nursery = self.cluster.nursery
+            if nursery is not None:
+                nursery.start_soon(self._kicked_by_another_hub, str(envelope["kick"]))
             return True
         if "close" in envelope:
             self.close_here(str(envelope["close"]))

@@ -229,6 +229,8 @@ class Auth:
         session, cluster = self.server.hub.sessions.get(req.peer_id), self.server.cluster
         if cluster is not None and (session is None or session.home is not None):
             await cluster.admin.kick(req.peer_id)  # its socket is on another hub (or was)
+        elif cluster is not None:
+            await cluster.admin.kick_here(req.peer_id)  # forgotten in Redis before anyone is told
         else:
             actions: list[Action] = self.server.hub.kick(req.peer_id, trio.current_time())
             self.server.apply(actions, rctx)
