@@ -85,7 +85,9 @@ def hub_command(config: Config, db: str, redis_url: str, args: argparse.Namespac
                "--hello-timeout", "60",
                # every benchmark client comes from 127.0.0.1: lift the per-address quotas for this measurement
                "--max-connections-per-address", "0", "--connection-rate-per-address", "0",
-               "--request-rate-per-address", "0", "--max-lobbies-per-address", "0"]
+               "--request-rate-per-address", "0", "--max-lobbies-per-address", "0",
+               # and the per-connection request budget (50/s): at saturation a client sends more than that
+               "--request-rate", "100000", "--request-burst", "100000"]
     if config.cluster:
         command += ["--cluster", redis_url]
     return command
