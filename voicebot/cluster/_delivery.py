@@ -137,7 +137,7 @@ class Delivery:
                 await self.send_to(*item)
             finally:
                 if "at" in item[1]:  # a relay of an entry of this hub's inbox, which may go now
-                    cluster.copies.relayed(str(item[1]["at"]))
+                    cluster.copies.unpin(str(item[1]["at"]))
         elif kind == "copy":
             await cluster.copies.copy()
         elif kind == "discard":
@@ -261,7 +261,7 @@ class Delivery:
         targets = local_members(hub, to)
         if len(targets) < len(to):  # sent here for a peer not (yet) here: maybe being taken over
             for pid in set(to) - set(targets):
-                cluster.sessions.arrived(pid, message)
+                cluster.sessions.arrived(pid, message, cluster.copies.pin(self.reading))
         if message.get("lobby_id") is not None:
             # A receiver may have left or switched lobbies while the message was on its way: members only.
             targets = [pid for pid in targets if hub.sessions[pid].lobby_id == message.get("lobby_id")]

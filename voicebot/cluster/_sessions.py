@@ -52,12 +52,13 @@ class SessionShare:
         self._handed: dict[str, trio.Event] = {}
         self._adopting: set[str] = set()
         """Peers being taken over here: their buffer is not copied to Redis and their mirror entry is kept."""
-        self._early: dict[str, tuple[int, list[dict[str, Any]]]] = {}
-        """Peer id → (heartbeats seen, messages) sent here for a peer whose takeover is not finished yet."""
+        self._early: dict[str, tuple[int, list[tuple[dict[str, Any], str | None]]]] = {}
+        """Peer id → (heartbeats seen, [(message, its pinned inbox entry)]) sent here for a peer whose takeover is
+        not finished yet."""
         self._moved_away: dict[str, tuple[str, float]] = {}
         """Peer id → (its new hub, since when) of sessions this hub handed over: messages for them that still
         arrive here (from hubs that did not know yet) are relayed there."""
-        self._holds: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        self._holds: dict[tuple[str, str], tuple[float, list[tuple[dict[str, Any], str | None]]]] = {}
         """(peer id, sender hub) → (since, messages held): messages a hub sent straight here for a peer taken
         over from a live hub wait until that hub's fence, relayed by the old hub, says nothing older is behind."""
         self._taken: dict[tuple[str, str], tuple[float, set[str]]] = {}
@@ -101,17 +102,22 @@ class SessionShare:
         """Peers this hub is taking over right now (their mirrors must not drop them meanwhile)."""
         return frozenset(self._adopting)
 
-    def arrived(self, peer_id: str, message: dict[str, Any]) -> None:
+    def arrived(self, peer_id: str, message: dict[str, Any], entry: str | None = None) -> None:
         """A message for ``peer_id`` reached this hub (it moved here, say the other hubs) before or after its
-        takeover here finished: delivered now if the session is here, else kept until the takeover ends."""
+        takeover here finished: delivered now if the session is here, else kept until the takeover ends.
+        ``entry``: the inbox entry it came from, pinned by the caller (see ``WriteThrough.pin``), unpinned once
+        the message is delivered or buffered."""
         cluster = self.cluster
         session = cluster.hub.sessions.get(peer_id)
         if session is not None and session.home is None:
             cluster.apply(cluster.hub.deliver([peer_id], message, trio.current_time()))
+            cluster.copies.unpin(entry)  # a copy of the buffer, queued first, trims it
             return
         messages = self._early.setdefault(peer_id, (0, []))[1]
         if len(messages) < cluster.hub.config.resume_buffer:
-            messages.append(message)
+            messages.append((message, entry))
+        else:
+            cluster.copies.unpin(entry)
 
     def expire_early(self) -> None:
         """Each heartbeat: forget messages kept for a takeover that did not happen here (two heartbeats on), and
@@ -132,7 +138,8 @@ class SessionShare:
             if peer_id in self._adopting:
                 continue
             if seen >= 1:
-                del self._early[peer_id]
+                for _, entry in self._early.pop(peer_id)[1]:
+                    self.cluster.copies.unpin(entry)
             else:
                 self._early[peer_id] = (seen + 1, messages)
 
@@ -224,7 +231,9 @@ class SessionShare:
                 self._handed.pop(peer_id, None)
         kept = await cluster.link.script("drain", peer_id)  # older than what the old hub left unread
         early = self._early.pop(peer_id, (0, []))[1]  # sent here after the takeover, before the session was
-        prepend(session, [json.loads(message) for message in kept] + unread + early)
+        prepend(session, [json.loads(message) for message in kept] + unread + [message for message, _ in early])
+        for _, entry in early:  # in the buffer now, which the resume that follows delivers (else a heartbeat
+            cluster.copies.unpin(entry)  # copies it)
         if not alive:  # newer than all of the above
             for key in [key for key in self._holds if key[0] == peer_id]:
                 self._release(*key)
@@ -274,7 +283,9 @@ class SessionShare:
             lobby = hub.lobbies.get(lobby_id or "")
             if lobby is not None:
                 cluster.drop_if_unused(lobby)
-            cluster.enqueue("handoff", (peer_id, home, buffered))
+            pin = cluster.copies.pin_untrimmed()  # what it hands over came from entries a copy could trim
+            if not cluster.enqueue("handoff", (peer_id, home, buffered, pin)):
+                cluster.copies.unpin(pin)
             self._moved_away[peer_id] = (home, trio.current_time())
             return True
         if "fence" in envelope:
@@ -310,10 +321,10 @@ class SessionShare:
                 reading = self.cluster.delivery.reading
                 if reading is not None:  # its entry: the new hub may have claimed it
                     relayed["at"] = reading
-                if self.cluster.enqueue("send", (moved[0], relayed)) and reading is not None:
-                    self.cluster.copies.relaying(reading)  # that entry stays in the inbox until it is sent
+                if self.cluster.enqueue("send", (moved[0], relayed)):
+                    self.cluster.copies.pin(reading)  # that entry stays in the inbox until it is sent
             elif hold is not None:
-                hold[1].append(message)
+                hold[1].append((message, self.cluster.copies.pin(self.cluster.delivery.reading)))
             else:
                 rest.append(peer_id)
         return rest
@@ -335,15 +346,22 @@ class SessionShare:
 
     def _release(self, peer_id: str, sender: str) -> None:
         _, held = self._holds.pop((peer_id, sender))
-        for message in held:
-            self.arrived(peer_id, message)
+        for message, entry in held:
+            self.arrived(peer_id, message, entry)
 
-    async def hand_over(self, peer_id: str, home: str, buffered: list[dict[str, Any]]) -> None:
+    async def hand_over(self, peer_id: str, home: str, buffered: list[dict[str, Any]], pin: str | None = None) -> None:
         """Pass on what this hub buffered for a session another hub took over, then tell that hub; nothing when
-        that hub stopped waiting and claimed the peer first (it took what this hub had not read for the peer;
-        what this hub buffered meanwhile is lost, as for a lost hub)."""
-        if (await self._hand(peer_id, buffered))[0] != "claimed":
-            await self.cluster.send_to(home, {"from": self.cluster.hub_id, "handed": peer_id})
+        that hub stopped waiting and claimed the peer first (it took what this hub had not read for the peer from
+        the inbox, which ``pin`` kept until now). ``pin`` is unpinned once the hand-over is done or failed."""
+        cluster, config = self.cluster, self.cluster.hub.config
+        try:
+            result = await cluster.link.script(
+                "hand", peer_id, cluster.hub_id, 1, cluster.delivery.inbox_ttl_ms, config.resume_buffer,
+                config.resume_buffer_bytes, *[json.dumps(m, separators=(",", ":")) for m in buffered])
+        finally:
+            cluster.copies.unpin(pin)
+        if result[0] != "claimed":
+            await cluster.send_to(home, {"from": cluster.hub_id, "handed": peer_id})
 
     # -- messages for a lost hub ----------------------------------------------------------------------
     async def keep(self, action: Forward) -> int:
@@ -367,14 +385,6 @@ class SessionShare:
                 envelope = {"from": cluster.hub_id, "to": [peer_id], "msg": action.message}
                 reached += await cluster.send_to(str(result[1]), envelope) > 0
         return reached
-
-    async def _hand(self, peer_id: str, messages: list[dict[str, Any]]) -> list[Any]:
-        cluster = self.cluster
-        config = cluster.hub.config
-        result: list[Any] = await cluster.link.script(
-            "hand", peer_id, cluster.hub_id, 1, cluster.delivery.inbox_ttl_ms, config.resume_buffer,
-            config.resume_buffer_bytes, *[json.dumps(m, separators=(",", ":")) for m in messages])
-        return result
 
     async def _stash(self, peer_id: str, expected: str, payloads: list[str]) -> list[Any]:
         config = self.cluster.hub.config

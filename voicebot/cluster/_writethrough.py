@@ -12,17 +12,18 @@ The same script trims this hub's inbox up to the last entry the reader had taken
 an entry leaves the inbox only once the messages it brought for peers in grace are in Redis: whenever this hub
 dies, each message is either still in its inbox (salvaged for its receivers) or copied, never neither and never
 both. While no copy is due, the trimmer task drops what the reader took (one trim in flight). An entry whose
-message this hub relays to the hub a peer moved to stays until the publisher has sent the relay.
+message waits in memory elsewhere is *pinned* (:meth:`WriteThrough.pin`) and stays until it is passed on: relayed
+to the hub a peer moved to (until the publisher sent it), held for a peer whose takeover here is not finished or
+behind another hub's fence (until delivered or buffered), or in a buffer being handed over (until handed).
 
 Left open: an entry delivered to a live socket here and not trimmed yet when this hub dies is salvaged too, so
-that peer may get it again when it resumes elsewhere (at-least-once for the milliseconds a trim takes); messages
-held in memory for a peer whose takeover here is not finished, or behind another hub's fence, are not copied.
+that peer may get it again when it resumes elsewhere (at-least-once for the milliseconds a trim takes; a message
+in a socket's outbox is not safe either until the client has it).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import json
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ class WriteThrough:
         self._safe_to: str | None = None  # the trimmer may drop entries up to here
         self._trimmed_to: str | None = None
         self._trim_wake = trio.Event()
-        self._relays: collections.deque[str] = collections.deque()  # entries whose relay is not sent yet
+        self._pins: collections.Counter[str] = collections.Counter()  # entry id → messages of it held in memory
 
     # -- what the hub buffered ------------------------------------------------------------------------
     def buffered(self, peer_ids: tuple[str, ...] | list[str]) -> None:
@@ -111,21 +112,34 @@ class WriteThrough:
         if not (self._queued or self._busy or self._pending):
             self._trim_soon()
 
-    def relaying(self, entry_id: str) -> None:
-        """The publisher will relay a message of entry ``entry_id`` of this hub's inbox: keep the entry until
-        then (lost with this hub, it is salvaged for the peer)."""
-        self._relays.append(entry_id)
+    def pin(self, entry_id: str | None) -> str | None:
+        """A message of entry ``entry_id`` of this hub's inbox waits in memory (not in a peer's buffer): the
+        entry and every later one stay in the inbox until :meth:`unpin` (lost with this hub, they are salvaged
+        or claimed for their peers). ``None`` (not from this hub's inbox) pins nothing. Returns ``entry_id``."""
+        if entry_id is not None:
+            self._pins[entry_id] += 1
+        return entry_id
 
-    def relayed(self, entry_id: str) -> None:
-        """The publisher carried out the relay of entry ``entry_id`` (sent, or failed as Redis did)."""
-        with contextlib.suppress(ValueError):
-            self._relays.remove(entry_id)
+    def pin_untrimmed(self) -> str:
+        """Pin every entry still in this hub's inbox (see :meth:`pin`): for what a hand-over carries, which came
+        from entries a copy may trim meanwhile. Returns the pin, for :meth:`unpin`."""
+        return self.pin(self._trimmed_to or "0-0") or "0-0"
+
+    def unpin(self, entry_id: str | None) -> None:
+        """The message :meth:`pin` was for was passed on (sent, delivered, buffered, handed or dropped)."""
+        if entry_id is None:
+            return
+        self._pins[entry_id] -= 1
+        if self._pins[entry_id] <= 0:
+            del self._pins[entry_id]
         if not (self._queued or self._busy or self._pending):
             self._trim_soon()
 
     def _trim_point(self) -> str | None:
-        """Where a trim may stop now: after what the reader took, but before the first entry still relayed."""
-        return self._relays[0] if self._relays else self._read_to
+        """Where a trim may stop now: after what the reader took, but before the first entry still pinned."""
+        if self._pins:
+            return min(self._pins, key=_order)
+        return self._read_to
 
     def _trim_soon(self) -> None:
         point = self._trim_point()
@@ -205,11 +219,15 @@ class WriteThrough:
         return {"copies": self.copies, "copied": self.messages}
 
 
+def _order(entry_id: str) -> tuple[int, int]:
+    """A stream id as comparable numbers."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _after(a: str, b: str) -> bool:
     """Whether stream id ``a`` comes after ``b``."""
-    ams, _, aseq = a.partition("-")
-    bms, _, bseq = b.partition("-")
-    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
+    return _order(a) > _order(b)
 
 
 def _trim(inbox: str, minimum: str, client: Any) -> Any:
