@@ -9,6 +9,7 @@ from typing import Any
 
 import trio
 
+from voicebot.client import Client, connect
 from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 
 #: The process of each running hub by its URL (for kill -9).
@@ -49,3 +50,41 @@ async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
     with trio.fail_after(timeout):
         while not await trio.to_thread.run_sync(predicate):  # noqa: ASYNC110 - polling another process
             await trio.sleep(0.2)
+
+
+#: Lift the per-connection and per-address request budgets: senders send as fast as the hubs take them.
+UNLIMITED = ("--request-rate", "100000", "--request-burst", "100000", "--request-rate-per-address", "0")
+
+
+async def kill_hub(url: str) -> None:
+    """kill -9 the hub at ``url`` and wait until its process is gone."""
+    HUBS[url].kill()
+    await trio.to_thread.run_sync(HUBS[url].wait, 10)
+
+
+async def in_grace(url: str, name: str, lobby_id: str) -> tuple[str, str]:
+    """A peer ``name`` joins ``lobby_id`` through the hub at ``url`` and disconnects; once this returns its hub
+    has seen the socket close (it is in its resume grace there). Returns its resume token and peer id."""
+    async with connect(url) as client:
+        await client.hello(name)
+        await client.join(lobby_id)
+        token, peer_id = client.resume_token, client.peer_id
+    await trio.sleep(0.5)
+    return token, peer_id
+
+
+async def drain(client: Client) -> None:
+    """Read and drop ``client``'s events until cancelled; none may be an error."""
+    while True:
+        event = await client.next_event(timeout=60)
+        assert event.get("type") != "error", event
+
+
+async def chatter(client: Client, every: float = 0.002) -> None:
+    """Chat ``busy {i}`` every ``every`` seconds until cancelled (keeps the hub's publisher busy with forwards
+    when the lobby has members on other hubs)."""
+    i = 0
+    while True:
+        await client.chat(f"busy {i}")
+        i += 1
+        await trio.sleep(every)

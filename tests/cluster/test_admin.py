@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import trio
 
-from voicebot.client import Client, RemoteError, connect
+from voicebot.client import RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine
 
-from ._hubs import hubs
+from ._hubs import UNLIMITED, chatter, drain, hubs
 
 pytestmark = pytest.mark.slow
 
@@ -61,17 +61,10 @@ async def test_kick_and_close_lobby_across_hubs(redis_server: RedisEngine, postg
             assert (await ada.request("lobby.list"))["lobbies"] == []
 
 
-async def _drain(client: Client) -> None:
-    while True:
-        event = await client.next_event(timeout=60)
-        assert event.get("type") != "error", event
-
-
 @pytest.mark.parametrize("admin_on", ["same hub", "other hub"])
 async def test_a_kicked_client_cannot_resume_on_another_hub(redis_server: RedisEngine,
                                                             postgres_server: PostgresEngine, admin_on: str) -> None:
-    unlimited = ("--request-rate", "100000", "--request-burst", "100000", "--request-rate-per-address", "0")
-    with hubs(redis_server, postgres_server, *unlimited, grace=10) as (one, two):
+    with hubs(redis_server, postgres_server, *UNLIMITED, grace=10) as (one, two):
         async with connect(one if admin_on == "same hub" else two) as admin, connect(one) as ada, \
                 connect(two) as bob, trio.open_nursery() as nursery:
             await admin.hello("Root", admin_token="cluster-admin")
@@ -80,17 +73,9 @@ async def test_a_kicked_client_cannot_resume_on_another_hub(redis_server: RedisE
             lobby = await ada.create_lobby("strict", max_members=16)
             await ada.join(lobby["id"])
             await bob.join(lobby["id"])
-
-            async def chatter() -> None:  # keeps hub one's publisher busy with forwards for Bob on hub two
-                i = 0
-                while True:
-                    await ada.chat(f"busy {i}")
-                    i += 1
-                    await trio.sleep(0.002)
-
             for client in (ada, bob):
-                nursery.start_soon(_drain, client)
-            nursery.start_soon(chatter)
+                nursery.start_soon(drain, client)
+            nursery.start_soon(chatter, ada)  # keeps hub one's publisher busy with forwards for Bob on hub two
             for i in range(10):
                 async with connect(two) as again:  # open already: the resume is one message away
                     async with connect(one) as victim:

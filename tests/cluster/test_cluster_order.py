@@ -11,13 +11,13 @@ import trio
 from voicebot.client import Client, connect
 from voicebot.testing import PostgresEngine, RedisEngine
 
-from ._hubs import hubs
+from ._hubs import UNLIMITED, hubs
 
 pytestmark = pytest.mark.slow
 
-#: Lift the per-connection and per-address request budgets: the senders send as fast as they can.
-UNLIMITED = ("--request-rate", "100000", "--request-burst", "100000", "--request-rate-per-address", "0",
-             "--outbox-size", "20000", "--outbox-bytes", "16777216", "--outbox-bytes-per-address", "0")
+#: Lift the request budgets and widen the outboxes: the senders send as fast as they can.
+UNLIMITED_OUT = (*UNLIMITED, "--outbox-size", "20000", "--outbox-bytes", "16777216",
+                 "--outbox-bytes-per-address", "0")
 
 
 async def _chat_until(client: Client, name: str, sent: dict[str, list[tuple[int, float]]], stop: trio.Event) -> None:
@@ -46,7 +46,7 @@ async def _collect(client: Client, received: dict[str, list[int]], senders: int)
 
 async def test_a_joiner_gets_every_message_sent_after_its_lobby_joined(
         redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
-    with hubs(redis_server, postgres_server, *UNLIMITED, count=3) as (one, two, three):
+    with hubs(redis_server, postgres_server, *UNLIMITED_OUT, count=3) as (one, two, three):
         joiners = 6
         async with (connect(one) as ada, connect(three) as cy, trio.open_nursery() as nursery):
             await ada.hello("Ada")
@@ -102,7 +102,7 @@ async def test_a_joiner_gets_every_message_sent_after_its_lobby_joined(
 async def test_messages_to_a_peer_moving_to_another_hub_arrive_once_and_in_order(
         redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
     kept = ("--resume-buffer", "100000", "--resume-buffer-bytes", "67108864")  # all of it, however long it takes
-    with hubs(redis_server, postgres_server, *UNLIMITED, *kept, count=3, grace=10) as (one, two, three):
+    with hubs(redis_server, postgres_server, *UNLIMITED_OUT, *kept, count=3, grace=10) as (one, two, three):
         async with connect(one) as ada, connect(three) as cy, connect(two) as bob, trio.open_nursery() as nursery:
             for client, name in ((ada, "Ada"), (cy, "Cy"), (bob, "Bob")):
                 await client.hello(name)

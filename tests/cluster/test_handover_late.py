@@ -23,7 +23,7 @@ import trio
 from voicebot.client import Client, connect
 from voicebot.testing import PostgresEngine, RedisEngine
 
-from ._hubs import HUBS, hubs
+from ._hubs import HUBS, hubs, in_grace, kill_hub
 
 pytestmark = pytest.mark.slow
 
@@ -69,11 +69,7 @@ async def test_a_hand_over_answered_late_delivers_each_message_once(redis_server
             await cy.hello("Cy")
             lobby = await cy.create_lobby("late")
             await cy.join(lobby["id"])
-            async with connect(one) as bob:
-                await bob.hello("Bob")
-                await bob.join(lobby["id"])
-                token, bob_id = bob.resume_token, bob.peer_id
-            await trio.sleep(0.5)  # hub one has seen his socket close: he is in grace there
+            token, bob_id = await in_grace(one, "Bob", lobby["id"])
             async with connect(two) as bob2:
                 async with stopped(HUBS[one]):  # hub one stalls: it reads its inbox again only after 2 s
                     for i in range(3):  # into hub one's inbox, ahead of the takeover
@@ -133,9 +129,8 @@ async def test_messages_sent_to_a_lost_hub_after_the_takeover_reach_the_peer(red
                 assert (await bob.next_event("chat"))["text"] == "hello"
                 token, bob_id = bob.resume_token, bob.peer_id
                 await trio.sleep(0.3)  # hub one has trimmed what it read from its inbox
-                HUBS[one].kill()  # its key lives on for up to 5 s
+                await kill_hub(one)  # its key lives on for up to 5 s
                 await bob.wait_closed(timeout=10)
-                await trio.to_thread.run_sync(HUBS[one].wait, 10)
             async with connect(two) as bob2:
                 async with stopped(HUBS[three]):
                     # Cy's hub learns of the move late: stalled, and its inbox reader reconnects after it ran
@@ -177,9 +172,8 @@ async def test_a_hub_lost_while_the_new_hub_waits_for_it_leaves_its_unread_messa
                     await client.join(lobby["id"])
                 token = bob.resume_token
                 await trio.sleep(0.3)
-                HUBS[one].kill()
+                await kill_hub(one)
                 await bob.wait_closed(timeout=10)
-                await trio.to_thread.run_sync(HUBS[one].wait, 10)
             for i in range(3):  # into hub one's inbox: its key lives on for a while
                 await chat_acked(cy, f"unread {i}")
             while pttl(redis_server, one_key) > 1500:  # noqa: ASYNC110 - the key expires while hub two waits

@@ -13,16 +13,12 @@ import re
 import pytest
 import trio
 
-from voicebot.client import Client, connect
+from voicebot.client import connect
 from voicebot.testing import PostgresEngine, RedisEngine
 
-from ._hubs import hubs
+from ._hubs import UNLIMITED, chatter, drain, hubs
 
 pytestmark = pytest.mark.slow
-
-#: Lift the per-connection request budgets: the senders send as fast as the hubs take it.
-UNLIMITED = ("--request-rate", "100000", "--request-burst", "100000", "--request-rate-per-address", "0")
-
 
 def kill_readers(redis: RedisEngine) -> int:
     """``CLIENT KILL`` every hub's inbox-reading connection; how many were killed."""
@@ -31,13 +27,6 @@ def kill_readers(redis: RedisEngine) -> int:
     for client_id in ids:
         redis.command("CLIENT", "KILL", "ID", client_id)
     return len(ids)
-
-
-async def drain(client: Client) -> None:
-    """Read and drop ``client``'s events (its own echoes); none is an error."""
-    while True:
-        event = await client.next_event(timeout=60)
-        assert event.get("type") != "error", event
 
 
 async def test_messages_survive_killed_reader_connections(redis_server: RedisEngine,
@@ -95,16 +84,8 @@ async def test_resume_on_another_hub_right_after_a_leave(redis_server: RedisEngi
             await ada.join(lobby["id"])
             await bob.join(lobby["id"])
             nursery.start_soon(drain, bob)
-
-            async def chatter() -> None:  # keeps hub one's publisher busy with forwards for Bob on hub two
-                i = 0
-                while True:
-                    await ada.chat(f"busy {i}")
-                    i += 1
-                    await trio.sleep(0.002)
-
             nursery.start_soon(drain, ada)
-            nursery.start_soon(chatter)
+            nursery.start_soon(chatter, ada)  # keeps hub one's publisher busy with forwards for Bob on hub two
             for i in range(20):
                 async with connect(two) as again:  # open already: the resume is one message away
                     async with connect(one) as first:

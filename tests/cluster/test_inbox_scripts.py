@@ -6,44 +6,23 @@ takeover from a lost hub does the same before the drain."""
 from __future__ import annotations
 
 import json
-from contextlib import AsyncExitStack
 
 import pytest
 
 from voicebot.cluster._inbox import decode_entry, encode_envelope, messages_for
-from voicebot.cluster._link import RedisLink
 from voicebot.hub import token_hash
-from voicebot.resilience import BreakerRegistry
 from voicebot.testing import RedisEngine
+
+from ._scripts import TTL_MS, batch, script_link, send, session_record
 
 pytestmark = pytest.mark.slow
 
-TTL_MS = 30_000
-
-
-def _record(peer: str, hub: str, token: str) -> str:
-    return json.dumps({"peer_id": peer, "name": "n", "kind": "user", "admin": False, "session_id": "s",
-                       "lobby_id": None, "hub": hub, "token": token_hash(token)})
-
-
-def _batch(sender: str, *items: tuple[list[str], int]) -> dict[str, object]:
-    return {"from": sender, "batch": [[to, {"type": "chat", "n": n, "peers": []}] for to, n in items]}
-
-
-async def _send(link: RedisLink, hub: str, envelope: dict[str, object], max_count: int = 10) -> int:
-    sent: int = await link.script("send", hub, TTL_MS, 100, max_count, 10_000, *encode_envelope(envelope))
-    return sent
-
 
 async def test_send_read_and_salvage(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
-        first = _batch("h2", (["p1", "p2"], 0), (["p3"], 1))
-        assert await _send(link, "h1", first) == 1
-        assert await _send(link, "h1", {"from": "h2", "kick": "p1"}) == 1  # a control envelope
+    async with script_link(redis_server, "h1") as link:
+        first = {"from": "h2", "batch": [[["p1", "p2"], {"type": "chat", "n": 0, "peers": []}], [["p3"], {"n": 1}]]}
+        assert await send(link, "h1", first) == 1
+        assert await send(link, "h1", {"from": "h2", "kick": "p1"}) == 1  # a control envelope
         entries = await link.read({link.inbox("h1"): "0-0"})
         # messages as sent (an empty list stays a list), in order
         assert [decode_entry(fields) for _, _, fields in entries] == [first, {"from": "h2", "kick": "p1"}]
@@ -52,15 +31,15 @@ async def test_send_read_and_salvage(redis_server: RedisEngine) -> None:
         assert 0 < ttl <= TTL_MS
 
         # h1 is lost: p1 and p2 still name it, p3 was handed over to h3 (it took what it needed), p4 is unknown
-        assert await _send(link, "h1", _batch("h2", (["p1", "p4"], 2), (["p2"], 3))) == 1
-        assert await _send(link, "h1", _batch("h2", *[(["p2"], n) for n in range(4, 14)])) == 1
+        assert await send(link, "h1", batch("h2", (["p1", "p4"], 2), (["p2"], 3))) == 1
+        assert await send(link, "h1", batch("h2", *[(["p2"], n) for n in range(4, 14)])) == 1
         for peer, hub in (("p1", "h1"), ("p2", "h1"), ("p3", "h3")):
-            assert await link.script("save", hub, peer, _record(peer, hub, f"t{peer}"), token_hash(f"t{peer}"), 30)
+            assert await link.script("save", hub, peer, session_record(peer, hub), token_hash(f"t{peer}"), 30)
         assert await link.script("hand", "p3", "h1", 1, TTL_MS, 10, 10_000) == ["ok"]  # h1 handed it over
         unread = await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))
         assert [m["n"] for m in messages_for("p2", (e.field_values for e in unread))] == [0, 3, *range(4, 14)]
         await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))
-        assert await _send(link, "h1", _batch("h2", (["p1"], 99))) == 0  # gone: the sender keeps its own next
+        assert await send(link, "h1", batch("h2", (["p1"], 99))) == 0  # gone: the sender keeps its own next
         assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 2]
         assert await link.script("drain", "p2") == []  # 13 messages > 10: its session ended, as on overflow
         assert await link.script("takeover", token_hash("tp2"), "h2", 10, 10_000) == []
@@ -69,14 +48,10 @@ async def test_send_read_and_salvage(redis_server: RedisEngine) -> None:
 
 
 async def test_takeover_from_a_lost_hub_keeps_its_unread_inbox_first(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
-        assert await link.script("save", "h1", "p1", _record("p1", "h1", "tok"), token_hash("tok"), 30) == 1
+    async with script_link(redis_server, "h1") as link:
+        assert await link.script("save", "h1", "p1", session_record("p1", "h1", "tok"), token_hash("tok"), 30) == 1
         assert await link.script("stash", "p1", "", 10, 10_000, '{"n":0}') == ["ok"]  # its buffer, copied
-        assert await _send(link, "h1", _batch("h2", (["p1"], 1), (["p1"], 2))) == 1
+        assert await send(link, "h1", batch("h2", (["p1"], 1), (["p1"], 2))) == 1
         await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))
         record, previous, alive, _ = await link.script("takeover", token_hash("tok"), "h2", 10, 10_000)
         assert (json.loads(record)["hub"], previous, alive) == ("h2", "h1", 0)
@@ -84,13 +59,9 @@ async def test_takeover_from_a_lost_hub_keeps_its_unread_inbox_first(redis_serve
 
 
 async def test_a_full_inbox_drops_its_oldest_entry_and_counts_it(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+    async with script_link(redis_server, "h1") as link:
         for n in range(7):  # a bound of 4 entries: the first three go, one by one, each counted
-            envelope = encode_envelope(_batch("h2", (["p1"], n)))
+            envelope = encode_envelope(batch("h2", (["p1"], n)))
             assert await link.script("send", "h1", TTL_MS, 4, 10, 10_000, *envelope) == 1
         kept = await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))
         assert [m["n"] for m in messages_for("p1", (e.field_values for e in kept))] == [3, 4, 5, 6]

@@ -17,6 +17,8 @@ from voicebot.errors import VoiceBotError
 from voicebot.resilience import BreakerRegistry, CircuitState
 from voicebot.testing import RedisEngine
 
+from ._scripts import script_link
+
 pytestmark = pytest.mark.slow
 
 
@@ -26,10 +28,7 @@ def _meta(lobby_id: str, max_members: int) -> str:
 
 
 async def test_admit_holds_the_cap_and_prunes_dead_hubs(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
+    async with script_link(redis_server) as link:
         lobby_key, members_key = link.lobby_keys("l_cap")
         await link.call("setup", lambda r: r.set(lobby_key, _meta("l_cap", 5)))
         for hub in ("alive1", "alive2"):
@@ -84,10 +83,7 @@ async def test_fault_point_and_breaker(redis_server: RedisEngine) -> None:
 
 
 async def test_heartbeats_sweep_a_lost_hubs_lobbies_within_a_budget(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
+    async with script_link(redis_server) as link:
         ids = [f"l_{i:04d}" for i in range(25)]
         for lobby_id in ids:  # created by hub "gone" (whose key does not exist), for peer p_ada
             meta = json.loads(_meta(lobby_id, 4)) | {"owner": ["addr", "p_ada"], "hub": "gone"}

@@ -10,33 +10,17 @@ session ended past the bounds)."""
 from __future__ import annotations
 
 import json
-from contextlib import AsyncExitStack
 
 import pytest
 
-from voicebot.cluster._inbox import decode_entry, encode_envelope, next_id
+from voicebot.cluster._inbox import decode_entry, next_id
 from voicebot.cluster._link import RedisLink
 from voicebot.hub import token_hash
-from voicebot.resilience import BreakerRegistry
 from voicebot.testing import RedisEngine
 
+from ._scripts import TTL_MS, batch, script_link, send, session_record
+
 pytestmark = pytest.mark.slow
-
-TTL_MS = 30_000
-
-
-def _record(peer: str, hub: str) -> str:
-    return json.dumps({"peer_id": peer, "name": "n", "kind": "user", "admin": False, "session_id": "s",
-                       "lobby_id": None, "hub": hub, "token": token_hash(f"t{peer}")})
-
-
-def _batch(sender: str, *items: tuple[list[str], int]) -> dict[str, object]:
-    return {"from": sender, "batch": [[to, {"type": "chat", "n": n}] for to, n in items]}
-
-
-async def _send(link: RedisLink, hub: str, envelope: dict[str, object]) -> int:
-    sent: int = await link.script("send", hub, TTL_MS, 100, 10, 10_000, *encode_envelope(envelope))
-    return sent
 
 
 async def _inbox(link: RedisLink, hub: str) -> list[dict[str, object]]:
@@ -50,15 +34,10 @@ async def _hand(link: RedisLink, peer: str, hub: str, handed: bool, *numbers: in
 
 
 async def test_claim_hand_and_divert(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        for hub in ("h1", "h2", "h3"):
-            await link.call("setup", lambda r, hub=hub: r.set(link.hub_key(hub), "1"))
+    async with script_link(redis_server, "h1", "h2", "h3") as link:
         for peer in ("p1", "p2", "p3"):
-            assert await link.script("save", "h1", peer, _record(peer, "h1"), token_hash(f"t{peer}"), 30) == 1
-        assert await _send(link, "h1", _batch("h3", (["p1", "p2"], 0), (["p2"], 1), (["p1"], 2))) == 1
+            assert await link.script("save", "h1", peer, session_record(peer, "h1"), token_hash(f"t{peer}"), 30) == 1
+        assert await send(link, "h1", batch("h3", (["p1", "p2"], 0), (["p2"], 1), (["p1"], 2))) == 1
         for peer in ("p1", "p2"):  # both move to h2; h1 stalls (p1) or answers (p2)
             _, previous, alive, _ = await link.script("takeover", token_hash(f"t{peer}"), "h2", 10, 10_000)
             assert (previous, alive) == ("h1", 1)
@@ -80,44 +59,39 @@ async def test_claim_hand_and_divert(redis_server: RedisEngine) -> None:
 
         # what is sent to h1 for p1 from now on goes to h2, in order; the rest stays for h1
         before = len(await _inbox(link, "h2"))
-        assert await _send(link, "h1", _batch("h3", (["p1", "p3"], 3), (["p3"], 4), (["p1"], 5))) == 1
-        assert await _send(link, "h1", {"from": "h3", "fence": "p1"}) == 1  # control envelopes stay whole
-        assert (await _inbox(link, "h1"))[1:] == [_batch("h3", (["p3"], 3), (["p3"], 4)),
+        assert await send(link, "h1", batch("h3", (["p1", "p3"], 3), (["p3"], 4), (["p1"], 5))) == 1
+        assert await send(link, "h1", {"from": "h3", "fence": "p1"}) == 1  # control envelopes stay whole
+        assert (await _inbox(link, "h1"))[1:] == [batch("h3", (["p3"], 3), (["p3"], 4)),
                                                   {"from": "h3", "fence": "p1"}]
-        assert (await _inbox(link, "h2"))[before:] == [_batch("h3", (["p1"], 3), (["p1"], 5))]
+        assert (await _inbox(link, "h2"))[before:] == [batch("h3", (["p1"], 3), (["p1"], 5))]
         relayed = {"from": "h3", "via": "h1", "at": entry_id, "to": ["p1", "p3"], "msg": {"type": "chat", "n": 6}}
-        assert await _send(link, "h1", relayed) == 1  # the relay fields go along
+        assert await send(link, "h1", relayed) == 1  # the relay fields go along
         assert (await _inbox(link, "h2"))[-1] == {"from": "h3", "via": "h1", "at": entry_id,
                                                   "batch": [[["p1"], {"type": "chat", "n": 6}]]}
 
         # p1 back on h1: messages for it stay there again
         _, previous, _, _ = await link.script("takeover", token_hash("tp1"), "h1", 10, 10_000)
         assert previous == "h2"
-        assert await _send(link, "h1", _batch("h3", (["p1"], 8))) == 1
-        assert (await _inbox(link, "h1"))[-1] == _batch("h3", (["p1"], 8))
+        assert await send(link, "h1", batch("h3", (["p1"], 8))) == 1
+        assert (await _inbox(link, "h1"))[-1] == batch("h3", (["p1"], 8))
 
         # a claimed peer whose session ended gets nothing through the old hub's inbox
         await link.script("takeover", token_hash("tp3"), "h2", 10, 10_000)
         assert (await link.script("claim", "h1", "p3", "h2", TTL_MS))[0] == "claimed"
         await link.call("end", lambda r: r.delete(["voicebot:sess:p3"]))
         count = (len(await _inbox(link, "h1")), len(await _inbox(link, "h2")))
-        assert await _send(link, "h1", _batch("h3", (["p3"], 9))) == 1
+        assert await send(link, "h1", batch("h3", (["p3"], 9))) == 1
         assert (len(await _inbox(link, "h1")), len(await _inbox(link, "h2"))) == count
 
 
 async def test_a_hub_lost_while_the_new_hub_waits_leaves_its_unread_messages_kept(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        for hub in ("h1", "h2"):
-            await link.call("setup", lambda r, hub=hub: r.set(link.hub_key(hub), "1"))
-        assert await link.script("save", "h1", "p1", _record("p1", "h1"), token_hash("tp1"), 30) == 1
-        assert await _send(link, "h1", _batch("h3", (["p1"], 0), (["p1"], 1))) == 1
+    async with script_link(redis_server, "h1", "h2") as link:
+        assert await link.script("save", "h1", "p1", session_record("p1", "h1"), token_hash("tp1"), 30) == 1
+        assert await send(link, "h1", batch("h3", (["p1"], 0), (["p1"], 1))) == 1
         _, previous, alive, _ = await link.script("takeover", token_hash("tp1"), "h2", 10, 10_000)
         assert (previous, alive) == ("h1", 1)  # h2 now waits for h1's answer
         await link.call("lost", lambda r: r.delete([link.hub_key("h1")]))
-        assert await _send(link, "h1", _batch("h3", (["p1"], 2))) == 0  # salvaged: kept for p1
+        assert await send(link, "h1", batch("h3", (["p1"], 2))) == 0  # salvaged: kept for p1
         assert await link.script("claim", "h1", "p1", "h2", TTL_MS) == ["claimed"]  # nothing left in the inbox
         assert [json.loads(m)["n"] for m in await link.script("drain", "p1")] == [0, 1]
 
@@ -131,15 +105,11 @@ async def _copy(link: RedisLink, hub: str, trim: str, *groups: tuple[str, list[i
 
 
 async def test_copy_keeps_buffers_and_trims_the_inbox_in_one_step(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+    async with script_link(redis_server, "h1") as link:
         for peer in ("p1", "p2", "p3"):
-            assert await link.script("save", "h1", peer, _record(peer, "h1"), token_hash(f"t{peer}"), 30) == 1
+            assert await link.script("save", "h1", peer, session_record(peer, "h1"), token_hash(f"t{peer}"), 30) == 1
         for n in range(3):
-            assert await _send(link, "h1", _batch("h2", (["p1"], n))) == 1
+            assert await send(link, "h1", batch("h2", (["p1"], n))) == 1
         ids = [str(e.identifier) for e in await link.call("xrange", lambda r: r.xrange(link.inbox("h1")))]
         # h1 read the first two entries: their messages are copied and the entries go, in the same script
         assert await _copy(link, "h1", next_id(ids[1]), ("p1", [0, 1]), ("p2", [7])) == ["ok", "ok"]

@@ -14,7 +14,7 @@ import trio
 from voicebot.client import Client, RemoteError, connect
 from voicebot.testing import PostgresEngine, RedisEngine, serve_process
 
-from ._hubs import HUB_ARGS, HUBS, hubs
+from ._hubs import HUB_ARGS, hubs, in_grace, kill_hub
 
 pytestmark = pytest.mark.slow
 
@@ -88,9 +88,8 @@ async def test_kill_hub_and_resume_elsewhere(redis_server: RedisEngine, postgres
                 await bob.signal(ada.peer_id, "offer", sdp="v=0 bob")
                 assert (await ada.next_event("signal"))["from"] == bob.peer_id
                 token, bob_id = bob.resume_token, bob.peer_id
-                HUBS[two].kill()  # kill -9 mid-call
+                await kill_hub(two)  # kill -9 mid-call
                 await bob.wait_closed(timeout=10)  # his socket dies with his hub
-                await trio.to_thread.run_sync(HUBS[two].wait, 10)
                 await trio.sleep(0.2)  # Redis has seen its connections close (what was in flight to it is lost)
             for i in range(3):  # acknowledged: each comes back to Ada from her hub
                 await ada.chat(f"while Bob is away {i}")
@@ -120,17 +119,12 @@ async def test_buffer_of_a_peer_in_grace_survives_its_hub(redis_server: RedisEng
             await ada.hello("Ada")
             lobby = await ada.create_lobby("patient")
             await ada.join(lobby["id"])
-            async with connect(two) as bob:
-                await bob.hello("Bob")
-                await bob.join(lobby["id"])
-                token, bob_id = bob.resume_token, bob.peer_id
-            await trio.sleep(0.5)  # hub two has seen Bob's socket close: it buffers for him in his grace
+            token, bob_id = await in_grace(two, "Bob", lobby["id"])  # hub two buffers for him
             for i in range(3):
                 await ada.chat(f"buffered {i}")
                 assert (await ada.next_event("chat"))["text"] == f"buffered {i}"
-            await trio.sleep(1.5)  # a heartbeat of hub two copies its buffer to Redis
-            HUBS[two].kill()
-            await trio.to_thread.run_sync(HUBS[two].wait, 10)
+            await trio.sleep(0.2)  # copied to Redis as they came (write-through)
+            await kill_hub(two)
             await trio.sleep(0.2)  # Redis has seen its connections close
             for i in range(2):  # and after its loss the messages are kept in Redis directly
                 await ada.chat(f"after the loss {i}")

@@ -4,36 +4,28 @@ longer wins), kept messages (moved/ok/overflow bounds in count and bytes), drain
 from __future__ import annotations
 
 import json
-from contextlib import AsyncExitStack
 
 import pytest
 
-from voicebot.cluster._link import PREFIX, RedisLink
+from voicebot.cluster._link import PREFIX
 from voicebot.hub import token_hash
-from voicebot.resilience import BreakerRegistry
 from voicebot.testing import RedisEngine
+
+from ._scripts import script_link, session_record
 
 pytestmark = pytest.mark.slow
 
 
-def _record(peer: str, hub: str, token: str) -> str:
-    return json.dumps({"peer_id": peer, "name": "n", "kind": "user", "admin": False, "session_id": "s",
-                       "lobby_id": None, "hub": hub, "token": token_hash(token)})
-
-
 async def test_takeover_stash_drain_and_forget(redis_server: RedisEngine) -> None:
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
+    async with script_link(redis_server) as link:
         key = link.hub_key("h1")
         await link.call("setup", lambda r: r.set(key, "1"))
-        assert await link.script("save", "h1", "p1", _record("p1", "h1", "tok"), token_hash("tok"), 30) == 1
+        assert await link.script("save", "h1", "p1", session_record("p1", "h1", "tok"), token_hash("tok"), 30) == 1
         assert await link.script("takeover", token_hash("wrong"), "h2") == []
         record, previous, alive, members = await link.script("takeover", token_hash("tok"), "h2")
         assert (json.loads(record)["hub"], previous, alive, members) == ("h2", "h1", 1, [])
         # the old hub's heartbeat in flight does not take it back
-        assert await link.script("save", "h1", "p1", _record("p1", "h1", "tok"), token_hash("tok"), 30) == 0
+        assert await link.script("save", "h1", "p1", session_record("p1", "h1", "tok"), token_hash("tok"), 30) == 0
 
         assert await link.script("stash", "p1", "h1", 3, 1000, '{"n":0}') == ["moved", "h2"]
         assert await link.script("stash", "p1", "", 3, 1000, '{"n":1}', '{"n":2}') == ["ok"]
@@ -44,10 +36,10 @@ async def test_takeover_stash_drain_and_forget(redis_server: RedisEngine) -> Non
         assert await link.script("takeover", token_hash("tok"), "h3") == []  # that session ended
         assert await link.script("stash", "p1", "", 3, 20, '{"n":6}') == ["gone"]
 
-        assert await link.script("save", "h1", "p2", _record("p2", "h1", "t2"), token_hash("t2"), 30) == 1
+        assert await link.script("save", "h1", "p2", session_record("p2", "h1", "t2"), token_hash("t2"), 30) == 1
         assert await link.script("stash", "p2", "h1", 3, 1000, *[f'{{"n":{i}}}' for i in range(3)]) == ["ok"]
         assert await link.script("stash", "p2", "h1", 3, 1000, '{"n":3}') == ["overflow"]  # one past the count
-        assert await link.script("save", "h1", "p3", _record("p3", "h1", "t3"), token_hash("t3"), 30) == 1
+        assert await link.script("save", "h1", "p3", session_record("p3", "h1", "t3"), token_hash("t3"), 30) == 1
         assert await link.script("forget", "h2", "p3") == 0  # only the hub holding it may end it
         assert await link.script("forget", "h1", "p3") == 1
         assert await link.script("takeover", token_hash("t3"), "h2") == []
@@ -56,11 +48,7 @@ async def test_takeover_stash_drain_and_forget(redis_server: RedisEngine) -> Non
 async def test_membership_scripts_keep_the_stored_session_lobby(redis_server: RedisEngine) -> None:
     """The join's admit names the lobby in the stored session; a record built before a join, leave or close
     does not undo it; the takeover resumes in a lobby only if the peer is in its member set."""
-    redis_server.command("FLUSHALL")
-    link = RedisLink(redis_server.url, BreakerRegistry())
-    async with AsyncExitStack() as stack:
-        await link.open(stack)
-        await link.call("setup", lambda r: r.set(link.hub_key("h1"), "1"))
+    async with script_link(redis_server, "h1") as link:
         for lobby_id in ("l1", "l2"):
             meta = json.dumps({"id": lobby_id, "max_members": 5, "persistent": True})
             assert await link.script("refresh", lobby_id, meta, 60) == []
@@ -70,7 +58,7 @@ async def test_membership_scripts_keep_the_stored_session_lobby(redis_server: Re
             raw = await link.call("get", lambda r: r.get(f"{PREFIX}sess:p1"))
             return json.loads(raw)["lobby_id"]
 
-        stale = _record("p1", "h1", "tok")  # built before the join: no lobby
+        stale = session_record("p1", "h1", "tok")  # built before the join: no lobby
         # the join stores the session even when its first save has not run yet
         assert (await link.script("admit", "p1", member, "l1", 60, stale, token_hash("tok"), 30))[0] == "ok"
         assert await stored() == "l1"

@@ -16,14 +16,10 @@ import trio
 from voicebot.client import Client, connect
 from voicebot.testing import PostgresEngine, RedisEngine
 
-from ._hubs import HUBS, hubs, wait_for
+from ._hubs import UNLIMITED, hubs, in_grace, kill_hub, wait_for
 from .test_handover_late import chat_acked
 
 pytestmark = pytest.mark.slow
-
-#: Lift the per-connection request budgets: the senders send as fast as the hubs take them.
-UNLIMITED = ("--request-rate", "100000", "--request-burst", "100000", "--request-rate-per-address", "0")
-
 
 async def chats(client: Client, count: int, settle: float = 1.0) -> list[tuple[str, str]]:
     """``(sender, text)`` of the next ``count`` chats ``client`` gets, then of any that arrive within ``settle``
@@ -51,18 +47,13 @@ async def test_a_hub_killed_right_after_the_last_message_loses_nothing_of_a_peer
             lobby = await ada.create_lobby("kept")
             await ada.join(lobby["id"])
             await cy.join(lobby["id"])
-            async with connect(two) as bob:
-                await bob.hello("Bob")
-                await bob.join(lobby["id"])
-                token, bob_id = bob.resume_token, bob.peer_id
-            await trio.sleep(0.5)  # hub two has seen Bob's socket close: it buffers for him in his grace
+            token, bob_id = await in_grace(two, "Bob", lobby["id"])  # hub two buffers for him
             for i in range(local):  # buffered on hub two from its own peer: in its memory only
                 await chat_acked(cy, f"local {i}")
             for i in range(remote):  # through hub two's inbox
                 await chat_acked(ada, f"remote {i}")
             await trio.sleep(0.05)
-            HUBS[two].kill()
-            await trio.to_thread.run_sync(HUBS[two].wait, 10)
+            await kill_hub(two)
             if resume == "salvage":  # hub two's key expires: the takeover salvages its inbox
                 await wait_for(lambda: redis_server.command("KEYS", "voicebot:hub:*").startswith(b"*1\r\n"))
             async with connect(one) as bob2:

@@ -3,30 +3,18 @@ session's redis-server and PostgreSQL, same-hub and cross-hub pairs) with every 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from voicebot.testing import PostgresEngine, RedisEngine
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_cluster.py"
+from ._run import engines, run_report
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bench_cluster_tiny_run(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
-    redis_server.command("FLUSHALL")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--clients", "8", "--lobbies", "2", "--duration", "1", "--warmup", "0.5",
-         "--drain", "1", "--rate", "10", "--redis-url", redis_server.url,
-         "--db-url", postgres_server.new_database("bench"), "--json", "-"],
-        capture_output=True, text=True, timeout=110, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    report = run_report("bench_cluster.py", "--clients", "8", "--lobbies", "2", "--duration", "1", "--warmup", "0.5",
+                        "--drain", "1", "--rate", "10", "--json", "-", *engines(redis_server, postgres_server, "bench"))
     assert report["parameters"]["clients"] == 8
     results = {r["config"]["name"]: r for r in report["results"]}
     assert list(results) == ["1 hub, no cluster", "1 hub, cluster", "2 hubs, same-hub pairs",

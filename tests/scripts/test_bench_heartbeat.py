@@ -4,29 +4,18 @@ the sweep of a lost hub's lobbies, bounded per heartbeat."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from voicebot.testing import PostgresEngine, RedisEngine
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_heartbeat.py"
+from ._run import engines, run_report
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bench_heartbeat_tiny_run(redis_server: RedisEngine, postgres_server: PostgresEngine) -> None:
-    redis_server.command("FLUSHALL")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sessions", "40", "--per-lobby", "4", "--seconds", "4",
-         "--redis-url", redis_server.url, "--db-url", postgres_server.new_database("beat")],
-        capture_output=True, text=True, timeout=110, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    report = run_report("bench_heartbeat.py", "--sessions", "40", "--per-lobby", "4", "--seconds", "4",
+                        *engines(redis_server, postgres_server, "beat"))
     assert report["sessions"] == 40 and report["lobbies"] == 10
     assert report["heartbeats"] >= 2
     calls = report["hub_calls"]
@@ -41,14 +30,8 @@ def test_bench_heartbeat_tiny_run(redis_server: RedisEngine, postgres_server: Po
 @pytest.mark.timeout(120)
 def test_bench_heartbeat_sweeps_a_lost_hubs_lobbies(redis_server: RedisEngine,
                                                    postgres_server: PostgresEngine) -> None:
-    redis_server.command("FLUSHALL")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sessions", "0", "--lost-lobbies", "250", "--seconds", "4.5",
-         "--redis-url", redis_server.url, "--db-url", postgres_server.new_database("sweep")],
-        capture_output=True, text=True, timeout=110, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    report = run_report("bench_heartbeat.py", "--sessions", "0", "--lost-lobbies", "250", "--seconds", "4.5",
+                        *engines(redis_server, postgres_server, "sweep"))
     assert report["lost_lobbies_left"] == 0  # 100 a heartbeat: gone after three
     assert list(report["hub_calls"]) == ["tick"]
     per_beat = report["redis_commands_per_heartbeat"]

@@ -1,0 +1,1 @@
+"""Tests of the scripts under scripts/ (benchmarks, fuzzers): tiny real runs that keep them working."""
