@@ -243,7 +243,7 @@ def deliver(hub: Hub, peer_ids: Iterable[str], message: dict[str, Any], now: flo
     live: list[ConnId] = []
     overflow: list[Session] = []
     remote: dict[str, list[str]] = {}
-    buffered: list[str] = []
+    buffered: list[str] | None = None  # made only when someone in grace gets a message
     size: int | None = None
     for pid in peer_ids:
         hub.items_examined += 1
@@ -263,6 +263,8 @@ def deliver(hub: Hub, peer_ids: Iterable[str], message: dict[str, Any], now: flo
             session.buffer.append(message)
             session.buffer_bytes += size
             if session.conn is None:  # in grace (a held session is live: its socket gets the buffer soon)
+                if buffered is None:
+                    buffered = []
                 buffered.append(pid)
         else:
             overflow.append(session)
