@@ -54,20 +54,30 @@ local function mark(key, peer_id, ttl)
 end
 """
 
-#: ARGV: prefix, peer id, this hub's id, ``1`` for a hand-over (``0`` for a heartbeat's copy), mark TTL (ms), max
-#: kept messages, max kept bytes, then messages (JSON). What this hub buffered for a peer goes to its kept
-#: messages, unless another hub claimed the peer away from this hub (``{'claimed'}``: nothing is kept). A
-#: hand-over marks the peer handed, so a claim coming later takes nothing. Returns {'ok'}, {'claimed'},
-#: {'gone'} (no resumable session) or {'overflow'} (the bounds were passed: the session is ended).
-HAND = STASH_FN + MARK_FN + """
+# What hub ``source`` held for ``peer_id`` goes to the peer's kept messages (see STASH_FN), unless another hub
+# claimed the peer away from ``source`` (``'claimed'``: the claim took what it needed) or the peer has no resumable
+# session (``'gone'``). Returns ``'ok'``, ``'claimed'``, ``'gone'`` or ``'overflow'``.
+_PASS_ON_FN = STASH_FN + """
+local function pass_on(prefix, source, peer_id, payloads, max_count, max_bytes)
+  if redis.call('HEXISTS', prefix .. 'claimed:' .. source, peer_id) == 1 then return 'claimed' end
+  if redis.call('EXISTS', prefix .. 'sess:' .. peer_id) == 0 then return 'gone' end
+  return stash(prefix, peer_id, payloads, max_count, max_bytes)[1]
+end
+"""
+
+#: ARGV: prefix, peer id, this hub's id, ``1`` to mark the hand-over (``0``: keep without marking), mark TTL
+#: (ms), max kept messages, max kept bytes, then messages (JSON). What this hub buffered for a peer another hub
+#: took over goes to its kept messages (see ``pass_on``); a hand-over marks the peer handed, so a claim coming
+#: later takes nothing. Returns {'ok'}, {'claimed'}, {'gone'} or {'overflow'} (the session is ended).
+HAND = _PASS_ON_FN + MARK_FN + """
 local prefix, peer_id, source = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HEXISTS', prefix .. 'claimed:' .. source, peer_id) == 1 then return {'claimed'} end
-if not redis.call('GET', prefix .. 'sess:' .. peer_id) then return {'gone'} end
 local payloads = {}
 for i = 8, #ARGV do payloads[#payloads + 1] = ARGV[i] end
-local result = stash(prefix, peer_id, payloads, tonumber(ARGV[6]), tonumber(ARGV[7]))
-if ARGV[4] == '1' then mark(prefix .. 'handed:' .. source, peer_id, ARGV[5]) end
-return result
+local result = pass_on(prefix, source, peer_id, payloads, tonumber(ARGV[6]), tonumber(ARGV[7]))
+if ARGV[4] == '1' and (result == 'ok' or result == 'overflow') then
+  mark(prefix .. 'handed:' .. source, peer_id, ARGV[5])
+end
+return {result}
 """
 
 #: ARGV: prefix, this hub's id, trim id (``''``: none), max kept messages, max kept bytes, then for each peer: its
@@ -76,10 +86,9 @@ return result
 #: what it needed) or without a resumable session; then this hub's inbox is trimmed before the trim id, in the
 #: same script, so an entry leaves the inbox only with its messages for peers in grace safe. Returns each peer's
 #: outcome in order: ``ok``, ``claimed``, ``gone`` or ``overflow`` (the bounds were passed: the session ended).
-COPY = STASH_FN + """
+COPY = _PASS_ON_FN + """
 local prefix, source, trim = ARGV[1], ARGV[2], ARGV[3]
 local max_count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-local claimed = prefix .. 'claimed:' .. source
 local out = {}
 local i = 6
 while i <= #ARGV do
@@ -87,15 +96,7 @@ while i <= #ARGV do
   local payloads = {}
   for j = 1, n do payloads[j] = ARGV[i + 1 + j] end
   i = i + 2 + n
-  local result = 'claimed'
-  if redis.call('HEXISTS', claimed, peer_id) == 0 then
-    if redis.call('EXISTS', prefix .. 'sess:' .. peer_id) == 0 then
-      result = 'gone'
-    else
-      result = stash(prefix, peer_id, payloads, max_count, max_bytes)[1]
-    end
-  end
-  out[#out + 1] = result
+  out[#out + 1] = pass_on(prefix, source, peer_id, payloads, max_count, max_bytes)
 end
 if trim ~= '' then redis.call('XTRIM', prefix .. 'inbox:' .. source, 'MINID', trim) end
 return out
