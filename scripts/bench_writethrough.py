@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import trio
+from benchmarks.procstats import percentiles
 from benchmarks.report import emit, machine_info
 
 from voicebot.client import Client, connect
@@ -37,12 +37,11 @@ from voicebot.testing import EngineUnavailable, run_postgres, run_redis, serve_p
 ADMIN = "bench-admin"
 
 
-def _quantiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50_ms": round(statistics.median(ordered) * 1000, 2),
-            "p90_ms": round(pick(0.9) * 1000, 2), "p99_ms": round(pick(0.99) * 1000, 2),
-            "max_ms": round(ordered[-1] * 1000, 2)}
+def _quantiles(values: list[float]) -> dict[str, Any]:
+    """Count and percentiles (nearest rank, :func:`benchmarks.procstats.percentiles`) of latencies in seconds,
+    in ms."""
+    nanoseconds = [round(v * 1e9) for v in values]
+    return {"n": len(values), **{f"{k}_ms": v for k, v in percentiles(nanoseconds).items()}}
 
 
 async def _copied_after(redis: Any, key: str, count: int, deadline: float) -> float:
